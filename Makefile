@@ -1,0 +1,22 @@
+# The three commands everyone relies on. Everything runs on 127.0.0.1; installs and data go to .local/.
+.PHONY: up down test status lock bench
+
+up:      ## install what is missing, start everything, print the URLs
+	@deploy/local/ecp up
+
+down:    ## stop everything `make up` started, and nothing else
+	@deploy/local/ecp down
+
+test:    ## the whole test suite (starts what it needs)
+	@deploy/local/ecp test
+
+status:
+	@deploy/local/ecp status
+
+bench:   ## event backbone benchmark against the running system
+	@.local/venv/bin/python -m bench.event_hop
+
+lock:    ## re-pin requirements.lock from requirements.txt
+	@rm -rf .local/lockvenv && python3 -m venv .local/lockvenv && .local/lockvenv/bin/pip install -q -r requirements.txt \
+	  && (echo "# Generated: pip freeze of a venv built from requirements.txt (Python 3.11). Regenerate with 'make lock'."; \
+	      .local/lockvenv/bin/pip freeze) > requirements.lock && rm -rf .local/lockvenv

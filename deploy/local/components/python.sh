@@ -1,0 +1,15 @@
+# The project's own Python environment: .local/venv from requirements.lock.
+
+install_python() {
+  local venv="$ECP_LOCAL/venv" stamp="$ECP_LOCAL/venv/.ecp-lock-sha"
+  local want
+  want="$(sha256sum "$ECP_ROOT/requirements.lock" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "installing the project's Python dependencies into .local/venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || die "cannot create $venv (python3 -m venv)"
+  "$venv/bin/pip" install -q -r "$ECP_ROOT/requirements.lock" >"$ECP_LOGS/install-python.log" 2>&1 \
+    || die "pip install failed, see $ECP_LOGS/install-python.log"
+  echo "$want" >"$stamp"
+}
+
+ECP_PYTHON="$ECP_LOCAL/venv/bin/python"

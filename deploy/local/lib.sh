@@ -1,0 +1,103 @@
+# Shared helpers for the local runner. Sourced, never executed.
+# Every component keeps its installs under $ECP_LOCAL, its data under $ECP_DATA/<name>,
+# its log in $ECP_LOGS/<name>.log and the pid of each process it starts in $ECP_RUN/<name>.pid.
+set -euo pipefail
+
+ECP_ROOT="${ECP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+ECP_LOCAL="${ECP_LOCAL:-$ECP_ROOT/.local}"
+ECP_LOGS="$ECP_LOCAL/logs"
+ECP_RUN="$ECP_LOCAL/run"
+ECP_DATA="$ECP_LOCAL/data"
+ECP_CACHE="$ECP_LOCAL/cache"
+ECP_VENVS="$ECP_LOCAL/venvs"
+mkdir -p "$ECP_LOGS" "$ECP_RUN" "$ECP_DATA" "$ECP_CACHE" "$ECP_VENVS"
+
+# Fixed local ports: documented in README.md and deploy/local/README.md.
+: "${ECP_GATEWAY_PORT:=8080}"
+: "${ECP_KAFKA_PORT:=9092}"
+: "${ECP_KAFKA_CONTROLLER_PORT:=9093}"
+: "${ECP_MONGO_PORT:=27017}"
+: "${ECP_S3_PORT:=9000}"
+: "${ECP_CLAMD_PORT:=3310}"
+: "${ECP_SMTP_PORT:=1025}"
+: "${ECP_MAIL_HTTP_PORT:=8025}"
+
+log() { printf '\033[1m[ecp]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[ecp] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# apt_install PKG...: installs the Debian packages that are missing (apt-get update once per run).
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ ! -f "$ECP_RUN/.apt-updated" ]; then
+    log "apt-get update"
+    $sudo apt-get update -qq >"$ECP_LOGS/apt.log" 2>&1 || die "apt-get update failed, see $ECP_LOGS/apt.log"
+    touch "$ECP_RUN/.apt-updated"
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >>"$ECP_LOGS/apt.log" 2>&1 || die "apt-get install ${missing[*]} failed, see $ECP_LOGS/apt.log"
+}
+
+# pid_alive NAME: true when the process recorded for NAME is running.
+pid_alive() {
+  local f="$ECP_RUN/$1.pid"
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# start_bg NAME CMD...: starts CMD detached in its own session (so its children can be stopped
+# with it), logs to $ECP_LOGS/NAME.log, records its pid. Does nothing when NAME already runs.
+start_bg() {
+  local name="$1"; shift
+  if pid_alive "$name"; then
+    log "$name already running (pid $(cat "$ECP_RUN/$name.pid"))"
+    return 0
+  fi
+  setsid "$@" >>"$ECP_LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$ECP_RUN/$name.pid"
+}
+
+# port_open PORT [HOST]: true when something accepts TCP connections there.
+port_open() {
+  (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null
+}
+
+# wait_for NAME TIMEOUT_S CHECK_CMD...: polls CHECK_CMD until it succeeds. Fails naming NAME and
+# its log when the timeout passes or when NAME's process died meanwhile: never hangs.
+wait_for() {
+  local name="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [ -f "$ECP_RUN/$name.pid" ] && ! pid_alive "$name"; then
+      tail -n 20 "$ECP_LOGS/$name.log" >&2 || true
+      die "$name exited during start-up; see $ECP_LOGS/$name.log"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 20 "$ECP_LOGS/$name.log" >&2 || true
+      die "$name not ready after ${timeout}s; see $ECP_LOGS/$name.log"
+    fi
+    sleep 0.3
+  done
+}
+
+# stop_pid NAME: stops the process group started for NAME (TERM, then KILL after 15 s) and
+# forgets it. Only pids this runner recorded are ever signalled.
+stop_pid() {
+  local name="$1" f="$ECP_RUN/$1.pid" pid
+  [ -f "$f" ] || return 0
+  pid="$(cat "$f")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.3; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop on TERM, killing"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$f"
+}
