@@ -1,0 +1,1 @@
+"""The enrolment service. See docs/services/enrolment.md."""

@@ -1,0 +1,7 @@
+"""HTTP routes of the enrolment service. Thin: validate input, call the domain and the store."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

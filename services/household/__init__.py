@@ -1,0 +1,1 @@
+"""The household service. See docs/services/household.md."""

@@ -1,0 +1,11 @@
+"""Settings of the household service (environment variables prefixed ``ECP_``)."""
+
+from __future__ import annotations
+
+from services.kernel.settings import CommonSettings
+
+
+class HouseholdSettings(CommonSettings):
+    service_name: str = "household"
+    http_port: int = 8102
+    public_prefix: str = "/api/household"

@@ -1,0 +1,63 @@
+"""Events the identity service publishes on `identity.account.v1`, keyed by account id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field
+
+from services.kernel.envelope import EventData, event_type
+
+TOPIC = "identity.account.v1"
+# The aggregate documents whose embedded outbox the relay publishes.
+OUTBOX_COLLECTION = "accounts"
+
+
+@event_type
+class AccountRegistered(EventData):
+    """An account was created and waits for activation from the emailed link."""
+
+    event_type = "AccountRegistered"
+    topic = TOPIC
+
+    account_id: str
+    email: EmailStr = Field(description="Normalised (lower-case) email; the notifier's recipient projection reads it.")
+    display_name: str
+    registered_at: datetime
+
+
+@event_type
+class AccountActivated(EventData):
+    """The owner followed the activation link: the account may log in and declare a household."""
+
+    event_type = "AccountActivated"
+    topic = TOPIC
+
+    account_id: str
+    email: EmailStr
+    display_name: str
+    activated_at: datetime
+
+
+@event_type
+class PasswordChanged(EventData):
+    """The password changed (by its owner or through a reset); every refresh token was revoked."""
+
+    event_type = "PasswordChanged"
+    topic = TOPIC
+
+    account_id: str
+    changed_at: datetime
+    via: Literal["change", "reset"]
+
+
+@event_type
+class AccountDeleted(EventData):
+    """The owner asked for erasure (RGPD): every service forgets or anonymises this account."""
+
+    event_type = "AccountDeleted"
+    topic = TOPIC
+
+    account_id: str
+    deleted_at: datetime

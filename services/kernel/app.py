@@ -1,0 +1,118 @@
+"""HTTP app factory shared by every service: lifespan, request ids, health routes, error shape."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kernel.health import ReadinessCheck, health_router
+from services.kernel.logging import configure_logging, get_logger, log_context
+from services.kernel.settings import CommonSettings
+
+log = get_logger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+CORRELATION_ID_HEADER = "x-correlation-id"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+
+Lifespan = Callable[[FastAPI], Any]
+
+
+def _incoming_id(scope: Scope, header: str) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name.decode("latin-1") == header:
+            text = value.decode("latin-1")
+            return text if _SAFE_ID.match(text) else None
+    return None
+
+
+class RequestContextMiddleware:
+    """Binds the gateway's request id (and the correlation id) to the logs of the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        correlation_id = _incoming_id(scope, CORRELATION_ID_HEADER) or request_id
+        scope.setdefault("state", {})["request_id"] = request_id
+        scope["state"]["correlation_id"] = correlation_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        with log_context(request_id=request_id, correlation_id=correlation_id):
+            await self.app(scope, receive, send_with_id)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+    ]
+    return JSONResponse(
+        status_code=422, content={"detail": "Les données envoyées ne sont pas valides.", "errors": errors}
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc, path=request.url.path)
+    return JSONResponse(
+        status_code=500, content={"detail": "Une erreur inattendue s'est produite. Veuillez réessayer plus tard."}
+    )
+
+
+def create_service_app(
+    settings: CommonSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    startup: Callable[[FastAPI], Awaitable[Sequence[ReadinessCheck]]],
+    shutdown: Callable[[FastAPI], Awaitable[None]],
+) -> FastAPI:
+    """Builds a service's app. ``startup`` opens its clients and returns its readiness checks."""
+    configure_logging(settings.service_name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.readiness_checks = await startup(app)
+        log.info("service started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            await shutdown(app)
+            log.info("service stopped")
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        # The gateway strips the public prefix; the OpenAPI document still shows public paths.
+        servers=[{"url": settings.public_prefix}] if settings.public_prefix else None,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.include_router(health_router(lambda request: request.app.state.readiness_checks))
+    for router in routers:
+        app.include_router(router)
+    return app

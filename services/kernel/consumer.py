@@ -1,0 +1,159 @@
+"""Idempotent event consumer: at-least-once delivery in, exactly-once effects out.
+
+For each message: parse the CloudEvent, skip it if this consumer group already handled its id,
+run the handler (retrying transient failures with backoff for as long as they last, other
+failures a few times), record the id, and commit offsets after the batch. A message that cannot
+be handled goes to ``<topic>.dlq`` unchanged, with headers naming the group and the error, and
+the partition keeps flowing.
+
+Handlers make their own effect idempotent by event id (``outbox.applied_once``, or an insert
+whose key derives from the event id): a consumer killed after the effect but before the commit
+sees the event again and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from services.kernel.envelope import CloudEvent, UnknownEventType, parse_event
+from services.kernel.kafka import DLQ_SUFFIX, IncomingMessage, OutgoingMessage
+from services.kernel.logging import get_logger, log_context
+
+log = get_logger(__name__)
+
+Handler = Callable[[CloudEvent[Any]], Awaitable[None]]
+
+
+class TransientError(Exception):
+    """Raised by a handler when retrying later may succeed (a dependency is down)."""
+
+
+class Subscription(Protocol):
+    async def fetch(self, timeout_ms: int = ...) -> list[IncomingMessage]: ...
+    async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None: ...
+
+
+class Publisher(Protocol):
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+
+class ProcessedEvents(Protocol):
+    """Remembers which event ids a consumer group has fully handled."""
+
+    async def seen(self, group: str, event_id: str) -> bool: ...
+    async def remember(self, group: str, event_id: str) -> None: ...
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        subscription: Subscription,
+        handlers: Mapping[str, Handler],
+        processed: ProcessedEvents,
+        dead_letters: Publisher,
+        is_transient: Callable[[BaseException], bool],
+        max_attempts: int = 3,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.group_id = group_id
+        self._subscription = subscription
+        self._handlers = dict(handlers)
+        self._processed = processed
+        self._dead_letters = dead_letters
+        self._is_transient = is_transient
+        self._max_attempts = max_attempts
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._sleep = sleep
+        self.handled = 0
+        self.dead_lettered = 0
+
+    async def run_forever(self) -> None:
+        while True:
+            await self.consume_once()
+
+    async def consume_once(self, timeout_ms: int = 500) -> int:
+        """Handles one fetched batch and commits it; returns the number of messages seen."""
+        messages = await self._subscription.fetch(timeout_ms)
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            await self._process(message)
+            next_offsets[(message.topic, message.partition)] = message.offset + 1
+        if next_offsets:
+            await self._subscription.commit(next_offsets)
+        return len(messages)
+
+    async def _process(self, message: IncomingMessage) -> None:
+        try:
+            event = parse_event(message.value)
+        except UnknownEventType:
+            return  # Another consumer's business: topics carry several event types.
+        except ValueError as exc:
+            await self._dead_letter(message, f"malformed event: {exc}")
+            return
+        with log_context(event_id=event.id, event_type=event.type, correlation_id=event.correlationid):
+            handler = self._handlers.get(event.type)
+            if handler is None or await self._processed.seen(self.group_id, event.id):
+                return
+            error = await self._handle_with_retries(handler, event)
+            if error is not None:
+                await self._dead_letter(message, error)
+                return
+            await self._retry_transient(lambda: self._processed.remember(self.group_id, event.id))
+            self.handled += 1
+
+    async def _handle_with_retries(self, handler: Handler, event: CloudEvent[Any]) -> str | None:
+        """Runs the handler; returns the error text when it must be dead-lettered."""
+        attempt = 0
+        delay = self._backoff_initial_s
+        while True:
+            try:
+                await handler(event)
+                return None
+            except Exception as exc:
+                if self._is_transient(exc) or isinstance(exc, TransientError):
+                    log.warning("transient failure, retrying", error=repr(exc), retry_in_s=delay)
+                else:
+                    attempt += 1
+                    if attempt >= self._max_attempts:
+                        log.error("handler failed, dead-lettering", error=repr(exc), attempts=attempt)
+                        return "".join(traceback.format_exception_only(exc)).strip()
+                    log.warning("handler failed, retrying", error=repr(exc), attempt=attempt)
+                await self._sleep(delay)
+                delay = min(delay * 2, self._backoff_max_s)
+
+    async def _retry_transient(self, action: Callable[[], Awaitable[None]]) -> None:
+        delay = self._backoff_initial_s
+        while True:
+            try:
+                await action()
+                return
+            except Exception as exc:
+                if not self._is_transient(exc):
+                    raise
+                await self._sleep(delay)
+                delay = min(delay * 2, self._backoff_max_s)
+
+    async def _dead_letter(self, message: IncomingMessage, reason: str) -> None:
+        headers = {
+            **{k: v for k, v in message.headers.items() if not k.startswith("dlq.")},
+            "dlq.consumer_group": self.group_id.encode(),
+            "dlq.error": reason[:2000].encode(),
+            "dlq.original_topic": message.topic.encode(),
+            "dlq.original_partition": str(message.partition).encode(),
+            "dlq.original_offset": str(message.offset).encode(),
+            "dlq.failed_at": datetime.now(UTC).isoformat().encode(),
+        }
+        topic = message.topic + DLQ_SUFFIX
+        dead = OutgoingMessage(topic=topic, key=message.key or "", value=message.value, headers=tuple(headers.items()))
+        await self._retry_transient(lambda: self._dead_letters.publish([dead]))
+        self.dead_lettered += 1
+        log.error("event dead-lettered", topic=topic, reason=reason[:200], offset=message.offset)

@@ -1,0 +1,128 @@
+"""CloudEvents 1.0 envelope (structured JSON mode) and the registry of event types.
+
+Every event type is a pydantic model of its ``data`` declared with its CloudEvents type name,
+version and Kafka topic. The JSON Schemas under ``schemas/events`` are generated from these
+models (``python -m services.kernel.schemas write``) and a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SPEC_VERSION = "1.0"
+SCHEMA_URI_PREFIX = "urn:ecp:schemas:events:"
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class EventData(BaseModel):
+    """Base of every event's ``data``. Subclasses set the three class variables."""
+
+    # Within a version producers may add optional fields: readers ignore what they do not know.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+    topic: ClassVar[str]
+
+    @classmethod
+    def schema_id(cls) -> str:
+        return f"{cls.event_type}.v{cls.version}"
+
+    @classmethod
+    def dataschema(cls) -> str:
+        return f"{SCHEMA_URI_PREFIX}{cls.schema_id()}"
+
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    """A CloudEvents 1.0 event with the correlation and causation extensions."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: str = SPEC_VERSION
+    id: str
+    source: str
+    type: str
+    subject: str = Field(description="The aggregate id; also the Kafka message key.")
+    time: datetime
+    datacontenttype: str = "application/json"
+    dataschema: str
+    correlationid: str = Field(description="Id of the user request or event chain this event belongs to.")
+    causationid: str | None = Field(default=None, description="Id of the event or request that caused this one.")
+    data: DataT
+
+
+class EventRegistry:
+    """Maps CloudEvents type names to their data models."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[str, type[EventData]] = {}
+
+    def register(self, model: type[EventData]) -> type[EventData]:
+        known = self._by_type.get(model.event_type)
+        if known is not None and known is not model:
+            raise ValueError(f"event type {model.event_type} registered twice")
+        self._by_type[model.event_type] = model
+        return model
+
+    def model_for(self, event_type: str) -> type[EventData] | None:
+        return self._by_type.get(event_type)
+
+    def all(self) -> list[type[EventData]]:
+        return sorted(self._by_type.values(), key=lambda m: (m.topic, m.event_type))
+
+
+registry = EventRegistry()
+
+
+def event_type(model: type[EventData]) -> type[EventData]:
+    """Class decorator declaring an event type in the shared registry."""
+    return registry.register(model)
+
+
+def new_event(
+    data: EventData,
+    *,
+    source: str,
+    subject: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent[Any]:
+    """Builds the envelope for ``data``; a new correlation id starts a chain when none is given."""
+    ident = event_id or str(uuid.uuid4())
+    return CloudEvent[type(data)](  # type: ignore[misc]
+        id=ident,
+        source=source,
+        type=data.event_type,
+        subject=subject,
+        time=time or datetime.now(UTC),
+        dataschema=data.dataschema(),
+        correlationid=correlation_id or ident,
+        causationid=causation_id,
+        data=data,
+    )
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def parse_event(raw: bytes | str, *, registry_: EventRegistry = registry) -> CloudEvent[Any]:
+    """Parses and validates a structured CloudEvent; raises ``ValueError`` on anything malformed."""
+    envelope = CloudEvent[dict[str, Any]].model_validate_json(raw)
+    model = registry_.model_for(envelope.type)
+    if model is None:
+        raise UnknownEventType(f"unknown event type {envelope.type!r}")
+    return CloudEvent[model].model_validate_json(raw)  # type: ignore[valid-type]
+
+
+def event_json(event: CloudEvent[Any]) -> bytes:
+    return event.model_dump_json().encode()

@@ -1,0 +1,197 @@
+"""Outbox relay: publishes the events pending in aggregate documents, in order, then pulls them.
+
+Claiming an aggregate takes a lease on its document, so two relays never publish the same
+aggregate's events at once. A relay killed after publishing but before pulling leaves the events
+in place; they are published again after the lease expires, and consumers drop the duplicate by
+event id. Nothing is ever lost and, per aggregate, nothing is reordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from services.kernel.envelope import CONTENT_TYPE
+from services.kernel.kafka import OutgoingMessage
+from services.kernel.logging import get_logger
+from services.kernel.outbox import LEASE_FIELD, OUTBOX_FIELD, PENDING_FIELD
+
+log = get_logger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    failures: int = 0
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        collections: Sequence[Any],
+        publisher: Publisher,
+        *,
+        owner: str | None = None,
+        lease_s: float = 30.0,
+        batch_size: int = 100,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self._collections = list(collections)
+        self._publisher = publisher
+        self.owner = owner or f"relay-{uuid.uuid4()}"
+        self._lease = timedelta(seconds=lease_s)
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self.stats = RelayStats()
+
+    async def ensure_indexes(self) -> None:
+        for coll in self._collections:
+            await coll.create_index(PENDING_FIELD, sparse=True)
+
+    def notify(self) -> None:
+        """Called after a local write that queued events: relay now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        backoff = self._poll_interval_s
+        while True:
+            try:
+                published = await self.relay_once()
+                backoff = self._poll_interval_s
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stats.failures += 1
+                log.warning("outbox relay pass failed; will retry", exc_info=True, retry_in_s=backoff)
+                published = 0
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if published == 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                except TimeoutError:
+                    pass
+
+    async def relay_once(self) -> int:
+        """One pass over every collection; returns how many events were published."""
+        total = 0
+        for coll in self._collections:
+            claimed = await self._claim(coll)
+            if not claimed:
+                continue
+            try:
+                messages = [self._message(e) for doc in claimed for e in doc.get(OUTBOX_FIELD, [])]
+                await self._publisher.publish(messages)
+            except BaseException:
+                await self._release(coll, claimed)
+                raise
+            await self._pull_published(coll, claimed)
+            total += len(messages)
+        self.stats.published += total
+        return total
+
+    async def _claim(self, coll: Any) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        claimable = {
+            PENDING_FIELD: True,
+            "$or": [{LEASE_FIELD: {"$exists": False}}, {f"{LEASE_FIELD}.until": {"$lt": now}}],
+        }
+        candidates = [d["_id"] async for d in coll.find(claimable, {"_id": 1}).limit(self._batch_size)]
+        claimed: list[dict[str, Any]] = []
+        lease = {"owner": self.owner, "until": now + self._lease}
+        for doc_id in candidates:
+            doc = await coll.find_one_and_update(
+                {**claimable, "_id": doc_id},
+                {"$set": {LEASE_FIELD: lease}},
+                projection={OUTBOX_FIELD: 1},
+                return_document=True,
+            )
+            if doc is not None and doc.get(OUTBOX_FIELD):
+                claimed.append(doc)
+            elif doc is not None:
+                await self._pull_published(coll, [doc])
+        return claimed
+
+    @staticmethod
+    def _message(entry: dict[str, Any]) -> OutgoingMessage:
+        return OutgoingMessage(
+            topic=entry["topic"],
+            key=entry["key"],
+            value=bytes(entry["value"]),
+            headers=(
+                ("content-type", CONTENT_TYPE.encode()),
+                ("ce_id", entry["id"].encode()),
+                ("ce_type", entry["type"].encode()),
+            ),
+        )
+
+    async def _pull_published(self, coll: Any, docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            ids = [e["id"] for e in doc.get(OUTBOX_FIELD, [])]
+            result = await coll.update_one(
+                {"_id": doc["_id"], f"{LEASE_FIELD}.owner": self.owner},
+                {"$pull": {OUTBOX_FIELD: {"id": {"$in": ids}}}, "$unset": {LEASE_FIELD: ""}},
+            )
+            if result.matched_count == 0:
+                log.warning("outbox lease lost before pull; events may be published twice", aggregate=str(doc["_id"]))
+                continue
+            # Only clears the flag when no event was queued meanwhile.
+            await coll.update_one({"_id": doc["_id"], OUTBOX_FIELD: {"$size": 0}}, {"$unset": {PENDING_FIELD: ""}})
+
+    async def _release(self, coll: Any, docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            try:
+                await coll.update_one(
+                    {"_id": doc["_id"], f"{LEASE_FIELD}.owner": self.owner}, {"$unset": {LEASE_FIELD: ""}}
+                )
+            except Exception:
+                log.warning("could not release outbox lease; it will expire", aggregate=str(doc["_id"]))
+
+
+async def _run_standalone(argv: Sequence[str] | None = None) -> None:
+    """A relay as its own process, for scaling it apart from a service's API."""
+    import argparse
+
+    from services.kernel import mongo
+    from services.kernel.kafka import KafkaPublisher
+    from services.kernel.logging import configure_logging
+    from services.kernel.settings import CommonSettings
+
+    parser = argparse.ArgumentParser(prog="python -m services.kernel.relay")
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--collections", required=True, help="comma-separated aggregate collections")
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = CommonSettings(service_name="relay")
+    configure_logging("outbox-relay", settings.log_level)
+    client = mongo.connect(settings.mongo_url, settings.mongo_timeout_ms)
+    publisher = KafkaPublisher(settings.kafka_bootstrap, client_id="outbox-relay")
+    await publisher.start()
+    relay = OutboxRelay(
+        [client[args.database][name] for name in args.collections.split(",")],
+        publisher,
+        lease_s=settings.outbox_lease_s,
+        batch_size=args.batch_size or settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+    )
+    try:
+        await relay.ensure_indexes()
+        await relay.run_forever()
+    finally:
+        await publisher.stop()
+        client.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_run_standalone())

@@ -1,0 +1,162 @@
+"""The clients a service opens in its lifespan, and the background work it runs.
+
+Nothing here connects at import time. ``ServiceRuntime.start`` opens the database client and
+the Kafka producer, then runs the outbox relay and the event consumers as tasks. Kafka being
+down at start-up does not stop the HTTP API from serving `/readyz` (which then says so):
+the producer and consumers keep trying to connect in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.kernel import kafka, mongo
+from services.kernel.consumer import EventConsumer, Handler
+from services.kernel.health import ReadinessCheck
+from services.kernel.logging import get_logger
+from services.kernel.relay import OutboxRelay
+from services.kernel.settings import CommonSettings
+
+log = get_logger(__name__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures worth retrying: a dependency that is down or slow right now."""
+    return (
+        mongo.is_transient_db_error(exc)
+        or kafka.is_transient_kafka_error(exc)
+        or isinstance(exc, ConnectionError | TimeoutError)
+    )
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One consumer group of this service: the topics it reads and a handler per event type."""
+
+    group_id: str
+    topics: Sequence[str]
+    handlers: Mapping[str, Handler]
+
+
+@dataclass
+class ServiceRuntime:
+    settings: CommonSettings
+    outbox_collections: Sequence[str] = ()
+    run_relay: bool = True
+    mongo_client: Any = None
+    db: Any = None
+    publisher: kafka.KafkaPublisher | None = None
+    relay: OutboxRelay | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    _producer_started: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.mongo_client = mongo.connect(s.mongo_url, s.mongo_timeout_ms)
+        self.db = self.mongo_client[s.database_name]
+        self.publisher = kafka.KafkaPublisher(s.kafka_bootstrap, client_id=s.service_name)
+        self._spawn(self._start_producer(), "producer")
+        if self.outbox_collections:
+            self.relay = OutboxRelay(
+                [self.db[name] for name in self.outbox_collections],
+                self.publisher,
+                owner=f"{s.service_name}-{id(self):x}",
+                lease_s=s.outbox_lease_s,
+                batch_size=s.outbox_batch_size,
+                poll_interval_s=s.outbox_poll_interval_s,
+            )
+            if self.run_relay:
+                self._spawn(self._run_relay(), "outbox-relay")
+
+    def add_consumer(self, spec: ConsumerSpec) -> EventConsumer:
+        s = self.settings
+        assert self.publisher is not None, "start() the runtime before adding consumers"
+        subscription = kafka.KafkaSubscription(
+            s.kafka_bootstrap, spec.group_id, list(spec.topics), client_id=f"{s.service_name}-{spec.group_id}"
+        )
+        consumer = EventConsumer(
+            group_id=spec.group_id,
+            subscription=subscription,
+            handlers=spec.handlers,
+            processed=mongo.MongoProcessedEvents(self.db),
+            dead_letters=self.publisher,
+            is_transient=is_transient,
+            max_attempts=s.consumer_max_attempts,
+            backoff_initial_s=s.consumer_backoff_initial_s,
+            backoff_max_s=s.consumer_backoff_max_s,
+        )
+        self.consumers.append(consumer)
+        self._spawn(self._run_consumer(subscription, consumer), f"consumer-{spec.group_id}")
+        return consumer
+
+    def events_queued(self) -> None:
+        """A store calls this after writing events to the outbox: relay them without waiting."""
+        if self.relay is not None:
+            self.relay.notify()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.publisher is not None:
+            with contextlib.suppress(Exception):
+                await self.publisher.stop()
+        if self.mongo_client is not None:
+            self.mongo_client.close()
+
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        return [ReadinessCheck("database", self._check_database), ReadinessCheck("kafka", self._check_kafka)]
+
+    async def _check_database(self) -> None:
+        await mongo.ping(self.db)
+
+    async def _check_kafka(self) -> None:
+        if not self._producer_started.is_set():
+            raise ConnectionError("Kafka producer not connected yet")
+        assert self.publisher is not None
+        await self.publisher.ready()
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def _start_producer(self) -> None:
+        assert self.publisher is not None
+        await _retry_forever(self.publisher.start, "Kafka producer")
+        self._producer_started.set()
+
+    async def _run_relay(self) -> None:
+        assert self.relay is not None
+        await _retry_forever(self.relay.ensure_indexes, "outbox indexes")
+        await self._producer_started.wait()
+        await self.relay.run_forever()
+
+    async def _run_consumer(self, subscription: kafka.KafkaSubscription, consumer: EventConsumer) -> None:
+        await _retry_forever(subscription.start, f"consumer {consumer.group_id}")
+        try:
+            await self._producer_started.wait()  # dead letters need the producer
+            await consumer.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.stop()
+
+
+async def _retry_forever(action: Callable[[], Awaitable[Any]], what: str, max_delay_s: float = 5.0) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await action()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(f"{what} not available yet, retrying", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)

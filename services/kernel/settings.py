@@ -1,0 +1,50 @@
+"""Settings from the environment (prefix ``ECP_``) with defaults that work on a local `make up`."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """What every service reads. A service subclasses it to add its own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="ECP_", extra="ignore")
+
+    service_name: str = "ecp"
+    environment: str = "local"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # Prefix the gateway strips before forwarding, so OpenAPI documents show public paths.
+    public_prefix: str = ""
+    public_base_url: str = "http://127.0.0.1:8080"
+    log_level: str = "INFO"
+
+    mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongo_timeout_ms: int = 2000
+    kafka_bootstrap: str = "127.0.0.1:9092"
+
+    outbox_poll_interval_s: float = 0.5
+    outbox_lease_s: float = 30.0
+    outbox_batch_size: int = 100
+
+    consumer_max_attempts: int = 3
+    consumer_backoff_initial_s: float = 0.2
+    consumer_backoff_max_s: float = 10.0
+
+    @property
+    def database_name(self) -> str:
+        """Each service owns its own database; none is shared."""
+        return f"ecp_{self.service_name}"
+
+
+class S3Settings(BaseSettings):
+    """Object storage, for the services that keep files."""
+
+    model_config = SettingsConfigDict(env_prefix="ECP_S3_", extra="ignore")
+
+    endpoint: str = "127.0.0.1:9000"
+    access_key: str = "ecp:ecp"
+    secret_key: str = "ecp-local-secret"
+    secure: bool = False
+    region: str = "us-east-1"
+    bucket: str = "ecp-documents"

@@ -1,0 +1,144 @@
+"""The consumer's rules with in-memory fakes: no broker, no database."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from services.identity.events import AccountDeleted
+from services.kernel.consumer import EventConsumer, TransientError
+from services.kernel.envelope import CloudEvent, event_json, new_event
+from services.kernel.kafka import IncomingMessage, OutgoingMessage
+
+
+class FakeSubscription:
+    def __init__(self, messages: list[IncomingMessage]) -> None:
+        self.messages = messages
+        self.commits: list[dict[tuple[str, int], int]] = []
+
+    async def fetch(self, timeout_ms: int = 0) -> list[IncomingMessage]:
+        batch, self.messages = self.messages, []
+        return batch
+
+    async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        self.commits.append(dict(next_offsets))
+
+
+class FakeProcessed:
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    async def seen(self, group: str, event_id: str) -> bool:
+        return f"{group}:{event_id}" in self.ids
+
+    async def remember(self, group: str, event_id: str) -> None:
+        self.ids.add(f"{group}:{event_id}")
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.sent.extend(messages)
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+def message(offset: int, value: bytes, key: str = "a1") -> IncomingMessage:
+    return IncomingMessage(topic="identity.account.v1", partition=0, offset=offset, key=key, value=value)
+
+
+def deleted(account_id: str) -> bytes:
+    return event_json(new_event(AccountDeleted(account_id=account_id, deleted_at=datetime.now(UTC)), source="/t", subject=account_id))
+
+
+def make_consumer(messages: list[IncomingMessage], handler: Any, processed: FakeProcessed | None = None) -> tuple[EventConsumer, FakeSubscription, FakePublisher]:
+    subscription = FakeSubscription(messages)
+    dlq = FakePublisher()
+    consumer = EventConsumer(
+        group_id="g",
+        subscription=subscription,
+        handlers={"AccountDeleted": handler},
+        processed=processed or FakeProcessed(),
+        dead_letters=dlq,
+        is_transient=lambda exc: isinstance(exc, ConnectionError),
+        max_attempts=3,
+        sleep=no_sleep,
+    )
+    return consumer, subscription, dlq
+
+
+async def test_each_event_is_handled_once_even_when_delivered_twice() -> None:
+    seen: list[str] = []
+
+    async def handler(event: CloudEvent[Any]) -> None:
+        seen.append(event.data.account_id)
+
+    value = deleted("a1")
+    consumer, subscription, _ = make_consumer([message(0, value), message(1, value)], handler)
+    await consumer.consume_once()
+    assert seen == ["a1"]
+    assert subscription.commits == [{("identity.account.v1", 0): 2}]
+
+
+async def test_a_malformed_message_goes_to_the_dead_letter_topic_and_later_ones_flow() -> None:
+    seen: list[str] = []
+
+    async def handler(event: CloudEvent[Any]) -> None:
+        seen.append(event.data.account_id)
+
+    consumer, subscription, dlq = make_consumer([message(0, b"garbage"), message(1, deleted("a2"))], handler)
+    await consumer.consume_once()
+    assert seen == ["a2"]
+    assert [m.topic for m in dlq.sent] == ["identity.account.v1.dlq"]
+    headers = dict(dlq.sent[0].headers)
+    assert dlq.sent[0].value == b"garbage"
+    assert headers["dlq.consumer_group"] == b"g"
+    assert headers["dlq.original_offset"] == b"0"
+    assert b"malformed" in headers["dlq.error"]
+    assert subscription.commits[-1] == {("identity.account.v1", 0): 2}
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_the_allowed_attempts() -> None:
+    attempts = 0
+
+    async def handler(event: CloudEvent[Any]) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ValueError("adresse inconnue")
+
+    consumer, _, dlq = make_consumer([message(0, deleted("a1"))], handler)
+    await consumer.consume_once()
+    assert attempts == 3
+    assert b"ValueError: adresse inconnue" in dict(dlq.sent[0].headers)["dlq.error"]
+    assert consumer.dead_lettered == 1
+
+
+async def test_transient_failures_are_retried_until_they_pass_and_never_dead_lettered() -> None:
+    attempts = 0
+
+    async def handler(event: CloudEvent[Any]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 6:
+            raise TransientError("database down") if attempts % 2 else ConnectionError("kafka down")
+
+    consumer, _, dlq = make_consumer([message(0, deleted("a1"))], handler)
+    await consumer.consume_once()
+    assert attempts == 6
+    assert dlq.sent == []
+    assert consumer.handled == 1
+
+
+async def test_events_of_types_without_a_handler_are_skipped_and_committed() -> None:
+    async def handler(event: CloudEvent[Any]) -> None:
+        raise AssertionError("not for me")
+
+    consumer, subscription, dlq = make_consumer([], handler)
+    consumer._handlers = {}
+    subscription.messages = [message(4, deleted("a1"))]
+    await consumer.consume_once()
+    assert dlq.sent == []
+    assert subscription.commits == [{("identity.account.v1", 0): 5}]

@@ -1,0 +1,52 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from services.identity.events import AccountActivated
+from services.kernel.envelope import UnknownEventType, event_json, new_event, parse_event
+
+
+def _activated() -> AccountActivated:
+    return AccountActivated(account_id="a1", email="marie@example.org", display_name="Marie", activated_at=datetime.now(UTC))
+
+
+def test_a_new_event_is_a_cloudevent_keyed_by_its_aggregate() -> None:
+    event = new_event(_activated(), source="/identity", subject="a1")
+    assert event.specversion == "1.0"
+    assert event.type == "AccountActivated"
+    assert event.subject == "a1"
+    assert event.dataschema == "urn:ecp:schemas:events:AccountActivated.v1"
+
+
+def test_a_new_chain_is_correlated_by_the_first_event_id_and_later_events_keep_it() -> None:
+    first = new_event(_activated(), source="/identity", subject="a1")
+    assert first.correlationid == first.id
+    second = new_event(_activated(), source="/identity", subject="a1", correlation_id=first.correlationid, causation_id=first.id)
+    assert (second.correlationid, second.causationid) == (first.id, first.id)
+
+
+def test_an_event_survives_serialisation_with_its_typed_data() -> None:
+    event = new_event(_activated(), source="/identity", subject="a1")
+    parsed = parse_event(event_json(event))
+    assert parsed == event
+    assert isinstance(parsed.data, AccountActivated)
+
+
+def test_unknown_fields_added_by_a_newer_producer_are_ignored() -> None:
+    event = new_event(_activated(), source="/identity", subject="a1")
+    raw = event_json(event).replace(b'"display_name"', b'"nickname":"M","display_name"')
+    assert parse_event(raw).data == event.data
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"{}", b'{"type":"AccountActivated"}'])
+def test_malformed_events_are_rejected(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_event(raw)
+
+
+def test_an_unknown_event_type_is_reported_as_such() -> None:
+    raw = event_json(new_event(_activated(), source="/identity", subject="a1")).replace(
+        b'"type":"AccountActivated"', b'"type":"SomethingElse"'
+    )
+    with pytest.raises(UnknownEventType):
+        parse_event(raw)

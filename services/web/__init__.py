@@ -1,0 +1,1 @@
+"""The web pages for families and agents. See docs/services/web.md."""

@@ -1,0 +1,75 @@
+"""Wiring of the web pages: settings, HTTP client to the services, security headers.
+Run with ``python -m services.web.main``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kernel.app import create_service_app
+from services.kernel.health import ReadinessCheck
+from services.kernel.service import serve
+from services.web import api
+from services.web.settings import WebSettings
+
+# Every asset is self-hosted: no inline script or style, no third-party origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
+)
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+
+def _upstream_check(client: httpx.AsyncClient, name: str, base_url: str) -> ReadinessCheck:
+    async def probe() -> None:
+        response = await client.get(f"{base_url}/healthz")
+        response.raise_for_status()
+
+    return ReadinessCheck(name, probe)
+
+
+def create_app() -> FastAPI:
+    settings = WebSettings()
+
+    async def startup(app: FastAPI) -> Sequence[ReadinessCheck]:
+        app.state.settings = settings
+        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        return [_upstream_check(app.state.http, name, url) for name, url in settings.service_urls().items()]
+
+    async def shutdown(app: FastAPI) -> None:
+        await app.state.http.aclose()
+
+    app = create_service_app(
+        settings,
+        title="Espace Citoyen – pages web",
+        description="Server-rendered pages for families and agents.",
+        routers=[api.router],
+        startup=startup,
+        shutdown=shutdown,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    return app
+
+
+if __name__ == "__main__":
+    serve("services.web.main:create_app", WebSettings())
