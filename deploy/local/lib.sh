@@ -21,6 +21,12 @@ mkdir -p "$ECP_LOGS" "$ECP_RUN" "$ECP_DATA" "$ECP_CACHE" "$ECP_VENVS"
 : "${ECP_CLAMD_PORT:=3310}"
 : "${ECP_SMTP_PORT:=1025}"
 : "${ECP_MAIL_HTTP_PORT:=8025}"
+: "${ECP_WEB_PORT:=8100}"
+: "${ECP_IDENTITY_PORT:=8101}"
+: "${ECP_HOUSEHOLD_PORT:=8102}"
+: "${ECP_DOCUMENTS_PORT:=8103}"
+: "${ECP_NOTIFIER_PORT:=8104}"
+: "${ECP_ENROLMENT_PORT:=8105}"
 
 log() { printf '\033[1m[ecp]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[ecp] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }

@@ -17,15 +17,16 @@ import asyncio
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from services.kernel.envelope import CloudEvent, UnknownEventType, parse_event
+from services.kernel.envelope import CloudEvent, EventData, UnknownEventType, parse_event
 from services.kernel.kafka import DLQ_SUFFIX, IncomingMessage, OutgoingMessage
 from services.kernel.logging import get_logger, log_context
 
 log = get_logger(__name__)
 
 Handler = Callable[[CloudEvent[Any]], Awaitable[None]]
+T = TypeVar("T")
 
 
 class TransientError(Exception):
@@ -44,8 +45,8 @@ class Publisher(Protocol):
 class ProcessedEvents(Protocol):
     """Remembers which event ids a consumer group has fully handled."""
 
-    async def seen(self, group: str, event_id: str) -> bool: ...
-    async def remember(self, group: str, event_id: str) -> None: ...
+    async def seen(self, group: str, event_ids: Sequence[str]) -> set[str]: ...
+    async def remember(self, group: str, event_ids: Sequence[str]) -> None: ...
 
 
 class EventConsumer:
@@ -54,7 +55,7 @@ class EventConsumer:
         *,
         group_id: str,
         subscription: Subscription,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[type[EventData], Handler],
         processed: ProcessedEvents,
         dead_letters: Publisher,
         is_transient: Callable[[BaseException], bool],
@@ -65,7 +66,8 @@ class EventConsumer:
     ) -> None:
         self.group_id = group_id
         self._subscription = subscription
-        self._handlers = dict(handlers)
+        # Keyed by model class, so a handler's event type is always registered for parsing.
+        self._handlers = {model.event_type: handler for model, handler in handlers.items()}
         self._processed = processed
         self._dead_letters = dead_letters
         self._is_transient = is_transient
@@ -81,34 +83,45 @@ class EventConsumer:
             await self.consume_once()
 
     async def consume_once(self, timeout_ms: int = 500) -> int:
-        """Handles one fetched batch and commits it; returns the number of messages seen."""
+        """Handles one fetched batch, records what it handled, then commits; returns the batch size.
+
+        The processed-ids look-up and record are one round trip each per batch, not per message.
+        """
         messages = await self._subscription.fetch(timeout_ms)
+        if not messages:
+            return 0
+        parsed = [(message, self._parse(message)) for message in messages]
+        ids = [event.id for _, event in parsed if isinstance(event, CloudEvent) and event.type in self._handlers]
+        done = await self._retry_transient(lambda: self._processed.seen(self.group_id, ids)) if ids else set()
+        handled: list[str] = []
         next_offsets: dict[tuple[str, int], int] = {}
-        for message in messages:
-            await self._process(message)
+        for message, event in parsed:
+            if isinstance(event, str):
+                await self._dead_letter(message, event)
+            elif event is not None and event.id not in done and (handler := self._handlers.get(event.type)):
+                with log_context(event_id=event.id, event_type=event.type, correlation_id=event.correlationid):
+                    error = await self._handle_with_retries(handler, event)
+                    if error is None:
+                        handled.append(event.id)
+                    else:
+                        await self._dead_letter(message, error)
+                done.add(event.id)  # a duplicate later in the same batch is skipped too
             next_offsets[(message.topic, message.partition)] = message.offset + 1
-        if next_offsets:
-            await self._subscription.commit(next_offsets)
+        if handled:
+            await self._retry_transient(lambda: self._processed.remember(self.group_id, handled))
+            self.handled += len(handled)
+        await self._subscription.commit(next_offsets)
         return len(messages)
 
-    async def _process(self, message: IncomingMessage) -> None:
+    @staticmethod
+    def _parse(message: IncomingMessage) -> CloudEvent[Any] | str | None:
+        """The event; None for a type nobody here handles; the reason text for a malformed one."""
         try:
-            event = parse_event(message.value)
+            return parse_event(message.value)
         except UnknownEventType:
-            return  # Another consumer's business: topics carry several event types.
+            return None  # another consumer's business: topics carry several event types
         except ValueError as exc:
-            await self._dead_letter(message, f"malformed event: {exc}")
-            return
-        with log_context(event_id=event.id, event_type=event.type, correlation_id=event.correlationid):
-            handler = self._handlers.get(event.type)
-            if handler is None or await self._processed.seen(self.group_id, event.id):
-                return
-            error = await self._handle_with_retries(handler, event)
-            if error is not None:
-                await self._dead_letter(message, error)
-                return
-            await self._retry_transient(lambda: self._processed.remember(self.group_id, event.id))
-            self.handled += 1
+            return f"malformed event: {exc}"
 
     async def _handle_with_retries(self, handler: Handler, event: CloudEvent[Any]) -> str | None:
         """Runs the handler; returns the error text when it must be dead-lettered."""
@@ -130,12 +143,11 @@ class EventConsumer:
                 await self._sleep(delay)
                 delay = min(delay * 2, self._backoff_max_s)
 
-    async def _retry_transient(self, action: Callable[[], Awaitable[None]]) -> None:
+    async def _retry_transient(self, action: Callable[[], Awaitable[T]]) -> T:
         delay = self._backoff_initial_s
         while True:
             try:
-                await action()
-                return
+                return await action()
             except Exception as exc:
                 if not self._is_transient(exc):
                     raise

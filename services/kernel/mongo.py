@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
-from pymongo.errors import AutoReconnect, ConnectionFailure, DuplicateKeyError, NetworkTimeout, ServerSelectionTimeoutError
+from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, DuplicateKeyError, NetworkTimeout, ServerSelectionTimeoutError
 
 Database = AsyncIOMotorDatabase
 
@@ -36,11 +37,16 @@ class MongoProcessedEvents:
     def __init__(self, db: Database) -> None:
         self._coll = db[PROCESSED_COLLECTION]
 
-    async def seen(self, group: str, event_id: str) -> bool:
-        return await self._coll.find_one({"_id": f"{group}:{event_id}"}, {"_id": 1}) is not None
+    async def seen(self, group: str, event_ids: Sequence[str]) -> set[str]:
+        keys = [f"{group}:{i}" for i in event_ids]
+        found = [d["_id"] async for d in self._coll.find({"_id": {"$in": keys}}, {"_id": 1})]
+        return {key.split(":", 1)[1] for key in found}
 
-    async def remember(self, group: str, event_id: str) -> None:
+    async def remember(self, group: str, event_ids: Sequence[str]) -> None:
+        now = datetime.now(UTC)
         try:
-            await self._coll.insert_one({"_id": f"{group}:{event_id}", "at": datetime.now(UTC)})
-        except DuplicateKeyError:
-            pass
+            await self._coll.insert_many([{"_id": f"{group}:{i}", "at": now} for i in event_ids], ordered=False)
+        except BulkWriteError as exc:
+            # Already remembered (a redelivery raced us) is fine; anything else is not.
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise

@@ -92,7 +92,8 @@ class OutboxRelay:
                 continue
             try:
                 messages = [self._message(e) for doc in claimed for e in doc.get(OUTBOX_FIELD, [])]
-                await self._publisher.publish(messages)
+                if messages:
+                    await self._publisher.publish(messages)
             except BaseException:
                 await self._release(coll, claimed)
                 raise
@@ -102,25 +103,19 @@ class OutboxRelay:
         return total
 
     async def _claim(self, coll: Any) -> list[dict[str, Any]]:
+        """Leases up to a batch of aggregates with pending events: a fixed number of round trips."""
         now = datetime.now(UTC)
         claimable = {
             PENDING_FIELD: True,
             "$or": [{LEASE_FIELD: {"$exists": False}}, {f"{LEASE_FIELD}.until": {"$lt": now}}],
         }
         candidates = [d["_id"] async for d in coll.find(claimable, {"_id": 1}).limit(self._batch_size)]
-        claimed: list[dict[str, Any]] = []
-        lease = {"owner": self.owner, "until": now + self._lease}
-        for doc_id in candidates:
-            doc = await coll.find_one_and_update(
-                {**claimable, "_id": doc_id},
-                {"$set": {LEASE_FIELD: lease}},
-                projection={OUTBOX_FIELD: 1},
-                return_document=True,
-            )
-            if doc is not None and doc.get(OUTBOX_FIELD):
-                claimed.append(doc)
-            elif doc is not None:
-                await self._pull_published(coll, [doc])
+        if not candidates:
+            return []
+        # The token tells this pass's claims apart from any other relay's (or an earlier pass's).
+        lease = {"owner": self.owner, "token": uuid.uuid4().hex, "until": now + self._lease}
+        await coll.update_many({**claimable, "_id": {"$in": candidates}}, {"$set": {LEASE_FIELD: lease}})
+        claimed = [d async for d in coll.find({f"{LEASE_FIELD}.token": lease["token"]}, {OUTBOX_FIELD: 1, LEASE_FIELD: 1})]
         return claimed
 
     @staticmethod
@@ -136,27 +131,29 @@ class OutboxRelay:
             ),
         )
 
-    async def _pull_published(self, coll: Any, docs: list[dict[str, Any]]) -> None:
-        for doc in docs:
-            ids = [e["id"] for e in doc.get(OUTBOX_FIELD, [])]
-            result = await coll.update_one(
-                {"_id": doc["_id"], f"{LEASE_FIELD}.owner": self.owner},
-                {"$pull": {OUTBOX_FIELD: {"id": {"$in": ids}}}, "$unset": {LEASE_FIELD: ""}},
+    async def _pull_published(self, coll: Any, claimed: list[dict[str, Any]]) -> None:
+        token = claimed[0][LEASE_FIELD]["token"]
+        published = [e["id"] for doc in claimed for e in doc.get(OUTBOX_FIELD, [])]
+        result = await coll.update_many(
+            {f"{LEASE_FIELD}.token": token},
+            {"$pull": {OUTBOX_FIELD: {"id": {"$in": published}}}, "$unset": {LEASE_FIELD: ""}},
+        )
+        if result.matched_count < len(claimed):
+            log.warning(
+                "outbox lease lost before pull; some events may be published twice",
+                lost=len(claimed) - result.matched_count,
             )
-            if result.matched_count == 0:
-                log.warning("outbox lease lost before pull; events may be published twice", aggregate=str(doc["_id"]))
-                continue
-            # Only clears the flag when no event was queued meanwhile.
-            await coll.update_one({"_id": doc["_id"], OUTBOX_FIELD: {"$size": 0}}, {"$unset": {PENDING_FIELD: ""}})
+        # Only clears the flag where no event was queued meanwhile.
+        await coll.update_many(
+            {"_id": {"$in": [d["_id"] for d in claimed]}, OUTBOX_FIELD: {"$size": 0}, LEASE_FIELD: {"$exists": False}},
+            {"$unset": {PENDING_FIELD: ""}},
+        )
 
-    async def _release(self, coll: Any, docs: list[dict[str, Any]]) -> None:
-        for doc in docs:
-            try:
-                await coll.update_one(
-                    {"_id": doc["_id"], f"{LEASE_FIELD}.owner": self.owner}, {"$unset": {LEASE_FIELD: ""}}
-                )
-            except Exception:
-                log.warning("could not release outbox lease; it will expire", aggregate=str(doc["_id"]))
+    async def _release(self, coll: Any, claimed: list[dict[str, Any]]) -> None:
+        try:
+            await coll.update_many({f"{LEASE_FIELD}.token": claimed[0][LEASE_FIELD]["token"]}, {"$unset": {LEASE_FIELD: ""}})
+        except Exception:
+            log.warning("could not release outbox leases; they will expire", aggregates=len(claimed))
 
 
 async def _run_standalone(argv: Sequence[str] | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from services.kernel import kafka, mongo
 from services.kernel.consumer import EventConsumer, Handler
+from services.kernel.envelope import EventData
 from services.kernel.health import ReadinessCheck
 from services.kernel.logging import get_logger
 from services.kernel.relay import OutboxRelay
@@ -39,7 +40,7 @@ class ConsumerSpec:
 
     group_id: str
     topics: Sequence[str]
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[type[EventData], Handler]
 
 
 @dataclass

@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from services.identity.events import AccountDeleted
 from services.kernel import mongo
 from services.kernel.consumer import EventConsumer
 from services.kernel.envelope import CloudEvent
@@ -54,7 +55,7 @@ async def main() -> None:
     consumer = EventConsumer(
         group_id=args.group,
         subscription=subscription,
-        handlers={"AccountDeleted": count},
+        handlers={AccountDeleted: count},
         processed=mongo.MongoProcessedEvents(db),
         dead_letters=dead_letters,
         is_transient=is_transient,

@@ -168,7 +168,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_while_later_messages_
         consumer = EventConsumer(
             group_id="g-poison",
             subscription=subscription,
-            handlers={"AccountDeleted": handler},
+            handlers={AccountDeleted: handler},
             processed=mongo.MongoProcessedEvents(db),
             dead_letters=publisher,
             is_transient=is_transient,

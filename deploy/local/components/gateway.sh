@@ -6,12 +6,6 @@
 # error log: stderr, i.e. $ECP_LOGS/gateway.log. Debian's nginx service is never used.
 
 # Upstream ports (override from the environment if a service moves).
-: "${ECP_WEB_PORT:=8100}"
-: "${ECP_IDENTITY_PORT:=8101}"
-: "${ECP_HOUSEHOLD_PORT:=8102}"
-: "${ECP_DOCUMENTS_PORT:=8103}"
-: "${ECP_NOTIFIER_PORT:=8104}"
-: "${ECP_ENROLMENT_PORT:=8105}"
 # Rate limit of /api/identity/auth/ per client address: sustained rate and burst (nodelay).
 : "${ECP_GATEWAY_AUTH_RATE:=10r/s}"
 : "${ECP_GATEWAY_AUTH_BURST:=20}"

@@ -1,25 +1,36 @@
 # The project's own services, each its own process: python -m services.<name>.main.
 ECP_SERVICES=(identity household documents notifier enrolment web)
-declare -A ECP_SERVICE_PORTS=([web]=8100 [identity]=8101 [household]=8102 [documents]=8103 [notifier]=8104 [enrolment]=8105)
+
+# The port of a service comes from lib.sh (ECP_<NAME>_PORT), the one place the runner sets ports.
+service_port() { local var="ECP_${1^^}_PORT"; echo "${!var}"; }
 
 service_healthy() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/healthz"; }
 
-start_service() {
+launch_service() {
   local name="$1"
-  (cd "$ECP_ROOT" && start_bg "svc-$name" "$ECP_PYTHON" -m "services.$name.main")
-  wait_for "svc-$name" 60 service_healthy "${ECP_SERVICE_PORTS[$name]}"
+  (cd "$ECP_ROOT" && start_bg "svc-$name" env ECP_HTTP_PORT="$(service_port "$name")" \
+    ECP_IDENTITY_URL="http://127.0.0.1:$ECP_IDENTITY_PORT" ECP_HOUSEHOLD_URL="http://127.0.0.1:$ECP_HOUSEHOLD_PORT" \
+    ECP_DOCUMENTS_URL="http://127.0.0.1:$ECP_DOCUMENTS_PORT" ECP_NOTIFIER_URL="http://127.0.0.1:$ECP_NOTIFIER_PORT" \
+    ECP_ENROLMENT_URL="http://127.0.0.1:$ECP_ENROLMENT_PORT" ECP_MONGO_URL="mongodb://127.0.0.1:$ECP_MONGO_PORT/?directConnection=true" \
+    ECP_KAFKA_BOOTSTRAP="127.0.0.1:$ECP_KAFKA_PORT" ECP_S3_ENDPOINT="127.0.0.1:$ECP_S3_PORT" \
+    ECP_CLAMD_PORT="$ECP_CLAMD_PORT" ECP_SMTP_PORT="$ECP_SMTP_PORT" \
+    ECP_PUBLIC_BASE_URL="http://127.0.0.1:$ECP_GATEWAY_PORT" \
+    "$ECP_PYTHON" -m "services.$name.main")
+}
+
+start_service() {
+  launch_service "$1"
+  wait_for "svc-$1" 60 service_healthy "$(service_port "$1")"
 }
 
 stop_service() { stop_pid "svc-$1"; }
 
 start_services() {
   local name
-  # Start all first, then wait: the processes boot in parallel.
+  # Launch all first, then wait: the processes boot in parallel.
+  for name in "${ECP_SERVICES[@]}"; do launch_service "$name"; done
   for name in "${ECP_SERVICES[@]}"; do
-    (cd "$ECP_ROOT" && start_bg "svc-$name" "$ECP_PYTHON" -m "services.$name.main")
-  done
-  for name in "${ECP_SERVICES[@]}"; do
-    wait_for "svc-$name" 60 service_healthy "${ECP_SERVICE_PORTS[$name]}"
+    wait_for "svc-$name" 60 service_healthy "$(service_port "$name")"
   done
 }
 
