@@ -18,10 +18,14 @@ class CommonSettings(BaseSettings):
     public_prefix: str = ""
     public_base_url: str = "http://127.0.0.1:8080"
     log_level: str = "INFO"
+    # Addresses whose X-Forwarded-* headers are believed: the gateway's ("*" behind a private network).
+    trusted_proxies: str = "127.0.0.1"
 
     mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongo_timeout_ms: int = 2000
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Overrides schemas/topics.yaml's replication factor when creating topics (3 on a real cluster).
+    topics_replication_factor: int | None = None
 
     outbox_poll_interval_s: float = 0.5
     outbox_lease_s: float = 30.0

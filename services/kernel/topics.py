@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 
 from services.kernel.kafka import declared_topics, ensure_topics
@@ -10,7 +11,11 @@ from services.kernel.settings import CommonSettings
 
 
 async def main() -> int:
-    created = await ensure_topics(CommonSettings().kafka_bootstrap, declared_topics())
+    settings = CommonSettings()
+    specs = declared_topics()
+    if settings.topics_replication_factor is not None:
+        specs = [dataclasses.replace(s, replication_factor=settings.topics_replication_factor) for s in specs]
+    created = await ensure_topics(settings.kafka_bootstrap, specs)
     print(f"topics created: {', '.join(created) if created else 'none (all present)'}")
     return 0
 
