@@ -24,8 +24,11 @@ start_mongo() {
   mkdir -p "$ECP_DATA/mongo"
   # --config with an empty file stops the server from picking up a stray ./secantusd.toml.
   : >"$ECP_DATA/mongo.toml"
+  # --standalone, as a plain mongod: drivers then send no retryable-write ids, whose bookkeeping in
+  # SecantusDB 0.7.0b3 is scanned and sorted on every write (latency grew to ~10 ms after 10k
+  # writes); it also drops the oplog. The services need neither change streams nor transactions.
   start_bg mongo "$ECP_VENVS/secantus/bin/secantusd-py" --config "$ECP_DATA/mongo.toml" \
-    --host 127.0.0.1 --port "$ECP_MONGO_PORT" --storage-path "$ECP_DATA/mongo" --log-level WARNING
+    --host 127.0.0.1 --port "$ECP_MONGO_PORT" --storage-path "$ECP_DATA/mongo" --log-level WARNING --standalone
   wait_for mongo 60 mongo_ping
 }
 
