@@ -1,4 +1,8 @@
-"""Events the identity service publishes on `identity.account.v1`, keyed by account id."""
+"""Events the identity service publishes, keyed by account id.
+
+`identity.account.v1` is read by every service. `identity.mail.v1` is restricted: it carries
+secret links and is read by the notifier alone.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pydantic import EmailStr, Field
 from services.kernel.envelope import EventData, event_type
 
 TOPIC = "identity.account.v1"
+MAIL_TOPIC = "identity.mail.v1"
 # The aggregate documents whose embedded outbox the relay publishes.
 OUTBOX_COLLECTION = "accounts"
 
@@ -61,3 +66,47 @@ class AccountDeleted(EventData):
 
     account_id: str
     deleted_at: datetime
+
+
+@event_type
+class ActivationLinkIssued(EventData):
+    """Restricted. Email this activation link (single use, valid until expires_at) to the owner."""
+
+    event_type = "ActivationLinkIssued"
+    topic = MAIL_TOPIC
+
+    account_id: str
+    email: EmailStr
+    display_name: str
+    link: str
+    expires_at: datetime
+
+
+@event_type
+class PasswordResetLinkIssued(EventData):
+    """Restricted. Email this password link (single use) to the owner: a reset they asked for,
+    or the invitation of a staff account created by an admin."""
+
+    event_type = "PasswordResetLinkIssued"
+    topic = MAIL_TOPIC
+
+    account_id: str
+    email: EmailStr
+    display_name: str
+    link: str
+    expires_at: datetime
+    purpose: Literal["reset", "staff_invitation"] = "reset"
+
+
+@event_type
+class ExistingAccountRegistrationAttempted(EventData):
+    """Restricted. Someone tried to create an account with this address, which already has one:
+    tell the owner (the person registering was told nothing, to prevent account enumeration)."""
+
+    event_type = "ExistingAccountRegistrationAttempted"
+    topic = MAIL_TOPIC
+
+    account_id: str
+    email: EmailStr
+    display_name: str
+    attempted_at: datetime

@@ -3,21 +3,71 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+from datetime import UTC, datetime
 
-from services.kernel.service import backend_app, serve
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
 from services.identity import api, events
+from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
+from services.identity.store import IdentityStore
+from services.identity.usecases import KEY_RELOAD_INTERVAL, IdentityError, IdentityService, load_keyring
+from services.kernel.auth import TokenVerifier
+from services.kernel.runtime import ServiceRuntime, retry_forever
+from services.kernel.service import backend_app, serve
+
+
+async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
+    settings: IdentitySettings = runtime.settings  # type: ignore[assignment]
+    store = IdentityStore(runtime.db)
+    await retry_forever(store.ensure_indexes, "identity indexes")
+    keyring = await load_keyring(store, settings, datetime.now(UTC))
+    passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
+    identity = IdentityService(store, settings, passwords, keyring, events_queued=runtime.events_queued)
+    app.state.identity = identity
+
+    async def local_jwks() -> dict:
+        return identity.keyring.jwks()
+
+    # Identity verifies its own tokens from its key ring, without an HTTP call to itself.
+    app.state.token_verifier = TokenVerifier(local_jwks, refetch_interval_s=0)
+
+    async def reload_keys() -> None:
+        # Picks up keys rotated by the admin command (or another replica), before they sign.
+        while True:
+            await asyncio.sleep(KEY_RELOAD_INTERVAL.total_seconds())
+            with contextlib.suppress(Exception):
+                identity.keyring = await load_keyring(store, settings, datetime.now(UTC))
+            with contextlib.suppress(Exception):
+                await store.purge_rate_limits(datetime.now(UTC))
+
+    app.state.key_reloader = asyncio.create_task(reload_keys())
+
+
+async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
+    app.state.key_reloader.cancel()
+
+
+async def identity_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IdentityError)
+    return api.identity_error_response(exc)
 
 
 def create_app() -> FastAPI:
-    return backend_app(
+    app = backend_app(
         IdentitySettings(),
         title="Identité",
-        description="Accounts, credentials, activation and reset tokens, roles, token signing keys.",
+        description="Accounts, credentials, activation and reset links, sessions, roles, token signing keys (JWKS).",
         routers=[api.router],
         outbox_collections=[events.OUTBOX_COLLECTION],
+        on_start=open_clients,
+        on_stop=close_clients,
     )
+    app.add_exception_handler(IdentityError, identity_error)
+    return app
 
 
 if __name__ == "__main__":

@@ -9,3 +9,20 @@ class IdentitySettings(CommonSettings):
     service_name: str = "identity"
     http_port: int = 8101
     public_prefix: str = "/api/identity"
+    activation_link_ttl_hours: float = 48
+    reset_link_ttl_minutes: float = 60
+    staff_invitation_ttl_hours: float = 72
+    access_token_ttl_minutes: float = 10
+    refresh_token_ttl_days: float = 30
+    # Encrypts the private signing keys at rest. Local default only: set it in production.
+    key_encryption_secret: str = "local-development-only-key-secret"
+    # Attempts allowed per window before a 429 (fixed windows).
+    login_attempts_per_account: int = 10
+    login_attempts_per_address: int = 50
+    login_window_minutes: float = 15
+    resends_per_hour: int = 3
+    reset_requests_per_hour: int = 3
+    registrations_per_address_per_hour: int = 20
+    argon2_memory_kib: int = 19 * 1024
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1

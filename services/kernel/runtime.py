@@ -130,17 +130,17 @@ class ServiceRuntime:
 
     async def _start_producer(self) -> None:
         assert self.publisher is not None
-        await _retry_forever(self.publisher.start, "Kafka producer")
+        await retry_forever(self.publisher.start, "Kafka producer")
         self._producer_started.set()
 
     async def _run_relay(self) -> None:
         assert self.relay is not None
-        await _retry_forever(self.relay.ensure_indexes, "outbox indexes")
+        await retry_forever(self.relay.ensure_indexes, "outbox indexes")
         await self._producer_started.wait()
         await self.relay.run_forever()
 
     async def _run_consumer(self, subscription: kafka.KafkaSubscription, consumer: EventConsumer) -> None:
-        await _retry_forever(subscription.start, f"consumer {consumer.group_id}")
+        await retry_forever(subscription.start, f"consumer {consumer.group_id}")
         try:
             await self._producer_started.wait()  # dead letters need the producer
             await consumer.run_forever()
@@ -149,7 +149,8 @@ class ServiceRuntime:
                 await subscription.stop()
 
 
-async def _retry_forever(action: Callable[[], Awaitable[Any]], what: str, max_delay_s: float = 5.0) -> None:
+async def retry_forever(action: Callable[[], Awaitable[Any]], what: str, max_delay_s: float = 5.0) -> None:
+    """Runs ``action`` until it succeeds, waiting longer between failures (dependencies starting)."""
     delay = 0.5
     while True:
         try:

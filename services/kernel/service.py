@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from services.kernel.app import create_service_app
+from services.kernel.auth import TokenVerifier, session_router
 from services.kernel.health import ReadinessCheck
 from services.kernel.runtime import ConsumerSpec, ServiceRuntime
 from services.kernel.settings import CommonSettings
@@ -33,6 +35,8 @@ def backend_app(
         runtime = ServiceRuntime(settings, outbox_collections=outbox_collections)
         await runtime.start()
         app.state.runtime = runtime
+        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        app.state.token_verifier = TokenVerifier.from_url(settings.jwks_url, app.state.http)
         if on_start is not None:
             await on_start(app, runtime)
         for spec in consumers(app, runtime):
@@ -43,10 +47,16 @@ def backend_app(
         runtime: ServiceRuntime = app.state.runtime
         if on_stop is not None:
             await on_stop(app, runtime)
+        await app.state.http.aclose()
         await runtime.stop()
 
     return create_service_app(
-        settings, title=title, description=description, routers=routers, startup=startup, shutdown=shutdown
+        settings,
+        title=title,
+        description=description,
+        routers=[session_router(), *routers],
+        startup=startup,
+        shutdown=shutdown,
     )
 
 

@@ -24,6 +24,8 @@ class CommonSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongo_timeout_ms: int = 2000
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Where access tokens' public keys are published (the identity service).
+    jwks_url: str = "http://127.0.0.1:8101/.well-known/jwks.json"
     # Overrides schemas/topics.yaml's replication factor when creating topics (3 on a real cluster).
     topics_replication_factor: int | None = None
 

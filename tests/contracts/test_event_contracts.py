@@ -71,3 +71,11 @@ def test_every_aggregate_topic_has_a_dead_letter_topic_with_the_same_partitions(
 def test_secret_carrying_topics_are_marked_restricted() -> None:
     restricted = {t.name for t in declared_topics() if t.restricted}
     assert restricted == {"identity.mail.v1", "identity.mail.v1.dlq"}
+
+
+def test_events_carrying_secret_links_travel_only_on_restricted_topics() -> None:
+    restricted = {t.name for t in declared_topics() if t.restricted}
+    with_links = [m for m in MODELS if "link" in m.model_fields]
+    assert with_links, "the activation and reset links must be modelled"
+    assert all(m.topic in restricted for m in with_links)
+    assert not any("link" in m.model_fields for m in MODELS if m.topic not in restricted)

@@ -80,3 +80,13 @@ def processes() -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+@pytest.fixture
+async def db_client(settings: CommonSettings) -> AsyncIterator[Any]:
+    """A client of the real database server, to look at (or age) what a service stored."""
+    client = mongo.connect(settings.mongo_url)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -15,6 +15,7 @@ launch_service() {
     ECP_KAFKA_BOOTSTRAP="127.0.0.1:$ECP_KAFKA_PORT" ECP_S3_ENDPOINT="127.0.0.1:$ECP_S3_PORT" \
     ECP_CLAMD_PORT="$ECP_CLAMD_PORT" ECP_SMTP_PORT="$ECP_SMTP_PORT" \
     ECP_PUBLIC_BASE_URL="http://127.0.0.1:$ECP_GATEWAY_PORT" \
+    ECP_JWKS_URL="http://127.0.0.1:$ECP_IDENTITY_PORT/.well-known/jwks.json" \
     "$ECP_PYTHON" -m "services.$name.main")
 }
 

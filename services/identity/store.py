@@ -1,0 +1,226 @@
+"""Database access of the identity service (motor). Every write that causes events carries
+them in the same single-document update (the embedded outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.identity.domain import AccountState, LinkStatus, OneTimeLink
+from services.identity.tokens import SigningKey
+from services.kernel.mongo import Database, is_duplicate_key
+from services.kernel.outbox import new_document_with_events, with_events
+
+ACCOUNTS = "accounts"
+REFRESH_TOKENS = "refresh_tokens"
+RATE_LIMITS = "rate_limits"
+SIGNING_KEYS = "signing_keys"
+KEEP_LINKS = 5  # a resend adds a link without killing the earlier ones still valid
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class IdentityStore:
+    def __init__(self, db: Database) -> None:
+        self.accounts = db[ACCOUNTS]
+        self.refresh_tokens = db[REFRESH_TOKENS]
+        self.rate_limits = db[RATE_LIMITS]
+        self.signing_keys = db[SIGNING_KEYS]
+
+    async def ensure_indexes(self) -> None:
+        await self.accounts.create_index("email", unique=True, sparse=True)
+        for field in ("activation_links.hash", "used_activation_hashes", "reset_links.hash", "used_reset_hashes"):
+            await self.accounts.create_index(field)
+        await self.refresh_tokens.create_index("family")
+        await self.refresh_tokens.create_index("account_id")
+
+    # accounts
+
+    async def insert_account(self, document: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        try:
+            await self.accounts.insert_one(new_document_with_events(document, events))
+        except Exception as exc:
+            if is_duplicate_key(exc):
+                raise EmailTaken from exc
+            raise
+
+    async def by_email(self, email: str) -> dict[str, Any] | None:
+        return await self.accounts.find_one({"email": email, "state": {"$ne": AccountState.DELETED}})
+
+    async def by_id(self, account_id: str) -> dict[str, Any] | None:
+        return await self.accounts.find_one({"_id": account_id, "state": {"$ne": AccountState.DELETED}})
+
+    async def append_events(self, account_id: str, events: list[dict[str, Any]]) -> None:
+        await self.accounts.update_one({"_id": account_id}, with_events({"$set": {}}, events))
+
+    async def add_activation_link(self, account_id: str, link: OneTimeLink, events: list[dict[str, Any]]) -> bool:
+        result = await self.accounts.update_one(
+            {"_id": account_id, "state": AccountState.PENDING_ACTIVATION},
+            with_events({"$push": {"activation_links": {"$each": [asdict(link)], "$slice": -KEEP_LINKS}}}, events),
+        )
+        return result.modified_count == 1
+
+    async def link_status(self, kind: str, link_hash: str, now: datetime) -> tuple[LinkStatus, dict[str, Any] | None]:
+        """Where a link stands; ``kind`` is "activation" or "reset"."""
+        account = await self.accounts.find_one({f"{kind}_links.hash": link_hash, "state": {"$ne": AccountState.DELETED}})
+        if account is not None:
+            link = next(l for l in account[f"{kind}_links"] if l["hash"] == link_hash)
+            return OneTimeLink(**link).status_at(now), account
+        used = await self.accounts.find_one({f"used_{kind}_hashes": link_hash}, {"_id": 1, "state": 1})
+        if used is not None and used.get("state") != AccountState.DELETED:
+            return LinkStatus.USED, used
+        return LinkStatus.UNKNOWN, None
+
+    async def activate(
+        self, account_id: str, link_hash: str, all_hashes: list[str], now: datetime, events: list[dict[str, Any]]
+    ) -> bool:
+        """Activates with a still-valid link; False if it was used or expired meanwhile. Every
+        link of the account is remembered as used, so an older email's link says so too."""
+        result = await self.accounts.update_one(
+            {
+                "_id": account_id,
+                "state": AccountState.PENDING_ACTIVATION,
+                "activation_links": {"$elemMatch": {"hash": link_hash, "expires_at": {"$gt": now}}},
+            },
+            with_events(
+                {
+                    "$set": {"state": AccountState.ACTIVE, "activated_at": now},
+                    "$unset": {"activation_links": ""},
+                    "$push": {"used_activation_hashes": {"$each": all_hashes}},
+                },
+                events,
+            ),
+        )
+        return result.modified_count == 1
+
+    async def add_reset_link(self, account_id: str, link: OneTimeLink, events: list[dict[str, Any]]) -> None:
+        await self.accounts.update_one(
+            {"_id": account_id, "state": {"$ne": AccountState.DELETED}},
+            with_events({"$push": {"reset_links": {"$each": [asdict(link)], "$slice": -KEEP_LINKS}}}, events),
+        )
+
+    async def reset_password(
+        self, account_id: str, link_hash: str, password_hash: str, now: datetime, events: list[dict[str, Any]]
+    ) -> bool:
+        """Sets the password with a still-valid reset link and consumes every reset link."""
+        result = await self.accounts.update_one(
+            {
+                "_id": account_id,
+                "state": {"$ne": AccountState.DELETED},
+                "reset_links": {"$elemMatch": {"hash": link_hash, "expires_at": {"$gt": now}}},
+            },
+            with_events(
+                {
+                    "$set": {"password_hash": password_hash, "password_changed_at": now, "reset_links": []},
+                    "$push": {"used_reset_hashes": link_hash},
+                },
+                events,
+            ),
+        )
+        return result.modified_count == 1
+
+    async def change_password(
+        self, account_id: str, old_hash: str, new_hash: str, now: datetime, events: list[dict[str, Any]]
+    ) -> bool:
+        """Compare-and-set on the hash, so two concurrent changes cannot both win."""
+        result = await self.accounts.update_one(
+            {"_id": account_id, "password_hash": old_hash, "state": AccountState.ACTIVE},
+            with_events({"$set": {"password_hash": new_hash, "password_changed_at": now, "reset_links": []}}, events),
+        )
+        return result.modified_count == 1
+
+    async def rehash_password(self, account_id: str, old_hash: str, new_hash: str) -> None:
+        await self.accounts.update_one({"_id": account_id, "password_hash": old_hash}, {"$set": {"password_hash": new_hash}})
+
+    async def erase(self, account_id: str, now: datetime, events: list[dict[str, Any]]) -> bool:
+        """RGPD erasure: keep only a tombstone (id, state, dates) carrying the AccountDeleted event."""
+        result = await self.accounts.update_one(
+            {"_id": account_id, "state": {"$ne": AccountState.DELETED}},
+            with_events(
+                {
+                    "$set": {"state": AccountState.DELETED, "deleted_at": now},
+                    "$unset": {
+                        "email": "", "display_name": "", "password_hash": "", "activation_links": "",
+                        "reset_links": "", "used_activation_hashes": "", "used_reset_hashes": "",
+                    },
+                },
+                events,
+            ),
+        )
+        if result.modified_count == 1:
+            await self.refresh_tokens.delete_many({"account_id": account_id})
+        return result.modified_count == 1
+
+    # refresh tokens: one document per token, hashed; a login starts a family (a chain)
+
+    async def insert_refresh_token(
+        self, token_hash: str, *, family: str, account_id: str, role: str, now: datetime, ttl: timedelta
+    ) -> None:
+        await self.refresh_tokens.insert_one(
+            {
+                "_id": token_hash, "family": family, "account_id": account_id, "role": role,
+                "created_at": now, "expires_at": now + ttl, "used": False, "revoked": False,
+            }
+        )
+
+    async def use_refresh_token(self, token_hash: str, now: datetime) -> tuple[str, dict[str, Any] | None]:
+        """Marks the token used; returns ("ok", doc), ("reused", doc) or ("invalid", None)."""
+        doc = await self.refresh_tokens.find_one_and_update(
+            {"_id": token_hash, "used": False, "revoked": False, "expires_at": {"$gt": now}},
+            {"$set": {"used": True, "used_at": now}},
+        )
+        if doc is not None:
+            return "ok", doc
+        known = await self.refresh_tokens.find_one({"_id": token_hash})
+        if known is not None and known["used"] and not known["revoked"]:
+            return "reused", known
+        return "invalid", None
+
+    async def revoke_family(self, family: str) -> None:
+        await self.refresh_tokens.update_many({"family": family}, {"$set": {"revoked": True}})
+
+    async def revoke_all(self, account_id: str) -> None:
+        await self.refresh_tokens.update_many({"account_id": account_id}, {"$set": {"revoked": True}})
+
+    # rate limits: fixed windows, one counter document per (key, window)
+
+    async def hit(self, key: str, window: timedelta, now: datetime) -> tuple[int, datetime]:
+        """Counts one attempt; returns the count in the current window and when it ends."""
+        seconds = int(window.total_seconds())
+        start = int(now.timestamp()) // seconds * seconds
+        ends = datetime.fromtimestamp(start + seconds, tz=now.tzinfo)
+        doc = await self.rate_limits.find_one_and_update(
+            {"_id": f"{key}:{start}"},
+            {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends}},
+            upsert=True,
+            return_document=True,
+        )
+        return int(doc["count"]), ends
+
+    async def purge_rate_limits(self, now: datetime) -> None:
+        await self.rate_limits.delete_many({"expires_at": {"$lt": now}})
+
+    # signing keys
+
+    async def signing_keys_list(self) -> list[SigningKey]:
+        return [
+            SigningKey(
+                kid=d["_id"], private_pem=d["private_pem"], public_jwk=d["public_jwk"],
+                created_at=d["created_at"], signs_from=d["signs_from"],
+            )
+            async for d in self.signing_keys.find({"retired": {"$ne": True}})
+        ]
+
+    async def insert_signing_key(self, key: SigningKey) -> None:
+        await self.signing_keys.insert_one(
+            {
+                "_id": key.kid, "private_pem": key.private_pem, "public_jwk": key.public_jwk,
+                "created_at": key.created_at, "signs_from": key.signs_from,
+            }
+        )
+
+    async def retire_signing_keys(self, kids: list[str]) -> None:
+        await self.signing_keys.update_many({"_id": {"$in": kids}}, {"$set": {"retired": True}})
