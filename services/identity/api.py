@@ -19,6 +19,7 @@ from services.identity.usecases import (
     LinkUsed,
     NotActivated,
     PolicyViolation,
+    TokenPair,
     TooManyAttempts,
 )
 from services.kernel.auth import Principal, require_role
@@ -66,6 +67,10 @@ class TokenResponse(BaseModel):
     refresh_token: str
     token_type: str = "Bearer"
     expires_in: int
+
+    @classmethod
+    def of(cls, pair: TokenPair) -> TokenResponse:
+        return cls(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
 class ResetConfirmRequest(BaseModel):
@@ -175,8 +180,7 @@ async def resend_activation(body: EmailRequest, request: Request, identity: Serv
     summary="Log in: a short-lived access token and a rotating refresh token", responses=_responses(401, 403, 429),
 )
 async def login(body: LoginRequest, request: Request, identity: Service) -> TokenResponse:
-    pair = await identity.login(body.email, body.password, client=client_address(request))
-    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+    return TokenResponse.of(await identity.login(body.email, body.password, client=client_address(request)))
 
 
 @router.post(
@@ -184,8 +188,7 @@ async def login(body: LoginRequest, request: Request, identity: Service) -> Toke
     summary="Exchange a refresh token for a new pair (reusing one revokes its chain)", responses=_responses(401),
 )
 async def refresh(body: RefreshRequest, identity: Service) -> TokenResponse:
-    pair = await identity.refresh(body.refresh_token)
-    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+    return TokenResponse.of(await identity.refresh(body.refresh_token))
 
 
 @router.post("/auth/logout", status_code=204, tags=["session"], summary="Log out: revoke the refresh token's chain")
