@@ -56,6 +56,7 @@ class OutboxRelay:
     async def ensure_indexes(self) -> None:
         for coll in self._collections:
             await coll.create_index(PENDING_FIELD, sparse=True)
+            await coll.create_index(f"{LEASE_FIELD}.token", sparse=True)
 
     def notify(self) -> None:
         """Called after a local write that queued events: relay now instead of at the next poll."""
@@ -115,8 +116,7 @@ class OutboxRelay:
         # The token tells this pass's claims apart from any other relay's (or an earlier pass's).
         lease = {"owner": self.owner, "token": uuid.uuid4().hex, "until": now + self._lease}
         await coll.update_many({**claimable, "_id": {"$in": candidates}}, {"$set": {LEASE_FIELD: lease}})
-        claimed = [d async for d in coll.find({f"{LEASE_FIELD}.token": lease["token"]}, {OUTBOX_FIELD: 1, LEASE_FIELD: 1})]
-        return claimed
+        return [d async for d in coll.find({f"{LEASE_FIELD}.token": lease["token"]}, {OUTBOX_FIELD: 1, LEASE_FIELD: 1})]
 
     @staticmethod
     def _message(entry: dict[str, Any]) -> OutgoingMessage:
