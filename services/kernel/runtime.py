@@ -47,7 +47,6 @@ class ConsumerSpec:
 class ServiceRuntime:
     settings: CommonSettings
     outbox_collections: Sequence[str] = ()
-    run_relay: bool = True
     mongo_client: Any = None
     db: Any = None
     publisher: kafka.KafkaPublisher | None = None
@@ -71,7 +70,7 @@ class ServiceRuntime:
                 batch_size=s.outbox_batch_size,
                 poll_interval_s=s.outbox_poll_interval_s,
             )
-            if self.run_relay:
+            if s.run_outbox_relay:
                 self._spawn(self._run_relay(), "outbox-relay")
 
     def add_consumer(self, spec: ConsumerSpec) -> EventConsumer:

@@ -29,6 +29,8 @@ class CommonSettings(BaseSettings):
     # Overrides schemas/topics.yaml's replication factor when creating topics (3 on a real cluster).
     topics_replication_factor: int | None = None
 
+    # False when the relay runs as its own process (python -m services.kernel.relay).
+    run_outbox_relay: bool = True
     outbox_poll_interval_s: float = 0.5
     outbox_lease_s: float = 30.0
     outbox_batch_size: int = 100
