@@ -1,17 +1,216 @@
-"""Page routes. Server-rendered with jinja2; every page works without JavaScript."""
+"""Page routes. Server-rendered with jinja2; every page works without JavaScript.
+
+Thin: read the form (CSRF-checked by ``ProtectedForm``), call the service through
+``clients``, pick the template and status. Statuses mirror identity's answers (410 expired,
+409 already used, 400 unknown...), so monitoring sees outcomes, and browsers show the page anyway.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+from services.web.clients import IdentityAnswer, IdentityClient, identity_client
+from services.web.csrf import ProtectedForm
+from services.web.pages import render
+
 router = APIRouter()
+Identity = Annotated[IdentityClient, Depends(identity_client)]
+
+# Identity's token format: a link cut by a mail client fails here without a call.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+LOGIN_URL = "/connexion"
+ACTIVATION_RESEND = "/activation/nouveau-lien"
+RESET_REQUEST = "/mot-de-passe/oubli"
+
+EMAIL_MISSING = "Saisissez votre adresse email, par exemple nom@exemple.fr."
+EMAIL_INVALID = "Saisissez une adresse email valide, par exemple nom@exemple.fr."
+PASSWORD_MISSING = "Saisissez un nouveau mot de passe."
+CONFIRMATION_MISSING = "Saisissez à nouveau le mot de passe pour le confirmer."
+CONFIRMATION_MISMATCH = "Les deux mots de passe ne sont pas identiques. Saisissez-les à nouveau."
+PASSWORD_REFUSED = "Ce mot de passe ne peut pas être utilisé. Choisissez-en un autre."
+
+
+def _valid_token(value: str | None) -> str | None:
+    return value if value is not None and _TOKEN.match(value) else None
+
+
+def _email_error(email: str) -> str | None:
+    """A first check so that an empty field gets a clear message; identity validates for real."""
+    if not email:
+        return EMAIL_MISSING
+    if "@" not in email or len(email) > 254 or " " in email:
+        return EMAIL_INVALID
+    return None
+
+
+def _new_link(action: str, *, email: str = "", error: str | None = None) -> dict[str, Any]:
+    return {"action": action, "email": email, "errors": [{"id": "email", "message": error}] if error else []}
+
+
+def _outcome(
+    request: Request, *, title: str, heading: str, message: str | None = None, tone: str = "info",
+    login: bool = False, new_link: dict[str, Any] | None = None, status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    context = {"title": title, "heading": heading, "message": message, "tone": tone, "login": login, "new_link": new_link}
+    return render(request, "outcome.html", context, status_code=status_code, headers=headers)
+
+
+# ---- activation ------------------------------------------------------------------------------
+
+def _activation_link_incomplete(request: Request) -> HTMLResponse:
+    return _outcome(
+        request, title="Lien d'activation incomplet", heading="Lien d'activation incomplet", tone="erreur",
+        message=(
+            "Le lien que vous avez suivi est incomplet : il a peut-être été coupé par votre messagerie. "
+            "Copiez l'adresse complète du lien reçu par email, ou demandez un nouveau lien ci-dessous."
+        ),
+        new_link=_new_link(ACTIVATION_RESEND), status_code=400,
+    )
+
+
+@router.get("/activation", response_class=HTMLResponse, summary="Activation page (the emailed link)")
+async def activation_page(request: Request, jeton: str | None = None) -> HTMLResponse:
+    # Only a form here: mail scanners fetch links, and a GET must not use the single-use token.
+    token = _valid_token(jeton)
+    if token is None:
+        return _activation_link_incomplete(request)
+    return render(request, "activation.html", {"jeton": token})
+
+
+@router.post("/activation", response_class=HTMLResponse, summary="Activate the account")
+async def activate(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+    token = _valid_token(form.get("jeton"))
+    if token is None:
+        return _activation_link_incomplete(request)
+    answer = await identity.activate(token)
+    if answer.status == 200:
+        return _outcome(request, title="Espace activé", heading="Votre espace est activé", message=answer.detail,
+                        tone="succes", login=True)
+    if answer.status == 409:
+        return _outcome(request, title="Lien déjà utilisé", heading="Ce lien a déjà été utilisé",
+                        message=answer.detail, login=True, status_code=409)
+    if answer.status == 410:
+        return _outcome(request, title="Lien d'activation expiré", heading="Lien d'activation expiré",
+                        message=answer.detail, tone="erreur", new_link=_new_link(ACTIVATION_RESEND), status_code=410)
+    if answer.status == 422:  # a token identity's own format check refused: the link is broken
+        return _activation_link_incomplete(request)
+    return _outcome(request, title="Lien d'activation non valide", heading="Lien d'activation non valide",
+                    message=answer.detail, tone="erreur", new_link=_new_link(ACTIVATION_RESEND), status_code=400)
+
+
+@router.post(ACTIVATION_RESEND, response_class=HTMLResponse, summary="Ask for a new activation link")
+async def resend_activation(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+    return await _ask_for_link(
+        request, form, identity.resend_activation, action=ACTIVATION_RESEND,
+        form_heading="Recevoir un nouveau lien d'activation", done_title="Nouveau lien d'activation demandé",
+    )
+
+
+# ---- password reset --------------------------------------------------------------------------
+
+def _reset_link_problem(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
+    return _outcome(request, title=title, heading=title, message=message, tone="erreur",
+                    new_link=_new_link(RESET_REQUEST), status_code=status_code)
+
+
+def _reset_link_incomplete(request: Request) -> HTMLResponse:
+    return _reset_link_problem(
+        request, "Lien incomplet",
+        "Le lien que vous avez suivi est incomplet : il a peut-être été coupé par votre messagerie. "
+        "Copiez l'adresse complète du lien reçu par email, ou demandez un nouveau lien ci-dessous.",
+        400,
+    )
+
+
+def _new_password_form(
+    request: Request, token: str, errors: dict[str, str] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    # Field ids in display order, so the summary lists errors as the fields appear.
+    ordered = [{"id": fid, "message": errors[fid]} for fid in ("nouveau-mot-de-passe", "confirmation") if errors and fid in errors]
+    return render(request, "new_password.html", {"jeton": token, "errors": ordered, "field_errors": errors or {}},
+                  status_code=status_code)
+
+
+@router.get("/mot-de-passe/nouveau", response_class=HTMLResponse, summary="New password page (the emailed link)")
+async def new_password_page(request: Request, jeton: str | None = None) -> HTMLResponse:
+    token = _valid_token(jeton)
+    if token is None:
+        return _reset_link_incomplete(request)
+    return _new_password_form(request, token)
+
+
+@router.post("/mot-de-passe/nouveau", response_class=HTMLResponse, summary="Set the new password")
+async def set_new_password(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+    token = _valid_token(form.get("jeton"))
+    if token is None:
+        return _reset_link_incomplete(request)
+    password, confirmation = form.get("new_password", ""), form.get("confirmation", "")
+    errors: dict[str, str] = {}
+    if not password:
+        errors["nouveau-mot-de-passe"] = PASSWORD_MISSING
+    if not confirmation:
+        errors["confirmation"] = CONFIRMATION_MISSING
+    elif password and password != confirmation:
+        errors["confirmation"] = CONFIRMATION_MISMATCH
+    if errors:  # checked here: a typo must not spend the single-use link
+        return _new_password_form(request, token, errors, status_code=422)
+    answer = await identity.confirm_reset(token, password)
+    if answer.status == 200:
+        return _outcome(request, title="Mot de passe modifié", heading="Votre mot de passe est modifié",
+                        message=answer.detail, tone="succes", login=True)
+    if answer.status == 422:
+        if answer.field_error("token") is not None:
+            return _reset_link_incomplete(request)
+        return _new_password_form(request, token, {"nouveau-mot-de-passe": _password_reason(answer)}, status_code=422)
+    titles = {410: "Lien expiré", 409: "Lien déjà utilisé"}
+    return _reset_link_problem(request, titles.get(answer.status, "Lien non valide"), answer.detail,
+                               answer.status if answer.status in titles else 400)
+
+
+def _password_reason(answer: IdentityAnswer) -> str:
+    # Identity's policy refusals carry a French reason (type "value_error"); its schema
+    # validation (e.g. over 256 characters) only English details, replaced by a French sentence.
+    error = answer.field_error("new_password")
+    if error is not None and error.get("type") == "value_error":
+        return str(error.get("msg") or answer.detail)
+    return PASSWORD_REFUSED
+
+
+@router.post(RESET_REQUEST, response_class=HTMLResponse, summary="Ask for a new password reset link")
+async def request_reset(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+    return await _ask_for_link(
+        request, form, identity.request_reset, action=RESET_REQUEST,
+        form_heading="Recevoir un nouveau lien", done_title="Lien de réinitialisation demandé",
+    )
+
+
+# ---- shared ----------------------------------------------------------------------------------
+
+async def _ask_for_link(
+    request: Request, form: dict[str, str], call: Callable[[str], Awaitable[IdentityAnswer]], *, action: str, form_heading: str, done_title: str
+) -> HTMLResponse:
+    """Both "Recevoir un nouveau lien" forms: identity answers the same whatever the address."""
+    email = form.get("email", "").strip()
+    error = _email_error(email)
+    if error is None:
+        answer = await call(email)
+        if answer.status == 202:
+            return _outcome(request, title=done_title, heading=done_title, message=answer.detail)
+        if answer.status == 429:
+            headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+            return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=answer.detail,
+                            tone="erreur", status_code=429, headers=headers)
+        error = EMAIL_INVALID
+    return _outcome(request, title=f"Erreur : {form_heading}", heading=form_heading,
+                    new_link=_new_link(action, email=email, error=error), status_code=422)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Home page")
 async def home(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "home.html", {"town_name": request.app.state.settings.town_name})
+    return render(request, "home.html")

@@ -13,9 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kernel.app import create_service_app
 from services.kernel.health import ReadinessCheck
+from services.kernel.logging import get_logger
 from services.kernel.service import serve
-from services.web import api
-from services.web.settings import WebSettings
+from services.web import api, pages
+from services.web.errors import PageError
+from services.web.settings import LOCAL_SECRET_KEY, WebSettings
+
+log = get_logger(__name__)
 
 # Every asset is self-hosted: no inline script or style, no third-party origin.
 CONTENT_SECURITY_POLICY = (
@@ -52,6 +56,10 @@ def create_app() -> FastAPI:
 
     async def startup(app: FastAPI) -> Sequence[ReadinessCheck]:
         app.state.settings = settings
+        if settings.environment != "local" and settings.secret_key == LOCAL_SECRET_KEY:
+            # Not fatal (deployments that have not set it yet keep serving), but with a known key
+            # the CSRF tokens only rest on the cookie's SameSite: set ECP_SECRET_KEY.
+            log.warning("web secret_key is the local default: set ECP_SECRET_KEY", environment=settings.environment)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
         return [_upstream_check(app.state.http, name, url) for name, url in settings.service_urls().items()]
 
@@ -67,6 +75,8 @@ def create_app() -> FastAPI:
         shutdown=shutdown,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    # CSRF rejections, identity unreachable, unreadable forms: French pages, never a stack trace.
+    app.add_exception_handler(PageError, pages.page_error)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 

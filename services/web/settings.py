@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from services.kernel.settings import CommonSettings
 
+# Good for a local run only; main.py warns when another environment still uses it.
+LOCAL_SECRET_KEY = "ecp-local-web-secret-not-for-production"
+
 
 class WebSettings(CommonSettings):
     service_name: str = "web"
@@ -15,6 +18,9 @@ class WebSettings(CommonSettings):
     documents_url: str = "http://127.0.0.1:8103"
     notifier_url: str = "http://127.0.0.1:8104"
     enrolment_url: str = "http://127.0.0.1:8105"
+    # Signs the forms' CSRF tokens (csrf.py), ECP_SECRET_KEY. Shared by every replica of the web
+    # service, so a page rendered by one is accepted by another; changing it voids open forms.
+    secret_key: str = LOCAL_SECRET_KEY
 
     def service_urls(self) -> dict[str, str]:
         return {
