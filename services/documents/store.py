@@ -1,0 +1,147 @@
+"""Database access of the documents service (motor). Every write that causes events carries them
+in the same single-document update (the embedded outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from services.documents.domain import LIVE_STATUSES, Status
+from services.kernel.mongo import Database
+from services.kernel.outbox import new_document_with_events, with_events
+
+DOCUMENTS = "documents"
+# Projection of the household's HouseholdSubmitted events (documents attached to a file under
+# review): {_id: document_id, dossier_id, submitted_at}. Filled by a future consumer.
+SUBMITTED = "submitted_documents"
+
+SCAN_LEASE = "scan_lease"
+PERSONAL_FIELDS = ("original_name", "name", "sha256", "received_sha256", "size", "content_type", "reason")
+
+
+class DocumentsStore:
+    def __init__(self, db: Database) -> None:
+        self.documents = db[DOCUMENTS]
+        self.submitted = db[SUBMITTED]
+
+    async def ensure_indexes(self) -> None:
+        await self.documents.create_index([("account_id", 1), ("created_at", -1)])
+        await self.documents.create_index([("status", 1), ("next_scan_at", 1)])
+        await self.documents.create_index("object_key")
+
+    # upload: intent, then pending (with DocumentUploaded)
+
+    async def insert_intent(self, document: dict[str, Any]) -> None:
+        await self.documents.insert_one(new_document_with_events({**document, "status": Status.UPLOADING}, []))
+
+    async def mark_uploaded(self, document_id: str, fields: dict[str, Any], events: list[dict[str, Any]]) -> bool:
+        result = await self.documents.update_one(
+            {"_id": document_id, "status": Status.UPLOADING},
+            with_events({"$set": {**fields, "status": Status.PENDING}}, events),
+        )
+        return result.modified_count == 1
+
+    async def remove_intent(self, document_id: str) -> None:
+        await self.documents.delete_one({"_id": document_id, "status": Status.UPLOADING})
+
+    # reads
+
+    async def get(self, document_id: str) -> dict[str, Any] | None:
+        return await self.documents.find_one({"_id": document_id}, {"outbox": 0, SCAN_LEASE: 0})
+
+    async def of_account(self, account_id: str) -> list[dict[str, Any]]:
+        cursor = self.documents.find(
+            {"account_id": account_id, "status": {"$nin": [Status.UPLOADING, Status.DELETED]}},
+            {"outbox": 0, SCAN_LEASE: 0},
+        ).sort("created_at", -1)
+        return [d async for d in cursor]
+
+    async def is_submitted(self, document_id: str) -> bool:
+        return await self.submitted.find_one({"_id": document_id}, {"_id": 1}) is not None
+
+    # scan: lease a pending document like the outbox relay leases aggregates
+
+    async def lease_pending(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
+        token = uuid.uuid4().hex
+        return await self.documents.find_one_and_update(
+            {
+                "status": Status.PENDING,
+                "$and": [
+                    {"$or": [{"next_scan_at": {"$exists": False}}, {"next_scan_at": {"$lte": now}}]},
+                    {"$or": [{SCAN_LEASE: {"$exists": False}}, {f"{SCAN_LEASE}.until": {"$lt": now}}]},
+                ],
+            },
+            {"$set": {SCAN_LEASE: {"token": token, "until": now + lease}}},
+            projection={"outbox": 0},
+            sort=[("next_scan_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def record_verdict(
+        self, document_id: str, token: str, status: Status, fields: dict[str, Any], events: list[dict[str, Any]]
+    ) -> bool:
+        result = await self.documents.update_one(
+            {"_id": document_id, "status": Status.PENDING, f"{SCAN_LEASE}.token": token},
+            with_events({"$set": {**fields, "status": status}, "$unset": {SCAN_LEASE: "", "next_scan_at": ""}}, events),
+        )
+        return result.modified_count == 1
+
+    async def postpone_scan(self, document_id: str, token: str, next_at: datetime, error: str) -> None:
+        await self.documents.update_one(
+            {"_id": document_id, f"{SCAN_LEASE}.token": token},
+            {"$set": {"next_scan_at": next_at, "last_scan_error": error[:300]}, "$inc": {"scan_attempts": 1},
+             "$unset": {SCAN_LEASE: ""}},
+        )
+
+    # deletion and erasure: the record becomes a tombstone before the object goes
+
+    async def tombstone(
+        self, document_id: str, from_statuses: list[str], now: datetime, events: list[dict[str, Any]], *, erase: bool = False
+    ) -> bool:
+        unset = {f: "" for f in PERSONAL_FIELDS} if erase else {"original_name": "", "name": ""}
+        result = await self.documents.update_one(
+            {"_id": document_id, "status": {"$in": from_statuses}},
+            with_events({"$set": {"status": Status.DELETED, "deleted_at": now}, "$unset": {**unset, SCAN_LEASE: ""}}, events),
+        )
+        return result.modified_count == 1
+
+    async def anonymise(self, document_id: str, now: datetime) -> None:
+        """Erasure: the tombstone keeps no link to the account nor anything about the file."""
+        await self.documents.update_one(
+            {"_id": document_id},
+            {"$set": {"account_id": None, "erased_at": now}, "$unset": {f: "" for f in PERSONAL_FIELDS}},
+        )
+
+    async def delete_record(self, document_id: str) -> None:
+        await self.documents.delete_one({"_id": document_id})
+
+    # sweeper
+
+    async def stale_intents(self, before: datetime) -> list[dict[str, Any]]:
+        cursor = self.documents.find({"status": Status.UPLOADING, "created_at": {"$lt": before}}, {"object_key": 1})
+        return [d async for d in cursor]
+
+    async def live_keys(self, keys: list[str]) -> set[str]:
+        cursor = self.documents.find(
+            {"object_key": {"$in": keys}, "status": {"$in": list(LIVE_STATUSES)}}, {"object_key": 1}
+        )
+        return {d["object_key"] async for d in cursor}
+
+    async def past_retention(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        cursor = self.documents.find(
+            {"status": {"$in": [Status.PENDING, Status.CLEAN, Status.INFECTED]}, "created_at": {"$lt": before}},
+            {"outbox": 0},
+        ).limit(limit)
+        return [d async for d in cursor]
+
+    async def purge_tombstones(self, before: datetime) -> int:
+        result = await self.documents.delete_many(
+            {"status": Status.DELETED, "deleted_at": {"$lt": before}, "outbox_pending": {"$ne": True}}
+        )
+        return result.deleted_count
+
+    async def of_account_all(self, account_id: str) -> list[dict[str, Any]]:
+        return [d async for d in self.documents.find({"account_id": account_id}, {"outbox": 0})]
