@@ -210,7 +210,12 @@ class DocumentsService:
         document = await self._get(document_id)
         if document is None:
             raise NotFound(domain.NOT_FOUND)
-        submitted = await self.store.is_submitted(document_id)
+        try:
+            submitted = await self.store.is_submitted(document_id)
+        except Exception as exc:
+            if _unavailable(exc):
+                raise Unavailable(domain.UNAVAILABLE_READ) from exc
+            raise
         if not domain.visible_to(document, account_id=account_id, role=role, submitted=submitted):
             raise NotFound(domain.NOT_FOUND)
         return document, submitted
