@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from services.documents import api, events
 from services.documents.scanner import ClamdScanner
 from services.documents.settings import DocumentsSettings
-from services.documents.storage import DocumentObjects
 from services.documents.store import DocumentsStore
 from services.documents.usecases import DocumentsError, DocumentsService
 from services.identity.events import TOPIC as ACCOUNT_TOPIC
@@ -21,13 +20,14 @@ from services.kernel.health import ReadinessCheck
 from services.kernel.runtime import ConsumerSpec, ServiceRuntime, retry_forever
 from services.kernel.service import backend_app, serve
 from services.kernel.settings import S3Settings
+from services.kernel.objectstore import ObjectStore
 
 ERASURE_GROUP = "documents-erasure"
 
 
 async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     settings: DocumentsSettings = runtime.settings  # type: ignore[assignment]
-    app.state.objects = DocumentObjects(
+    app.state.objects = ObjectStore(
         S3Settings(), public_endpoint=settings.public_endpoint, public_secure=settings.public_secure,
         sse=settings.s3_server_side_encryption,
     )

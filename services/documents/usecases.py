@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,16 +24,25 @@ from services.documents import domain, events
 from services.documents.domain import FileType, Kind, Status
 from services.documents.scanner import ClamdScanner, ScanUnavailable
 from services.documents.settings import DocumentsSettings
-from services.documents.storage import DocumentObjects, StorageUnavailable, best_effort
 from services.documents.store import DocumentsStore
 from services.documents.upload import ReceivedFile, UnreadableImage, heic_to_jpeg
 from services.kernel.envelope import EventData, new_event
 from services.kernel.logging import get_logger
 from services.kernel.mongo import is_transient_db_error
+from services.kernel.objectstore import ObjectStore, StorageUnavailable
 from services.kernel.outbox import outbox_entry
 
 SOURCE = "/services/documents"
 log = get_logger(__name__)
+
+
+async def best_effort(action: Awaitable[Any]) -> bool:
+    """Runs a clean-up step whose failure the sweeper will repair later; True if it worked."""
+    try:
+        await action
+        return True
+    except Exception:
+        return False
 
 
 class DocumentsError(Exception):
@@ -86,7 +95,7 @@ class DocumentsService:
     def __init__(
         self,
         store: DocumentsStore,
-        objects: DocumentObjects,
+        objects: ObjectStore,
         scanner: ClamdScanner,
         settings: DocumentsSettings,
         *,

@@ -21,7 +21,7 @@ import pytest
 
 from services.documents.scanner import ClamdScanner
 from services.documents.settings import DocumentsSettings
-from services.documents.storage import DocumentObjects
+from services.kernel.objectstore import ObjectStore
 from services.documents.store import DocumentsStore
 from services.documents.upload import ReceivedFile
 from services.documents.usecases import DocumentsService, Unavailable
@@ -64,8 +64,8 @@ def image_bytes(fmt: str, size: tuple[int, int] = (64, 48)) -> bytes:
     return out.getvalue()
 
 
-def objects() -> DocumentObjects:
-    return DocumentObjects(S3Settings(), public_endpoint="127.0.0.1:9000", public_secure=False, sse=True)
+def objects() -> ObjectStore:
+    return ObjectStore(S3Settings(), public_endpoint="127.0.0.1:9000", public_secure=False, sse=True)
 
 
 class Family:
@@ -373,7 +373,7 @@ def _received(tmp_path: Any, data: bytes) -> ReceivedFile:
 
 async def test_s3_down_during_an_upload_is_a_503_and_leaves_no_record(tmp_path: Any, documents_db: Any) -> None:
     account = f"test-{uuid.uuid4()}"
-    down = DocumentObjects(S3Settings(endpoint="127.0.0.1:9"), public_endpoint="127.0.0.1:9", public_secure=False, sse=True)
+    down = ObjectStore(S3Settings(endpoint="127.0.0.1:9"), public_endpoint="127.0.0.1:9", public_secure=False, sse=True)
     with pytest.raises(Unavailable) as refused:
         await _service(documents_db, down).upload(account, "other", _received(tmp_path, pdf_bytes()))
     assert "n'a pas été enregistré" in refused.value.message
