@@ -1,31 +1,49 @@
-"""Wiring of the notifier service: settings, clients opened in the lifespan, routes. Run with
-``python -m services.notifier.main``."""
+"""Wiring of the notifier service: settings, clients opened in the lifespan, routes, consumers.
+Run with ``python -m services.notifier.main``."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from fastapi import FastAPI
 
 from services.kernel.health import ReadinessCheck
-from services.kernel.runtime import ServiceRuntime
-from services.notifier.mailer import SmtpMailer
+from services.kernel.runtime import ConsumerSpec, ServiceRuntime, retry_forever
 from services.kernel.service import backend_app, serve
 from services.notifier import api, events
+from services.notifier.consumers import Notifier
+from services.notifier.mailer import SmtpMailer
 from services.notifier.settings import NotifierSettings
+from services.notifier.store import NotifierStore
 
 
 async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     settings: NotifierSettings = runtime.settings  # type: ignore[assignment]
     app.state.mailer = SmtpMailer(settings)
+    app.state.store = NotifierStore(runtime.db)
+    await retry_forever(app.state.store.ensure_indexes, "notifier indexes")
+    app.state.notifier = Notifier(settings, app.state.store, app.state.mailer, events_queued=runtime.events_queued)
+
+
+async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
+    await app.state.mailer.close()
+
+
+def consumers(app: FastAPI, runtime: ServiceRuntime) -> Sequence[ConsumerSpec]:
+    return app.state.notifier.consumer_specs()
 
 
 def create_app() -> FastAPI:
     return backend_app(
         NotifierSettings(),
         title="Notifications",
-        description="French emails for every family-facing transition, delivered over SMTP exactly once.",
+        description="French emails for every family-facing transition, delivered over SMTP exactly once, "
+        "and the delivery log agents read.",
         routers=[api.router],
         outbox_collections=[events.OUTBOX_COLLECTION],
+        consumers=consumers,
         on_start=open_clients,
+        on_stop=close_clients,
         extra_checks=lambda app, runtime: [ReadinessCheck("smtp", app.state.mailer.ping)],
     )
 

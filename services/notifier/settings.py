@@ -9,8 +9,35 @@ class NotifierSettings(CommonSettings):
     service_name: str = "notifier"
     http_port: int = 8104
     public_prefix: str = "/api/notifier"
+
+    # SMTP: the mail catcher locally, the city's relay in production.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_starttls: bool = False
     smtp_username: str | None = None
     smtp_password: str | None = None
+    smtp_timeout_s: float = 5.0
+    # Attempts inside one handler call before handing the event back to the consumer, whose own
+    # backoff then retries it for as long as the SMTP server stays unreachable.
+    smtp_attempts: int = 3
+    smtp_backoff_initial_s: float = 0.2
+
+    # What every email says about who sends it (the shared layout).
+    sender: str = "Espace Citoyen <ne-pas-repondre@montclair-sur-loire.fr>"
+    town_name: str = "Ville de Montclair-sur-Loire"
+    town_contact_email: str = "espace-citoyen@montclair-sur-loire.fr"
+    timezone: str = "Europe/Paris"
+    # Pages of the portal the emails point to (public_base_url + path); the web pages own them.
+    login_path: str = "/connexion"
+    forgot_password_path: str = "/mot-de-passe/oublie"
+    household_path: str = "/entourage"
+
+    # A delivery being sent is leased to one process; a process killed -9 mid-send leaves a
+    # lease that another process may take over once it expires. Longer than one SMTP attempt.
+    delivery_lease_s: float = 15.0
+    # Events older than this are not emailed (a new consumer group reading a topic from the
+    # start must not send months-old welcomes); they are logged as failed with a reason.
+    max_event_age_hours: float = 72.0
+
+    def portal_url(self, path: str = "/") -> str:
+        return self.public_base_url.rstrip("/") + path

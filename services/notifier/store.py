@@ -1,0 +1,173 @@
+"""Database access of the notifier (motor): the recipients projection and the deliveries.
+
+``recipients``: the notifier's own view of identity's accounts (account id → email, name),
+built from AccountRegistered / AccountActivated; AccountDeleted leaves a tombstone without them.
+
+``deliveries``: one document per (event, recipient), ``_id`` = that unique key. It is written
+*before* the SMTP transaction (status ``sending``, leased to one process) and updated after it
+(``sent`` or ``failed``) together with its NotificationSent / NotificationFailed event in the
+embedded outbox: the outcome and its event are one single-document write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from services.kernel.mongo import Database, is_duplicate_key
+from services.kernel.outbox import new_document_with_events, with_events
+from services.notifier.domain import DeliveryStatus
+
+RECIPIENTS = "recipients"
+DELIVERIES = "deliveries"
+# Fields of a delivery that identify a person; erasure removes them.
+PERSONAL_FIELDS = ("to", "to_masked", "display_name")
+
+
+class ClaimState(StrEnum):
+    NEW = "new"  # first attempt: send
+    RESUMED = "resumed"  # a previous attempt did not finish (crash or SMTP down): send again
+    DONE = "done"  # already sent or failed: nothing to do
+    BUSY = "busy"  # another live process holds it: try later
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: ClaimState
+    attempts: int = 0
+    created_at: datetime | None = None
+
+
+class NotifierStore:
+    def __init__(self, db: Database) -> None:
+        self.recipients = db[RECIPIENTS]
+        self.deliveries = db[DELIVERIES]
+
+    async def ensure_indexes(self) -> None:
+        # The delivery log query; the unique (event, recipient) key is the _id itself.
+        await self.deliveries.create_index([("account_id", 1), ("created_at", -1)])
+
+    # the recipients projection
+
+    async def remember_recipient(
+        self, account_id: str, email: str, display_name: str, *, registered_at: datetime | None = None
+    ) -> dict[str, Any] | None:
+        """Upserts the address; returns the projection, or None when the account was erased.
+        Idempotent by nature ($set of the event's values), and an account's events arrive in
+        order (one partition per key), so no applied-events guard is needed."""
+        fields: dict[str, Any] = {"email": email, "display_name": display_name}
+        update: dict[str, Any] = {"$set": fields}
+        if registered_at is not None:
+            update["$min"] = {"registered_at": registered_at}
+        try:
+            return await self.recipients.find_one_and_update(
+                {"_id": account_id, "deleted": {"$ne": True}}, update, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except Exception as exc:
+            if is_duplicate_key(exc):  # the tombstone of an erased account: never resurrect it
+                return None
+            raise
+
+    async def recipient(self, account_id: str) -> dict[str, Any] | None:
+        return await self.recipients.find_one({"_id": account_id, "deleted": {"$ne": True}})
+
+    async def is_forgotten(self, account_id: str) -> bool:
+        return await self.recipients.find_one({"_id": account_id, "deleted": True}, {"_id": 1}) is not None
+
+    async def forget(self, account_id: str, now: datetime) -> int:
+        """Erasure: the projection keeps a tombstone (id only, so a late mail event is not sent),
+        and the delivery log keeps what happened but not to whom. Returns deliveries anonymised."""
+        await self.recipients.update_one(
+            {"_id": account_id},
+            {"$set": {"deleted": True, "deleted_at": now}, "$unset": {"email": "", "display_name": "", "registered_at": ""}},
+            upsert=True,
+        )
+        result = await self.deliveries.update_many(
+            {"account_id": account_id, "anonymised_at": {"$exists": False}},
+            {"$unset": {f: "" for f in PERSONAL_FIELDS}, "$set": {"anonymised_at": now}},
+        )
+        return result.modified_count
+
+    # deliveries
+
+    async def claim(self, document: dict[str, Any], *, owner: str, now: datetime, lease: timedelta) -> Claim:
+        """Records the delivery as ``sending`` before any SMTP traffic, or takes over one that a
+        previous attempt left in ``sending`` (this process's own earlier try, or an expired lease
+        of a process that died). ``document`` holds ``_id`` and the delivery's fields."""
+        fresh = {
+            **document,
+            "status": DeliveryStatus.SENDING,
+            "owner": owner,
+            "lease_until": now + lease,
+            "attempts": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self.deliveries.insert_one(new_document_with_events(fresh, []))
+            return Claim(ClaimState.NEW, 1, now)
+        except Exception as exc:
+            if not is_duplicate_key(exc):
+                raise
+        taken = await self.deliveries.find_one_and_update(
+            {
+                "_id": document["_id"],
+                "status": DeliveryStatus.SENDING,
+                "$or": [{"owner": owner}, {"lease_until": {"$lt": now}}],
+            },
+            {"$set": {"owner": owner, "lease_until": now + lease, "updated_at": now}, "$inc": {"attempts": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if taken is not None:
+            return Claim(ClaimState.RESUMED, int(taken["attempts"]), taken["created_at"])
+        existing = await self.deliveries.find_one({"_id": document["_id"]}, {"status": 1})
+        if existing is None or existing["status"] == DeliveryStatus.SENDING:
+            return Claim(ClaimState.BUSY)
+        return Claim(ClaimState.DONE)
+
+    async def retry_noted(
+        self, delivery_id: str, *, owner: str, error: str, now: datetime, lease: timedelta, next_attempt: bool = True
+    ) -> int:
+        """A transient failure: keep the lease, show the error in the log and, when another
+        attempt follows at once, count it. Returns the attempts so far (0 if the lease was lost)."""
+        doc = await self.deliveries.find_one_and_update(
+            {"_id": delivery_id, "status": DeliveryStatus.SENDING, "owner": owner},
+            {
+                "$set": {"last_error": error, "lease_until": now + lease, "updated_at": now},
+                "$inc": {"attempts": 1 if next_attempt else 0},
+            },
+            {"attempts": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["attempts"]) if doc else 0
+
+    async def finish(
+        self, delivery_id: str, *, status: DeliveryStatus, fields: dict[str, Any], events: list[dict[str, Any]]
+    ) -> bool:
+        """``sending`` → ``sent`` / ``failed`` with its event, in one write. False if another
+        process finished it first (then its event was already queued, and ours is dropped)."""
+        result = await self.deliveries.update_one(
+            {"_id": delivery_id, "status": DeliveryStatus.SENDING},
+            with_events({"$set": {"status": status, **fields}, "$unset": {"owner": "", "lease_until": ""}}, events),
+        )
+        return result.modified_count == 1
+
+    async def record_failed(self, document: dict[str, Any], events: list[dict[str, Any]]) -> bool:
+        """A delivery that fails before any SMTP traffic (no address, stale event): one insert
+        with its event. False if it was already recorded (a redelivered event)."""
+        try:
+            await self.deliveries.insert_one(new_document_with_events({**document, "status": DeliveryStatus.FAILED}, events))
+            return True
+        except Exception as exc:
+            if is_duplicate_key(exc):
+                return False
+            raise
+
+    async def log_for(self, account_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        projection = {"outbox": 0, "outbox_pending": 0, "outbox_lease": 0, "to": 0, "owner": 0, "lease_until": 0}
+        cursor = self.deliveries.find({"account_id": account_id}, projection).sort("created_at", -1).limit(limit)
+        return [d async for d in cursor]
