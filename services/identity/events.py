@@ -43,6 +43,9 @@ class AccountActivated(EventData):
     email: EmailStr
     display_name: str
     activated_at: datetime
+    role: Literal["family", "agent", "admin"] = Field(
+        default="family", description="Staff accounts (agent, admin) are created active by an admin."
+    )
 
 
 @event_type

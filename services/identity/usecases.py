@@ -212,7 +212,8 @@ class IdentityService:
             )
         entries = self._entries(
             events.AccountActivated(
-                account_id=account["_id"], email=account["email"], display_name=account["display_name"], activated_at=now
+                account_id=account["_id"], email=account["email"], display_name=account["display_name"],
+                activated_at=now, role=account["role"],
             ),
             subject=account["_id"], correlation_id=correlation_id,
         )
@@ -362,7 +363,9 @@ class IdentityService:
         }
         entries = self._entries(
             events.AccountRegistered(account_id=account_id, email=email, display_name=document["display_name"], registered_at=now),
-            events.AccountActivated(account_id=account_id, email=email, display_name=document["display_name"], activated_at=now),
+            events.AccountActivated(
+                account_id=account_id, email=email, display_name=document["display_name"], activated_at=now, role=role.value
+            ),
             subject=account_id, correlation_id=correlation_id,
         )
         try:

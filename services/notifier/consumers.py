@@ -126,7 +126,7 @@ class Notifier:
         known = await self.store.remember_recipient(d.account_id, d.email, d.display_name)
         if known is None:
             return  # erased meanwhile
-        if domain.created_active(known.get("registered_at"), d.activated_at):
+        if d.role != "family":
             return  # a staff account: its invitation email comes from PasswordResetLinkIssued
         await self.notify(event, d.email, d.display_name)
 

@@ -129,19 +129,6 @@ def redact(text: str, *secrets: str | None) -> str:
     return re.sub(r"https?://\S+", "…", text)[:300]
 
 
-def created_active(registered_at: datetime | None, activated_at: datetime) -> bool:
-    """Staff accounts are created active by an admin: identity stamps registered_at and
-    activated_at with the very same instant (a family's activation comes from a later request,
-    at least milliseconds later). They get an invitation to choose a password, not the families'
-    welcome. An explicit role in AccountActivated would be better: a field for identity to add."""
-    if registered_at is None:
-        return False
-    # Compared to the millisecond: the projection's copy went through the database, which keeps ms.
-    return activated_at.replace(microsecond=activated_at.microsecond // 1000 * 1000) == registered_at.replace(
-        microsecond=registered_at.microsecond // 1000 * 1000
-    )
-
-
 def too_old(event_time: datetime, now: datetime, max_age: timedelta) -> bool:
     """An event older than this is history being replayed (a new consumer group), not news."""
     return now - event_time > max_age

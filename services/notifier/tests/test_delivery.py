@@ -181,8 +181,8 @@ async def test_password_changed_goes_to_the_projected_address_and_staff_get_no_f
     n = notifier(store, mailer)
     registered = AccountRegistered(account_id="acc-1", email="marie@example.org", display_name="Marie", registered_at=NOW)
     await n.on_registered(new_event(registered, source="/s", subject="acc-1", time=NOW))
-    staff_like = AccountActivated(account_id="acc-1", email="marie@example.org", display_name="Marie", activated_at=NOW)
-    await n.on_activated(new_event(staff_like, source="/s", subject="acc-1", time=NOW))
+    staff = AccountActivated(account_id="acc-1", email="marie@example.org", display_name="Marie", activated_at=NOW, role="agent")
+    await n.on_activated(new_event(staff, source="/s", subject="acc-1", time=NOW))
     assert mailer.sent == []
     family = AccountActivated(account_id="acc-1", email="marie@example.org", display_name="Marie", activated_at=NOW + timedelta(minutes=5))
     await n.on_activated(new_event(family, source="/s", subject="acc-1", time=NOW))

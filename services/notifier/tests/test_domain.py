@@ -66,14 +66,6 @@ def test_the_log_shows_a_masked_address_and_errors_without_address_or_link() -> 
     assert domain.redact("550 <m@x.org> unknown, see https://x.org/a?jeton=S", "m@x.org") == "550 <…> unknown, see …"
 
 
-def test_a_staff_account_is_one_registered_and_activated_in_the_same_instant() -> None:
-    t = datetime(2026, 9, 1, tzinfo=UTC)
-    assert domain.created_active(t, t)
-    assert domain.created_active(t.replace(microsecond=123000), t.replace(microsecond=123456))  # stored: ms
-    assert not domain.created_active(t, t + timedelta(milliseconds=40))
-    assert not domain.created_active(None, t)
-
-
 def test_old_events_are_history_not_news() -> None:
     now = datetime(2026, 9, 10, tzinfo=UTC)
     assert domain.too_old(now - timedelta(days=4), now, timedelta(hours=72))
