@@ -1,23 +1,50 @@
-"""Wiring of the household service: settings, clients opened in the lifespan, routes. Run with
-``python -m services.household.main``."""
+"""Wiring of the household service: settings, clients opened in the lifespan, routes, consumers.
+Run with ``python -m services.household.main``."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from services.kernel.service import backend_app, serve
 from services.household import api, events
+from services.household.consumers import consumer_specs
 from services.household.settings import HouseholdSettings
+from services.household.store import HouseholdStore
+from services.household.usecases import HouseholdError, HouseholdService
+from services.kernel.runtime import ConsumerSpec, ServiceRuntime, retry_forever
+from services.kernel.service import backend_app, serve
+
+
+async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
+    settings: HouseholdSettings = runtime.settings  # type: ignore[assignment]
+    store = HouseholdStore(runtime.db)
+    await retry_forever(store.ensure_indexes, "household indexes")
+    app.state.household = HouseholdService(
+        store, documents_url=settings.documents_url, http=app.state.http, events_queued=runtime.events_queued
+    )
+
+
+def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
+    return consumer_specs(app.state.household)
+
+
+async def household_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HouseholdError)
+    return api.household_error_response(exc)
 
 
 def create_app() -> FastAPI:
-    return backend_app(
+    app = backend_app(
         HouseholdSettings(),
         title="Foyer",
         description="The family file (dossier): address, guardians, children, proofs, lifecycle and the agents' review.",
         routers=[api.router],
         outbox_collections=[events.OUTBOX_COLLECTION],
+        consumers=consumers,
+        on_start=open_clients,
     )
+    app.add_exception_handler(HouseholdError, household_error)
+    return app
 
 
 if __name__ == "__main__":

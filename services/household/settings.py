@@ -9,3 +9,5 @@ class HouseholdSettings(CommonSettings):
     service_name: str = "household"
     http_port: int = 8102
     public_prefix: str = "/api/household"
+    # The documents service's API, read on behalf of an agent for download links.
+    documents_url: str = "http://127.0.0.1:8103"

@@ -1,0 +1,402 @@
+"""Rules of the household file (dossier), without I/O: its shape, its lifecycle, what a submission
+needs (Code de l'éducation D131-3-1), what a change does to what was validated, the French
+messages, and what erasure keeps.
+
+A dossier is stored as one document. Children, guardians and the address carry the document id
+that proves them (``identity_document_id``, ``proof_document_id``); a sworn statement
+(attestation sur l'honneur) may stand in for any of them. Recommended pieces are listed apart and
+never block a submission.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+# ---- lifecycle ---------------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    VALIDATED = "validated"
+    REJECTED = "rejected"
+    CORRECTIONS_REQUESTED = "corrections_requested"
+    ERASED = "erased"
+
+
+STATUS_LABELS = {
+    Status.DRAFT: "Brouillon",
+    Status.SUBMITTED: "Transmis au Service Scolaire, en attente d'examen",
+    Status.VALIDATED: "Validé",
+    Status.REJECTED: "Refusé",
+    Status.CORRECTIONS_REQUESTED: "Corrections demandées",
+    Status.ERASED: "Supprimé",
+}
+
+
+class Decision(StrEnum):
+    VALIDATE = "validated"
+    REJECT = "rejected"
+    REQUEST_CORRECTIONS = "corrections_requested"
+
+
+DECISION_LABELS = {
+    Decision.VALIDATE: "Dossier validé",
+    Decision.REJECT: "Dossier refusé",
+    Decision.REQUEST_CORRECTIONS: "Corrections demandées",
+}
+SUBMITTED_LABEL = "Dossier transmis"
+RESUBMITTED_LABEL = "Dossier transmis à nouveau"
+
+# Where the family may edit its file: never while an agent examines it, never once erased.
+EDITABLE = frozenset({Status.DRAFT, Status.CORRECTIONS_REQUESTED, Status.REJECTED, Status.VALIDATED})
+SUBMITTABLE = frozenset({Status.DRAFT, Status.CORRECTIONS_REQUESTED, Status.REJECTED})
+
+UNDER_REVIEW = "Votre dossier est en cours d'examen par le Service Scolaire : il ne peut pas être modifié pour l'instant."
+ALREADY_SUBMITTED = "Votre dossier a déjà été transmis : il est en cours d'examen."
+VALIDATED_UNCHANGED = "Votre dossier est déjà validé et n'a pas été modifié depuis : il n'y a rien à transmettre."
+ERASED = "Ce dossier a été supprimé."
+NOT_UNDER_REVIEW = "Ce dossier n'est pas en attente d'examen : aucune décision n'est possible."
+DECIDED_BY_ANOTHER = "Ce dossier vient d'être traité par un autre agent."
+CHANGED_MEANWHILE = "Votre dossier a été modifié entre-temps (dans un autre onglet ?). Rechargez la page et recommencez."
+ALREADY_EXISTS = "Vous avez déjà un dossier : modifiez-le plutôt que d'en créer un autre."
+NOT_ACTIVATED = (
+    "Votre compte n'est pas encore reconnu comme activé par ce service. Si vous venez de l'activer, "
+    "réessayez dans quelques instants."
+)
+NOT_FOUND = "Dossier introuvable."
+NO_DOSSIER = "Vous n'avez pas encore de dossier."
+
+
+class TransitionRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def check_editable(status: str) -> None:
+    if status == Status.SUBMITTED:
+        raise TransitionRefused(UNDER_REVIEW)
+    if status == Status.ERASED:
+        raise TransitionRefused(ERASED)
+
+
+def check_submittable(status: str) -> None:
+    """A validated file that the family changes goes back to draft (see ``after_edit``), so a file
+    still validated has nothing new to submit."""
+    if status == Status.SUBMITTED:
+        raise TransitionRefused(ALREADY_SUBMITTED)
+    if status == Status.ERASED:
+        raise TransitionRefused(ERASED)
+    if status == Status.VALIDATED:
+        raise TransitionRefused(VALIDATED_UNCHANGED)
+
+
+def after_edit(status: str, changed: bool) -> Status:
+    """The status once the family saved its file: a change to a validated file makes it a draft
+    again (to be resubmitted); children and address already validated keep their flag. A file
+    with corrections requested, or rejected, keeps its status (and the agent's reasons) until it
+    is resubmitted."""
+    if changed and status == Status.VALIDATED:
+        return Status.DRAFT
+    return Status(status)
+
+
+def check_decidable(status: str) -> None:
+    """An agent decides only on a submitted file; a file just decided means another agent won."""
+    if status in (Status.VALIDATED, Status.REJECTED, Status.CORRECTIONS_REQUESTED):
+        raise TransitionRefused(DECIDED_BY_ANOTHER)
+    if status != Status.SUBMITTED:
+        raise TransitionRefused(NOT_UNDER_REVIEW)
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+RELATIONSHIPS = {"mère": "Mère", "père": "Père", "autre représentant légal": "Autre représentant légal"}
+RECOMMENDED_KINDS = {
+    "vaccination_record": "Carnet de vaccinations (recommandé)",
+    "custody_judgement": "Jugement relatif à l'autorité parentale ou à la garde (recommandé)",
+    "insurance": "Attestation d'assurance scolaire (recommandé)",
+    "other": "Autre pièce (recommandé)",
+}
+# Which document kinds (from the documents service) may prove a requirement.
+SWORN_STATEMENT = "sworn_statement"
+REQUIREMENT_KINDS = {
+    "child_identity": {"child_identity", SWORN_STATEMENT},
+    "guardian_identity": {"guardian_identity", SWORN_STATEMENT},
+    "proof_of_address": {"proof_of_address", SWORN_STATEMENT},
+}
+MAX_AGE_YEARS = 18
+MAX_CHILDREN = 12
+MAX_GUARDIANS = 2
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _years_between(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def birth_date_problem(born: date, today: date, who: str) -> str | None:
+    if born > today:
+        return f"La date de naissance de {who} est dans le futur."
+    if _years_between(born, today) >= MAX_AGE_YEARS:
+        return f"La date de naissance de {who} n'est pas plausible pour une inscription scolaire (18 ans ou plus)."
+    return None
+
+
+def child_name(child: dict[str, Any]) -> str:
+    return f"{child.get('first_name', '')} {child.get('last_name', '')}".strip() or "l'enfant"
+
+
+def guardian_name(guardian: dict[str, Any]) -> str:
+    return f"{guardian.get('first_name', '')} {guardian.get('last_name', '')}".strip() or "le représentant légal"
+
+
+def content_problems(content: dict[str, Any], today: date) -> list[str]:
+    """What makes the declared data invalid (shape is checked by the API models; this is meaning)."""
+    problems: list[str] = []
+    guardians = content.get("guardians") or []
+    children = content.get("children") or []
+    if len(guardians) > MAX_GUARDIANS:
+        problems.append("Un dossier compte au plus deux représentants légaux.")
+    if len(children) > MAX_CHILDREN:
+        problems.append(f"Un dossier compte au plus {MAX_CHILDREN} enfants.")
+    for guardian in guardians:
+        if guardian.get("relationship") not in RELATIONSHIPS:
+            problems.append(
+                f"Le lien de {guardian_name(guardian)} avec l'enfant doit être : mère, père ou autre représentant légal."
+            )
+    for child in children:
+        born = child.get("birth_date")
+        if isinstance(born, str):
+            born = date.fromisoformat(born)
+        if born is not None:
+            problem = birth_date_problem(born, today, f"l'enfant {child_name(child)}")
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+# ---- changes to a file, and what stays validated ------------------------------------------------
+
+ADDRESS_FIELDS = ("number", "street", "postcode", "town")
+CHILD_FIELDS = ("first_name", "last_name", "birth_date")
+
+
+class UnknownItem(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def apply_content(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The file's new content. Children and guardians keep their id when the family sends it back;
+    a child or the address keeps ``validated`` only while what the agent validated is unchanged."""
+    result: dict[str, Any] = {}
+    old_address = current.get("address")
+    address = new.get("address")
+    if address is None:
+        result["address"] = None
+    else:
+        same = old_address is not None and all(old_address.get(f) == address.get(f) for f in ADDRESS_FIELDS)
+        result["address"] = {
+            **{f: address[f] for f in ADDRESS_FIELDS},
+            "proof_document_id": address.get("proof_document_id"),
+            "validated": bool(same and old_address.get("validated")),
+        }
+    old_children = {c["child_id"]: c for c in current.get("children") or []}
+    children = []
+    for child in new.get("children") or []:
+        child_id = child.get("child_id")
+        old = None
+        if child_id:
+            old = old_children.get(child_id)
+            if old is None:
+                raise UnknownItem(f"Enfant inconnu dans ce dossier ({child_id}) : n'envoyez pas d'identifiant pour un nouvel enfant.")
+        same = old is not None and all(old.get(f) == child.get(f) for f in CHILD_FIELDS)
+        children.append({
+            "child_id": child_id or new_id(),
+            **{f: child[f] for f in CHILD_FIELDS},
+            "identity_document_id": child.get("identity_document_id"),
+            "validated": bool(same and old.get("validated")),
+        })
+    old_guardians = {g["guardian_id"]: g for g in current.get("guardians") or []}
+    guardians = []
+    for guardian in new.get("guardians") or []:
+        guardian_id = guardian.get("guardian_id")
+        if guardian_id and guardian_id not in old_guardians:
+            raise UnknownItem(f"Représentant légal inconnu dans ce dossier ({guardian_id}).")
+        guardians.append({
+            "guardian_id": guardian_id or new_id(),
+            "first_name": guardian["first_name"],
+            "last_name": guardian["last_name"],
+            "relationship": guardian["relationship"],
+            "phone": guardian.get("phone"),
+            "email": guardian.get("email"),
+            "identity_document_id": guardian.get("identity_document_id"),
+        })
+    result["children"] = children
+    result["guardians"] = guardians
+    result["recommended"] = [
+        {"kind": r["kind"], "document_id": r["document_id"], "child_id": r.get("child_id")}
+        for r in new.get("recommended") or []
+    ]
+    return result
+
+
+def content_of(dossier: dict[str, Any]) -> dict[str, Any]:
+    return {k: dossier.get(k) for k in ("address", "children", "guardians", "recommended")}
+
+
+def mark_validated(content: dict[str, Any]) -> dict[str, Any]:
+    """After an agent's validation, every child and the address are validated."""
+    result = dict(content)
+    if content.get("address"):
+        result["address"] = {**content["address"], "validated": True}
+    result["children"] = [{**c, "validated": True} for c in content.get("children") or []]
+    return result
+
+
+# ---- proofs and submission ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One document attached to the file, and what it is attached for."""
+
+    document_id: str
+    requirement: str | None  # child_identity / guardian_identity / proof_of_address; None if recommended
+    label: str  # French, e.g. "la pièce d'identité de l'enfant Léa Martin"
+
+
+def attachments(content: dict[str, Any]) -> list[Attachment]:
+    found: list[Attachment] = []
+    address = content.get("address")
+    if address and address.get("proof_document_id"):
+        found.append(Attachment(address["proof_document_id"], "proof_of_address", "le justificatif de domicile"))
+    for guardian in content.get("guardians") or []:
+        if guardian.get("identity_document_id"):
+            found.append(Attachment(guardian["identity_document_id"], "guardian_identity",
+                                    f"la pièce d'identité de {guardian_name(guardian)}"))
+    for child in content.get("children") or []:
+        if child.get("identity_document_id"):
+            found.append(Attachment(child["identity_document_id"], "child_identity",
+                                    f"la pièce d'identité de l'enfant {child_name(child)}"))
+    for piece in content.get("recommended") or []:
+        found.append(Attachment(piece["document_id"], None, f"la pièce « {RECOMMENDED_KINDS.get(piece['kind'], piece['kind'])} »"))
+    return found
+
+
+def document_ids(content: dict[str, Any]) -> list[str]:
+    seen: dict[str, None] = {}
+    for attachment in attachments(content):
+        seen.setdefault(attachment.document_id, None)
+    return list(seen)
+
+
+def missing_proofs(content: dict[str, Any]) -> list[str]:
+    missing: list[str] = []
+    address = content.get("address")
+    if not address:
+        missing.append("L'adresse du domicile n'est pas renseignée.")
+    elif not address.get("proof_document_id"):
+        missing.append("Il manque le justificatif de domicile (ou une attestation sur l'honneur).")
+    guardians = content.get("guardians") or []
+    if not guardians:
+        missing.append("Indiquez au moins un représentant légal.")
+    for guardian in guardians:
+        if not guardian.get("identity_document_id"):
+            missing.append(f"Il manque la pièce d'identité de {guardian_name(guardian)} (ou une attestation sur l'honneur).")
+    children = content.get("children") or []
+    if not children:
+        missing.append("Indiquez au moins un enfant.")
+    for child in children:
+        if not child.get("identity_document_id"):
+            missing.append(
+                f"Il manque la pièce d'identité de l'enfant {child_name(child)} (ou une attestation sur l'honneur)."
+            )
+    return missing
+
+
+def document_problems(content: dict[str, Any], account_id: str, known: dict[str, dict[str, Any]]) -> list[str]:
+    """Each attached document must belong to the account (as the documents events say), be of a
+    kind that proves what it is attached for, and be scanned clean."""
+    problems: list[str] = []
+    for attachment in attachments(content):
+        document = known.get(attachment.document_id)
+        label = attachment.label
+        if document is None or document.get("account_id") != account_id:
+            problems.append(f"Pour {label}, le document indiqué est introuvable parmi vos pièces "
+                            "(s'il vient d'être envoyé, réessayez dans quelques instants).")
+            continue
+        status = document.get("status")
+        if status == "deleted":
+            problems.append(f"Pour {label}, le document indiqué a été supprimé : envoyez-en un autre.")
+        elif status == "infected":
+            problems.append(f"Pour {label}, le document contient un virus et a été supprimé : envoyez-en un autre.")
+        elif status != "clean":
+            problems.append(f"Pour {label}, le document est en cours de vérification antivirus : réessayez dans quelques instants.")
+        if attachment.requirement and document.get("kind") not in REQUIREMENT_KINDS[attachment.requirement]:
+            problems.append(f"Pour {label}, le document envoyé n'est pas du bon type (ni la pièce attendue, ni une attestation sur l'honneur).")
+    return problems
+
+
+def submission_problems(content: dict[str, Any], account_id: str, known: dict[str, dict[str, Any]], today: date) -> list[str]:
+    """Everything that prevents the submission, in French; empty when it may be submitted."""
+    return [*content_problems(content, today), *missing_proofs(content), *document_problems(content, account_id, known)]
+
+
+# ---- corrections -------------------------------------------------------------------------------
+
+
+def item_keys(content: dict[str, Any]) -> set[str]:
+    """What an agent's correction may concern: "address", "children.<id>", "guardians.<id>" (each
+    optionally followed by ".<field>"), or an attached document id."""
+    keys = {"address"}
+    keys |= {f"children.{c['child_id']}" for c in content.get("children") or []}
+    keys |= {f"guardians.{g['guardian_id']}" for g in content.get("guardians") or []}
+    keys |= set(document_ids(content))
+    return keys
+
+
+def unknown_items(content: dict[str, Any], items: list[str]) -> list[str]:
+    keys = item_keys(content)
+    unknown = []
+    for item in items:
+        if item in keys:
+            continue
+        parts = item.split(".")
+        if parts[0] == "address" and len(parts) == 2:
+            continue
+        if len(parts) >= 2 and ".".join(parts[:2]) in keys and len(parts) <= 3:
+            continue
+        unknown.append(item)
+    return unknown
+
+
+def corrections_for(corrections: list[dict[str, Any]], *prefixes: str) -> list[str]:
+    """The agent's reasons concerning an item (its key, a field under it, or its document)."""
+    reasons = []
+    for correction in corrections:
+        item = correction["item"]
+        if any(p and (item == p or item.startswith(p + ".")) for p in prefixes):
+            reasons.append(correction["reason"])
+    return reasons
+
+
+# ---- erasure -----------------------------------------------------------------------------------
+
+PERSONAL_FIELDS = ("address", "children", "guardians", "recommended", "corrections", "account_id")
+
+
+def anonymised_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the audit needs after erasure: what happened, when, and which agent; no free text
+    (a reason may name a person) and no family identifier."""
+    return [{k: entry[k] for k in ("at", "action", "actor", "agent_id", "version") if k in entry} for entry in history]

@@ -1,0 +1,183 @@
+"""Database access of the household service (motor). Every write that changes a dossier is one
+single-document update guarded by the dossier's ``version`` (compare-and-set) and carries the
+events it causes (the embedded outbox).
+
+Collections (database ``ecp_household``):
+- ``dossiers``: the aggregate, one per account (unique sparse index on ``account_id``, which
+  erasure removes);
+- ``accounts``: projection of identity's events, ``{_id: account_id, activated_at, deleted_at}``;
+- ``documents``: projection of the documents events, ``{_id: document_id, account_id, kind,
+  status}`` (``pending``, ``clean``, ``infected``, ``deleted``);
+- ``processed_events``: the kernel consumer's handled ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from services.kernel.mongo import Database, is_duplicate_key
+from services.kernel.outbox import new_document_with_events, with_events
+
+DOSSIERS = "dossiers"
+ACCOUNTS = "accounts"
+DOCUMENTS = "documents"
+
+HIDDEN = {"outbox": 0, "outbox_lease": 0, "applied_events": 0}
+QUEUE_FIELDS = {"_id": 1, "status": 1, "submitted_at": 1, "resubmission": 1, "version": 1, "children_count": 1,
+                "first_submitted_at": 1}
+MAX_PAGE = 100
+
+
+class DossierExists(Exception):
+    pass
+
+
+class BadCursor(Exception):
+    pass
+
+
+def encode_cursor(submitted_at: datetime, dossier_id: str) -> str:
+    raw = json.dumps([submitted_at.isoformat(), dossier_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, dossier_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(dossier_id)
+    except Exception as exc:
+        raise BadCursor from exc
+
+
+class HouseholdStore:
+    def __init__(self, db: Database) -> None:
+        self.dossiers = db[DOSSIERS]
+        self.accounts = db[ACCOUNTS]
+        self.documents = db[DOCUMENTS]
+
+    async def ensure_indexes(self) -> None:
+        await self.dossiers.create_index("account_id", unique=True, sparse=True)
+        # The review queue: by status, oldest submission first, the id breaking ties (keyset pages).
+        await self.dossiers.create_index([("status", 1), ("submitted_at", 1), ("_id", 1)])
+        await self.documents.create_index("account_id")
+
+    # ---- projections ----------------------------------------------------------------------------
+
+    async def account_activated(self, account_id: str, at: datetime) -> None:
+        # $setOnInsert: an account already erased (tombstone) is never activated again.
+        await self.accounts.update_one({"_id": account_id}, {"$setOnInsert": {"activated_at": at}}, upsert=True)
+
+    async def account_deleted(self, account_id: str, at: datetime) -> None:
+        await self.accounts.update_one({"_id": account_id}, {"$set": {"deleted_at": at}}, upsert=True)
+
+    async def is_active(self, account_id: str) -> bool:
+        account = await self.accounts.find_one({"_id": account_id})
+        return bool(account and account.get("activated_at") and not account.get("deleted_at"))
+
+    async def document_uploaded(self, document_id: str, account_id: str, kind: str) -> None:
+        # A later verdict or deletion is never overwritten by an older (replayed) upload event.
+        await self.documents.update_one(
+            {"_id": document_id},
+            {"$set": {"account_id": account_id, "kind": kind}, "$setOnInsert": {"status": "pending"}},
+            upsert=True,
+        )
+
+    async def document_scanned(self, document_id: str, account_id: str, kind: str, result: str) -> None:
+        try:
+            await self.documents.update_one(
+                {"_id": document_id, "status": {"$ne": "deleted"}},
+                {"$set": {"account_id": account_id, "kind": kind, "status": result}},
+                upsert=True,
+            )
+        except Exception as exc:
+            if not is_duplicate_key(exc):  # already deleted: the verdict no longer matters
+                raise
+
+    async def document_deleted(self, document_id: str, account_id: str, kind: str) -> None:
+        await self.documents.update_one(
+            {"_id": document_id}, {"$set": {"account_id": account_id, "kind": kind, "status": "deleted"}}, upsert=True
+        )
+
+    async def known_documents(self, document_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not document_ids:
+            return {}
+        return {d["_id"]: d async for d in self.documents.find({"_id": {"$in": document_ids}})}
+
+    async def forget_account_documents(self, account_id: str) -> None:
+        await self.documents.delete_many({"account_id": account_id})
+
+    # ---- dossiers -------------------------------------------------------------------------------
+
+    async def insert(self, dossier: dict[str, Any]) -> None:
+        try:
+            await self.dossiers.insert_one(new_document_with_events(dossier, []))
+        except Exception as exc:
+            if is_duplicate_key(exc):
+                raise DossierExists from exc
+            raise
+
+    async def of_account(self, account_id: str) -> dict[str, Any] | None:
+        return await self.dossiers.find_one({"account_id": account_id}, HIDDEN)
+
+    async def get(self, dossier_id: str) -> dict[str, Any] | None:
+        return await self.dossiers.find_one({"_id": dossier_id}, HIDDEN)
+
+    async def replace_if_version(
+        self,
+        dossier_id: str,
+        version: int,
+        fields: dict[str, Any],
+        events: list[dict[str, Any]],
+        *,
+        push: dict[str, Any] | None = None,
+        unset: list[str] = (),  # type: ignore[assignment]
+    ) -> bool:
+        """Compare-and-set: writes only if nobody wrote since ``version`` was read."""
+        update: dict[str, Any] = {"$set": fields, "$inc": {"version": 1}}
+        if push:
+            update["$push"] = push
+        if unset:
+            update["$unset"] = {f: "" for f in unset}
+        result = await self.dossiers.update_one({"_id": dossier_id, "version": version}, with_events(update, events))
+        return result.modified_count == 1
+
+    async def erase(self, account_id: str, fields: dict[str, Any], unset: list[str]) -> int:
+        result = await self.dossiers.update_many(
+            {"account_id": account_id}, {"$set": fields, "$unset": {f: "" for f in unset}, "$inc": {"version": 1}}
+        )
+        return result.modified_count
+
+    async def queue(
+        self,
+        *,
+        status: str,
+        submitted_from: datetime | None = None,
+        submitted_to: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 20,
+    ) -> list[dict[str, Any]]:
+        """One page of files with ``status``, oldest submission first, served by the
+        (status, submitted_at, _id) index: a page costs the same whatever the queue's length."""
+        range_: dict[str, Any] = {}
+        if submitted_from is not None:
+            range_["$gte"] = submitted_from
+        if submitted_to is not None:
+            range_["$lt"] = submitted_to
+        filter_: dict[str, Any] = {"status": status}
+        if after is not None:
+            at, dossier_id = after
+            keyset = {"$or": [{"submitted_at": {"$gt": at}}, {"submitted_at": at, "_id": {"$gt": dossier_id}}]}
+            filter_ = {"$and": [filter_, keyset] + ([{"submitted_at": range_}] if range_ else [])}
+        elif range_:
+            filter_["submitted_at"] = range_
+        cursor = (
+            self.dossiers.find(filter_, QUEUE_FIELDS)
+            .sort([("submitted_at", 1), ("_id", 1)])
+            .hint([("status", 1), ("submitted_at", 1), ("_id", 1)])
+            .limit(min(max(limit, 1), MAX_PAGE))
+        )
+        return [d async for d in cursor]

@@ -1,0 +1,304 @@
+"""What each household request and event does: domain rules, then one compare-and-set write of
+the dossier carrying its events. Failures are ``HouseholdError`` exceptions with a French
+message that the API maps to an HTTP status (never a 500, never a partial write)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+
+from services.household import domain, events
+from services.household.domain import Decision, Status, TransitionRefused
+from services.household.store import DossierExists, HouseholdStore
+from services.kernel.envelope import EventData, new_event
+from services.kernel.logging import get_logger
+from services.kernel.mongo import is_transient_db_error
+from services.kernel.outbox import outbox_entry
+
+SOURCE = "/services/household"
+UNAVAILABLE = "Le service des dossiers est momentanément indisponible. Réessayez dans quelques instants."
+log = get_logger(__name__)
+
+
+class HouseholdError(Exception):
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class NotFound(HouseholdError):
+    pass
+
+
+class Conflict(HouseholdError):
+    pass
+
+
+class Forbidden(HouseholdError):
+    pass
+
+
+class Invalid(HouseholdError):
+    """422: the data or the file is not acceptable; ``problems`` lists each reason."""
+
+
+class Unavailable(HouseholdError):
+    pass
+
+
+class HouseholdService:
+    def __init__(
+        self,
+        store: HouseholdStore,
+        *,
+        documents_url: str = "http://127.0.0.1:8103",
+        http: httpx.AsyncClient | None = None,
+        events_queued: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.documents_url = documents_url.rstrip("/")
+        self.http = http
+        self._events_queued = events_queued
+        self._now = clock
+
+    def _entries(self, *datas: EventData, subject: str, correlation_id: str | None, causation_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            outbox_entry(new_event(d, source=SOURCE, subject=subject, correlation_id=correlation_id, causation_id=causation_id), d.topic)
+            for d in datas
+        ]
+
+    async def _db(self, action: Any) -> Any:
+        try:
+            return await action
+        except HouseholdError:
+            raise
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise Unavailable(UNAVAILABLE) from exc
+            raise
+
+    # ---- family ---------------------------------------------------------------------------------
+
+    async def create(self, account_id: str, content: dict[str, Any] | None, *, today: date | None = None) -> dict[str, Any]:
+        if not await self._db(self.store.is_active(account_id)):
+            raise Forbidden(domain.NOT_ACTIVATED)
+        if await self._db(self.store.of_account(account_id)) is not None:
+            raise Conflict(domain.ALREADY_EXISTS)
+        now = self._now()
+        new_content = self._checked_content({}, content or {}, today or now.date())
+        dossier = {
+            "_id": domain.new_id(), "account_id": account_id, "status": Status.DRAFT.value, "version": 1,
+            "created_at": now, "updated_at": now, **new_content, "corrections": [], "history": [],
+            "children_count": len(new_content["children"]),
+        }
+        try:
+            await self._db(self.store.insert(dossier))
+        except DossierExists:
+            raise Conflict(domain.ALREADY_EXISTS) from None
+        return dossier
+
+    def _checked_content(self, current: dict[str, Any], content: dict[str, Any], today: date) -> dict[str, Any]:
+        try:
+            new_content = domain.apply_content(current, content)
+        except domain.UnknownItem as exc:
+            raise Invalid(exc.message, [exc.message]) from None
+        problems = domain.content_problems(new_content, today)
+        if problems:
+            raise Invalid(" ".join(problems), problems)
+        return new_content
+
+    async def mine(self, account_id: str) -> dict[str, Any]:
+        dossier = await self._db(self.store.of_account(account_id))
+        if dossier is None:
+            raise NotFound(domain.NO_DOSSIER)
+        return dossier
+
+    async def of_family(self, dossier_id: str, account_id: str) -> dict[str, Any]:
+        dossier = await self._db(self.store.get(dossier_id))
+        if dossier is None or dossier.get("account_id") != account_id:
+            raise NotFound(domain.NOT_FOUND)
+        return dossier
+
+    async def update(
+        self, account_id: str, content: dict[str, Any], *, expected_version: int | None = None, today: date | None = None
+    ) -> dict[str, Any]:
+        dossier = await self.mine(account_id)
+        self._transition(domain.check_editable, dossier["status"])
+        if expected_version is not None and expected_version != dossier["version"]:
+            raise Conflict(domain.CHANGED_MEANWHILE)
+        now = self._now()
+        new_content = self._checked_content(domain.content_of(dossier), content, today or now.date())
+        changed = new_content != domain.content_of(dossier)
+        status = domain.after_edit(dossier["status"], changed)
+        fields = {**new_content, "status": status.value, "updated_at": now, "children_count": len(new_content["children"])}
+        if not await self._db(self.store.replace_if_version(dossier["_id"], dossier["version"], fields, [])):
+            raise Conflict(domain.CHANGED_MEANWHILE)
+        return {**dossier, **fields, "version": dossier["version"] + 1}
+
+    async def preview(self, dossier: dict[str, Any], *, today: date | None = None) -> list[str]:
+        """What would prevent the submission right now (shown to the family while editing)."""
+        if dossier.get("status") in (Status.SUBMITTED, Status.VALIDATED, Status.ERASED):
+            return []
+        content = domain.content_of(dossier)
+        known = await self._db(self.store.known_documents(domain.document_ids(content)))
+        return domain.submission_problems(content, dossier["account_id"], known, today or self._now().date())
+
+    async def submit(self, account_id: str, *, correlation_id: str | None = None, today: date | None = None) -> dict[str, Any]:
+        dossier = await self.mine(account_id)
+        self._transition(domain.check_submittable, dossier["status"])
+        now = self._now()
+        problems = await self.preview(dossier, today=today or now.date())
+        if problems:
+            raise Invalid("Votre dossier ne peut pas encore être transmis : " + " ".join(problems), problems)
+        resubmission = dossier.get("first_submitted_at") is not None
+        content = domain.content_of(dossier)
+        data = events.HouseholdSubmitted(
+            dossier_id=dossier["_id"], account_id=account_id, submitted_at=now, resubmission=resubmission,
+            document_ids=domain.document_ids(content),
+        )
+        entry = {"at": now, "action": "submitted", "actor": "family", "resubmission": resubmission,
+                 "version": dossier["version"] + 1}
+        fields: dict[str, Any] = {"status": Status.SUBMITTED.value, "submitted_at": now, "resubmission": resubmission,
+                                  "updated_at": now}
+        if not resubmission:
+            fields["first_submitted_at"] = now
+        done = await self._db(self.store.replace_if_version(
+            dossier["_id"], dossier["version"], fields,
+            self._entries(data, subject=dossier["_id"], correlation_id=correlation_id), push={"history": entry},
+        ))
+        if not done:
+            raise Conflict(domain.CHANGED_MEANWHILE)
+        self._events_queued()
+        log.info("dossier submitted", dossier_id=dossier["_id"], resubmission=resubmission)
+        return {**dossier, **fields, "version": dossier["version"] + 1, "history": [*dossier.get("history", []), entry]}
+
+    @staticmethod
+    def _transition(check: Callable[[str], None], status: str) -> None:
+        try:
+            check(status)
+        except TransitionRefused as exc:
+            raise Conflict(exc.message) from None
+
+    # ---- agents ---------------------------------------------------------------------------------
+
+    async def for_review(self, dossier_id: str) -> dict[str, Any]:
+        dossier = await self._db(self.store.get(dossier_id))
+        if dossier is None or dossier.get("status") == Status.ERASED:
+            raise NotFound(domain.NOT_FOUND)
+        return dossier
+
+    async def queue(self, **kwargs: Any) -> list[dict[str, Any]]:
+        return await self._db(self.store.queue(**kwargs))
+
+    async def decide(
+        self,
+        dossier_id: str,
+        agent_id: str,
+        decision: Decision,
+        *,
+        reason: str | None = None,
+        corrections: list[dict[str, str]] | None = None,
+        expected_version: int | None = None,
+        correlation_id: str | None = None,
+    ) -> dict[str, Any]:
+        dossier = await self.for_review(dossier_id)
+        if expected_version is not None and expected_version != dossier["version"]:
+            raise Conflict(domain.DECIDED_BY_ANOTHER)
+        self._transition(domain.check_decidable, dossier["status"])
+        now = self._now()
+        content = domain.content_of(dossier)
+        account_id = dossier["account_id"]
+        fields: dict[str, Any] = {"status": decision.value, "updated_at": now, "decided_at": now}
+        entry: dict[str, Any] = {"at": now, "action": decision.value, "actor": "agent", "agent_id": agent_id,
+                                 "version": dossier["version"] + 1}
+        data: EventData
+        if decision is Decision.VALIDATE:
+            validated = domain.mark_validated(content)
+            fields.update(validated)
+            fields["corrections"] = []
+            address = validated["address"]
+            data = events.DossierValidated(
+                dossier_id=dossier_id, account_id=account_id,
+                address=events.Address(**{f: address[f] for f in domain.ADDRESS_FIELDS}),
+                children=[
+                    events.Child(child_id=c["child_id"], first_name=c["first_name"], last_name=c["last_name"],
+                                 birth_date=date.fromisoformat(c["birth_date"]))
+                    for c in validated["children"] if c.get("validated")
+                ],
+                document_ids=domain.document_ids(validated), validated_at=now,
+            )
+        elif decision is Decision.REJECT:
+            assert reason
+            entry["reason"] = reason
+            fields["corrections"] = []
+            fields["rejection_reason"] = reason
+            data = events.DossierRejected(dossier_id=dossier_id, account_id=account_id, reason=reason, rejected_at=now)
+        else:
+            assert corrections
+            unknown = domain.unknown_items(content, [c["item"] for c in corrections])
+            if unknown:
+                message = "Élément inconnu dans ce dossier : " + ", ".join(unknown) + "."
+                raise Invalid(message, [message])
+            entry["corrections"] = corrections
+            fields["corrections"] = corrections
+            data = events.CorrectionRequested(
+                dossier_id=dossier_id, account_id=account_id,
+                corrections=[events.Correction(**c) for c in corrections], requested_at=now,
+            )
+        done = await self._db(self.store.replace_if_version(
+            dossier_id, dossier["version"], fields,
+            self._entries(data, subject=dossier_id, correlation_id=correlation_id), push={"history": entry},
+            unset=["rejection_reason"] if decision is not Decision.REJECT else [],
+        ))
+        if not done:
+            raise Conflict(domain.DECIDED_BY_ANOTHER)
+        self._events_queued()
+        log.info("dossier decided", dossier_id=dossier_id, decision=decision.value, agent_id=agent_id)
+        return {**dossier, **fields, "version": dossier["version"] + 1, "history": [*dossier.get("history", []), entry]}
+
+    async def download_links(self, document_ids: list[str], authorization: str) -> dict[str, dict[str, Any]]:
+        """Links from the documents service, asked with the agent's own token (a read on behalf of
+        the agent's request). A document it refuses or a service down gives no link, not an error."""
+
+        async def one(document_id: str) -> tuple[str, dict[str, Any]]:
+            assert self.http is not None
+            try:
+                response = await self.http.get(
+                    f"{self.documents_url}/documents/{document_id}/download", headers={"Authorization": authorization}
+                )
+            except httpx.HTTPError:
+                return document_id, {"url": None, "note": "Le service des pièces justificatives ne répond pas."}
+            if response.status_code == 200:
+                body = response.json()
+                return document_id, {"url": body.get("url"), "expires_in": body.get("expires_in"),
+                                     "filename": body.get("filename"), "content_type": body.get("content_type")}
+            if response.status_code == 410:
+                return document_id, {"url": None, "note": "Ce document contenait un virus et a été supprimé."}
+            return document_id, {"url": None, "note": "Ce document n'est pas consultable (en cours de vérification, supprimé ou pas encore transmis)."}
+
+        if not document_ids or self.http is None:
+            return {}
+        return dict(await asyncio.gather(*(one(d) for d in document_ids)))
+
+    # ---- events ---------------------------------------------------------------------------------
+
+    async def erase_account(self, account_id: str, now: datetime | None = None) -> int:
+        """AccountDeleted: the file keeps only what the audit needs (ids, decisions, dates, agents)."""
+        now = now or self._now()
+        await self.store.account_deleted(account_id, now)
+        dossier = await self.store.of_account(account_id)
+        erased = 0
+        if dossier is not None:
+            fields = {"status": Status.ERASED.value, "erased_at": now, "updated_at": now,
+                      "history": domain.anonymised_history(dossier.get("history", [])), "children_count": 0}
+            erased = await self.store.erase(account_id, fields, [*domain.PERSONAL_FIELDS, "rejection_reason"])
+        await self.store.forget_account_documents(account_id)
+        if erased:
+            log.info("dossier erased", dossier_id=dossier["_id"] if dossier else None)
+        return erased
