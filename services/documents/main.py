@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.documents import api, events
+from services.documents.consumers import dossier_consumer
 from services.documents.scanner import ClamdScanner
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DocumentsStore
@@ -53,7 +54,10 @@ def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
             event.data.account_id, causation_id=event.id, correlation_id=event.correlationid
         )
 
-    return [ConsumerSpec(ERASURE_GROUP, [ACCOUNT_TOPIC], {AccountDeleted: account_deleted})]
+    return [
+        ConsumerSpec(ERASURE_GROUP, [ACCOUNT_TOPIC], {AccountDeleted: account_deleted}),
+        dossier_consumer(app.state.documents.store),
+    ]
 
 
 async def documents_error(request: Request, exc: Exception) -> JSONResponse:

@@ -15,7 +15,7 @@ from services.kernel.outbox import new_document_with_events, with_events
 
 DOCUMENTS = "documents"
 # Projection of the household's HouseholdSubmitted events (documents attached to a file under
-# review): {_id: document_id, dossier_id, submitted_at}. Filled by a future consumer.
+# review): {_id: document_id, dossier_id, submitted_at}. Filled by consumers.py.
 SUBMITTED = "submitted_documents"
 
 SCAN_LEASE = "scan_lease"
@@ -31,6 +31,7 @@ class DocumentsStore:
         await self.documents.create_index([("account_id", 1), ("created_at", -1)])
         await self.documents.create_index([("status", 1), ("next_scan_at", 1)])
         await self.documents.create_index("object_key")
+        await self.submitted.create_index("dossier_id")
 
     # upload: intent, then pending (with DocumentUploaded)
 
@@ -61,6 +62,19 @@ class DocumentsStore:
 
     async def is_submitted(self, document_id: str) -> bool:
         return await self.submitted.find_one({"_id": document_id}, {"_id": 1}) is not None
+
+    # the submitted_documents projection (household's events)
+
+    async def attach_to_dossier(self, dossier_id: str, document_ids: list[str], at: datetime) -> None:
+        """The dossier's attached documents are exactly ``document_ids`` (idempotent)."""
+        for document_id in document_ids:
+            await self.submitted.update_one(
+                {"_id": document_id}, {"$set": {"dossier_id": dossier_id, "submitted_at": at}}, upsert=True
+            )
+        await self.submitted.delete_many({"dossier_id": dossier_id, "_id": {"$nin": list(document_ids)}})
+
+    async def release_dossier(self, dossier_id: str) -> None:
+        await self.submitted.delete_many({"dossier_id": dossier_id})
 
     # scan: lease a pending document like the outbox relay leases aggregates
 
