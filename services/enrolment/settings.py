@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from services.kernel.settings import CommonSettings
 
 
@@ -9,3 +11,30 @@ class EnrolmentSettings(CommonSettings):
     service_name: str = "enrolment"
     http_port: int = 8105
     public_prefix: str = "/api/enrolment"
+
+    # Enrolments are for September of this year until this day (inclusive, "MM-DD"), then for
+    # September of next year.
+    enrolment_cutoff: str = "08-31"
+    # Pretend today is this date (tests, rehearsals); None: the real date.
+    enrolment_today: date | None = None
+
+    # Printed on the certificate.
+    town_name: str = "Montclair-sur-Loire"
+    town_postcode: str = "45190"
+    mayor_name: str = "Hélène Dufresne"
+
+    # Presigned certificate links: signed for the host the client uses, valid at most 5 minutes.
+    public_endpoint: str = "127.0.0.1:9000"
+    public_secure: bool = False
+    download_link_ttl_s: int = 300
+    s3_server_side_encryption: bool = True
+
+    # Reference data loaded at start when the database has none (schools.json, sector_map.csv).
+    load_sample_data: bool = True
+    # Certificates whose PDF could not be stored at confirmation are retried this often.
+    certificate_retry_interval_s: float = 10.0
+
+    @property
+    def cutoff(self) -> tuple[int, int]:
+        month, day = self.enrolment_cutoff.split("-")
+        return int(month), int(day)

@@ -1,0 +1,211 @@
+"""Database access of the enrolment service (motor). Every write that causes events carries them
+in the same single-document update (the embedded outbox); no write spans two documents
+atomically, so the code runs on a standalone mongod.
+
+Collections of `ecp_enrolment`:
+- `enrolments`: the aggregate (embedded outbox); unique `slot` = child:year while not refused.
+- `schools`: reference data, with the default capacity per level and per-year overrides.
+- `seats`: one counter per (school, level, year): capacity, count, free. A seat is taken by a
+  conditional ``$inc`` on ``free > 0``; that single-document update is the whole race.
+- `sector_maps`: one document per imported map version (its segments and validation report);
+  `sector_current`: the one document naming the current version (switching maps is one update).
+- `dossiers`: projection of household's DossierValidated events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.enrolment.domain import Status
+from services.kernel.mongo import Database
+from services.kernel.outbox import applied_once, new_document_with_events, with_events
+
+ENROLMENTS = "enrolments"
+SCHOOLS = "schools"
+SEATS = "seats"
+MAPS = "sector_maps"
+CURRENT = "sector_current"
+DOSSIERS = "dossiers"
+CURRENT_ID = "current"
+NO_OUTBOX = {"outbox": 0, "applied_events": 0}
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+class EnrolmentStore:
+    def __init__(self, db: Database) -> None:
+        self.enrolments = db[ENROLMENTS]
+        self.schools = db[SCHOOLS]
+        self.seats = db[SEATS]
+        self.maps = db[MAPS]
+        self.current = db[CURRENT]
+        self.dossiers = db[DOSSIERS]
+
+    async def ensure_indexes(self) -> None:
+        await self.enrolments.create_index("slot", unique=True)
+        await self.enrolments.create_index([("account_id", 1), ("school_year", 1)])
+        await self.enrolments.create_index([("school_id", 1), ("school_year", 1), ("status", 1)])
+        await self.enrolments.create_index([("status", 1), ("certificate_due", 1)])
+        await self.dossiers.create_index([("account_id", 1), ("validated_at", -1)])
+
+    # ---- dossier projection ----------------------------------------------------------------
+
+    async def project_dossier(self, dossier: dict[str, Any], event_id: str) -> bool:
+        """Upserts the dossier's projection once per event id; False when already applied."""
+        filter_, update = applied_once({"_id": dossier["_id"]}, {"$set": dossier}, event_id)
+        try:
+            result = await self.dossiers.update_one(filter_, update, upsert=True)
+        except DuplicateKeyError:
+            return False  # the document exists and already recorded this event
+        return result.modified_count == 1 or result.upserted_id is not None
+
+    async def dossier_of(self, account_id: str) -> dict[str, Any] | None:
+        cursor = self.dossiers.find({"account_id": account_id}, {"applied_events": 0}).sort("validated_at", -1).limit(1)
+        return next(iter([d async for d in cursor]), None)
+
+    async def delete_dossiers(self, account_id: str) -> None:
+        await self.dossiers.delete_many({"account_id": account_id})
+
+    # ---- schools and seats -----------------------------------------------------------------
+
+    async def school(self, school_id: str) -> dict[str, Any] | None:
+        return await self.schools.find_one({"_id": school_id})
+
+    async def all_schools(self) -> list[dict[str, Any]]:
+        return [s async for s in self.schools.find({}).sort("_id", 1)]
+
+    async def put_school(self, school: dict[str, Any]) -> None:
+        await self.schools.replace_one({"_id": school["_id"]}, school, upsert=True)
+
+    async def insert_school_if_absent(self, school: dict[str, Any]) -> None:
+        try:
+            await self.schools.update_one({"_id": school["_id"]}, {"$setOnInsert": school}, upsert=True)
+        except DuplicateKeyError:
+            pass
+
+    async def seat(self, seat_id: str) -> dict[str, Any] | None:
+        return await self.seats.find_one({"_id": seat_id})
+
+    async def seats_of(self, school_id: str, school_year: int) -> list[dict[str, Any]]:
+        return [s async for s in self.seats.find({"school_id": school_id, "school_year": school_year})]
+
+    async def ensure_seat(self, seat_id: str, school_id: str, level: str, school_year: int, capacity: int) -> None:
+        try:
+            await self.seats.update_one(
+                {"_id": seat_id},
+                {"$setOnInsert": {"school_id": school_id, "level": level, "school_year": school_year,
+                                  "capacity": capacity, "count": 0, "free": capacity}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # created by a concurrent request
+
+    async def take_seat(self, seat_id: str) -> bool:
+        """The atomic check: one update that matches only while a seat is free."""
+        result = await self.seats.update_one({"_id": seat_id, "free": {"$gt": 0}}, {"$inc": {"free": -1, "count": 1}})
+        return result.modified_count == 1
+
+    async def release_seat(self, seat_id: str) -> None:
+        await self.seats.update_one({"_id": seat_id, "count": {"$gt": 0}}, {"$inc": {"free": 1, "count": -1}})
+
+    async def change_capacity(self, seat_id: str, old: int, new: int) -> bool:
+        """Sets the capacity if it is still ``old`` and the seats taken fit in ``new``."""
+        result = await self.seats.update_one(
+            {"_id": seat_id, "capacity": old, "free": {"$gte": old - new}},
+            {"$set": {"capacity": new}, "$inc": {"free": new - old}},
+        )
+        return result.modified_count == 1
+
+    # ---- sector map ------------------------------------------------------------------------
+
+    async def current_map_version(self) -> str | None:
+        doc = await self.current.find_one({"_id": CURRENT_ID})
+        return doc["version"] if doc else None
+
+    async def map_version(self, version: str) -> dict[str, Any] | None:
+        return await self.maps.find_one({"_id": version})
+
+    async def insert_map(self, doc: dict[str, Any]) -> None:
+        await self.maps.insert_one(doc)
+
+    async def switch_map(self, version: str, now: datetime, *, only_if_none: bool = False) -> bool:
+        """The one write that replaces the map: the current pointer names the new version."""
+        if only_if_none:
+            try:
+                await self.current.update_one(
+                    {"_id": CURRENT_ID}, {"$setOnInsert": {"version": version, "switched_at": now}}, upsert=True
+                )
+            except DuplicateKeyError:
+                return False
+            return await self.current_map_version() == version
+        await self.current.update_one({"_id": CURRENT_ID}, {"$set": {"version": version, "switched_at": now}}, upsert=True)
+        await self.maps.update_one({"_id": version}, {"$set": {"applied_at": now}})
+        return True
+
+    async def map_versions(self, limit: int = 20) -> list[dict[str, Any]]:
+        cursor = self.maps.find({}, {"segments": 0}).sort("created_at", -1).limit(limit)
+        return [d async for d in cursor]
+
+    # ---- enrolments ------------------------------------------------------------------------
+
+    async def insert_enrolment(self, enrolment: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        try:
+            await self.enrolments.insert_one(new_document_with_events(enrolment, events))
+        except DuplicateKeyError as exc:
+            raise AlreadyExists from exc
+
+    async def get(self, enrolment_id: str) -> dict[str, Any] | None:
+        return await self.enrolments.find_one({"_id": enrolment_id}, NO_OUTBOX)
+
+    async def update(
+        self, enrolment_id: str, expect: dict[str, Any], update: dict[str, Any], events: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Applies ``update`` (with its events) if the enrolment still matches ``expect``."""
+        return await self.enrolments.find_one_and_update(
+            {"_id": enrolment_id, **expect}, with_events(update, events),
+            projection=NO_OUTBOX, return_document=ReturnDocument.AFTER,
+        )
+
+    async def of_account(self, account_id: str) -> list[dict[str, Any]]:
+        cursor = self.enrolments.find({"account_id": account_id}, NO_OUTBOX).sort("created_at", -1)
+        return [e async for e in cursor]
+
+    async def of_school(self, school_id: str, school_year: int) -> list[dict[str, Any]]:
+        cursor = self.enrolments.find(
+            {"$or": [{"school_id": school_id}, {"derogation.requested_school_id": school_id}], "school_year": school_year},
+            NO_OUTBOX,
+        ).sort([("level", 1), ("child.last_name", 1)])
+        return [e async for e in cursor]
+
+    async def pending(self, school_id: str | None, school_year: int | None, limit: int = 500) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"$or": [{"status": Status.PENDING_AGENT.value}, {"derogation.status": "pending"}]}
+        if school_year is not None:
+            query["school_year"] = school_year
+        if school_id:
+            query = {"$and": [query, {"$or": [{"school_id": school_id}, {"derogation.requested_school_id": school_id}]}]}
+        cursor = self.enrolments.find(query, NO_OUTBOX).sort("created_at", 1).limit(limit)
+        return [e async for e in cursor]
+
+    async def certificates_due(self, limit: int = 20) -> list[dict[str, Any]]:
+        cursor = self.enrolments.find({"status": Status.CONFIRMED.value, "certificate_due": True}, NO_OUTBOX).limit(limit)
+        return [e async for e in cursor]
+
+    async def slot_taken(self, slot: str) -> bool:
+        return await self.enrolments.find_one({"slot": slot}, {"_id": 1}) is not None
+
+    async def anonymise(self, enrolment_id: str, now: datetime, *, has_derogation: bool) -> None:
+        """Erasure: no account, child, address or free text left; school, level, year, status stay."""
+        unset = {"dossier_id": "", "decision_note": ""}
+        if has_derogation:
+            unset["derogation.reason_text"] = ""
+        await self.enrolments.update_one(
+            {"_id": enrolment_id},
+            {"$set": {"account_id": None, "erased_at": now, "child": {"child_id": None}, "address": None,
+                      "certificate": None, "certificate_due": False}, "$unset": unset},
+        )

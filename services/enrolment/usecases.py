@@ -1,0 +1,697 @@
+"""What each enrolment request, event and background job does: domain rules, then store writes
+carrying their events. Failures are ``EnrolmentError`` subclasses with a French message that the
+API maps to an HTTP status; none is a 500.
+
+Seats: a seat is taken by one conditional update of the (school, level, year) counter before the
+enrolment that holds it is written, and given back if that write does not happen. Certificates:
+an enrolment is confirmed with ``certificate_due``; the PDF is rendered and put in S3, then one
+update records it together with EnrolmentConfirmed. A failure there leaves ``certificate_due`` and
+a background loop retries, so EnrolmentConfirmed always means "the certificate can be downloaded".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from services.enrolment import domain, events
+from services.enrolment.certificate import Certificate, render_pdf
+from services.enrolment.domain import Level, PendingReason, SchoolType, SectorIndex, Segment, Status
+from services.enrolment.settings import EnrolmentSettings
+from services.enrolment.store import AlreadyExists, EnrolmentStore
+from services.kernel.envelope import EventData, new_event
+from services.kernel.logging import get_logger
+from services.kernel.objectstore import ObjectStore
+from services.kernel.outbox import outbox_entry
+
+SOURCE = "/services/enrolment"
+DATA_DIR = Path(__file__).parent / "data"
+log = get_logger(__name__)
+
+
+class EnrolmentError(Exception):
+    def __init__(self, message: str, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class NotFound(EnrolmentError):
+    pass
+
+
+class Forbidden(EnrolmentError):
+    pass
+
+
+class Conflict(EnrolmentError):
+    pass
+
+
+class Invalid(EnrolmentError):
+    pass
+
+
+class Unavailable(EnrolmentError):
+    pass
+
+
+@dataclass(frozen=True)
+class DerogationRequest:
+    requested_school_id: str
+    reason_category: domain.ReasonCategory
+    reason_text: str
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    url: str
+    expires_in: int
+    filename: str
+    content_type: str = "application/pdf"
+
+
+def _iso(d: date) -> str:
+    return d.isoformat()
+
+
+class EnrolmentService:
+    def __init__(
+        self,
+        store: EnrolmentStore,
+        objects: ObjectStore,
+        settings: EnrolmentSettings,
+        *,
+        events_queued: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.objects = objects
+        self.settings = settings
+        self._events_queued = events_queued
+        self._now = clock
+        self._index_cache: dict[str, SectorIndex] = {}
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def today(self) -> date:
+        return self.settings.enrolment_today or self._now().date()
+
+    def coming_year(self) -> int:
+        month, day = self.settings.cutoff
+        return domain.coming_school_year(self.today(), month, day)
+
+    def _entries(self, *datas: EventData, subject: str, correlation_id: str | None, causation_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            outbox_entry(new_event(d, source=SOURCE, subject=subject, correlation_id=correlation_id, causation_id=causation_id), d.topic)
+            for d in datas
+        ]
+
+    async def _school(self, school_id: str) -> dict[str, Any]:
+        school = await self.store.school(school_id)
+        if school is None:
+            raise NotFound(domain.SCHOOL_NOT_FOUND)
+        return school
+
+    @staticmethod
+    def capacity_for(school: dict[str, Any], level: str, year: int) -> int:
+        override = school.get("capacities", {}).get(str(year), {})
+        return int(override.get(level, school.get("capacity", {}).get(level, 0)))
+
+    async def _take_seat(self, school: dict[str, Any], level: str, year: int) -> str | None:
+        seat = domain.seat_id(school["_id"], level, year)
+        await self.store.ensure_seat(seat, school["_id"], level, year, self.capacity_for(school, level, year))
+        return seat if await self.store.take_seat(seat) else None
+
+    # ---- reference data ------------------------------------------------------------------------
+
+    async def load_sample_data(self) -> None:
+        """Idempotent: schools are inserted when absent; the sample map only when no map exists."""
+        for s in json.loads((DATA_DIR / "schools.json").read_text(encoding="utf-8")):
+            await self.store.insert_school_if_absent(self._school_doc(s["id"], s))
+        if await self.store.current_map_version() is not None:
+            return
+        raw = (DATA_DIR / "sector_map.csv").read_bytes()
+        version = f"sample-{sha256(raw).hexdigest()[:12]}"
+        if await self.store.map_version(version) is None:
+            report = domain.parse_sector_csv(domain.decode_csv(raw), await self._school_levels())
+            with contextlib.suppress(Exception):  # a concurrent start inserted it
+                await self.store.insert_map(self._map_doc(version, report, "sector_map.csv (exemple)", "system"))
+        if await self.store.switch_map(version, self._now(), only_if_none=True):
+            log.info("sample sector map loaded", version=version)
+
+    def _school_doc(self, school_id: str, s: dict[str, Any]) -> dict[str, Any]:
+        kind = SchoolType(s["type"])
+        allowed = domain.TYPE_LEVELS[kind]
+        levels = [Level(level).value for level in s["levels"]]
+        bad = [level for level in levels if Level(level) not in allowed]
+        if bad or not levels:
+            raise Invalid(f"Une école {kind.value} ne peut pas accueillir les niveaux : {', '.join(bad) or 'aucun'}.")
+        capacity = {Level(k).value: int(v) for k, v in s.get("capacity", {}).items()}
+        if any(k not in levels for k in capacity) or any(v < 0 for v in capacity.values()):
+            raise Invalid("Les capacités doivent porter sur des niveaux accueillis par l'école et être positives.")
+        return {"_id": school_id, "name": s["name"], "address": s["address"], "type": kind.value, "levels": levels,
+                "capacity": capacity, "capacities": s.get("capacities", {})}
+
+    async def _school_levels(self) -> dict[str, list[str]]:
+        return {s["_id"]: s["levels"] for s in await self.store.all_schools()}
+
+    async def schools(self) -> list[dict[str, Any]]:
+        return await self.store.all_schools()
+
+    async def school(self, school_id: str) -> dict[str, Any]:
+        return await self._school(school_id)
+
+    async def put_school(self, school_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        existing = await self.store.school(school_id)
+        doc = self._school_doc(school_id, {**body, "capacities": existing.get("capacities", {}) if existing else {}})
+        await self.store.put_school(doc)
+        return doc
+
+    async def set_capacity(self, school_id: str, year: int, level: Level, capacity: int) -> dict[str, Any]:
+        school = await self._school(school_id)
+        if level.value not in school["levels"]:
+            raise Invalid(domain.LEVEL_NOT_OFFERED.format(school=school["name"], level=domain.level_label(level)))
+        seat_id = domain.seat_id(school_id, level, year)
+        await self.store.ensure_seat(seat_id, school_id, level.value, year, capacity)
+        for _ in range(10):
+            seat = await self.store.seat(seat_id)
+            assert seat is not None
+            if seat["capacity"] == capacity or await self.store.change_capacity(seat_id, seat["capacity"], capacity):
+                break
+            seat = await self.store.seat(seat_id)
+            if seat is not None and seat["count"] > capacity:
+                raise Conflict(domain.CAPACITY_BELOW.format(
+                    count=seat["count"], level=domain.level_label(level), label=domain.school_year_label(year)))
+        else:
+            raise Unavailable(domain.UNAVAILABLE)
+        capacities = school.get("capacities", {})
+        capacities.setdefault(str(year), {})[level.value] = capacity
+        await self.store.put_school({**school, "capacities": capacities})
+        return await self.store.seat(seat_id) or {}
+
+    # ---- sector map ----------------------------------------------------------------------------
+
+    async def sector_index(self) -> SectorIndex | None:
+        version = await self.store.current_map_version()
+        if version is None:
+            return None
+        index = self._index_cache.get(version)
+        if index is None:
+            doc = await self.store.map_version(version)
+            if doc is None:
+                return None
+            index = SectorIndex(Segment.of(s) for s in doc["segments"])
+            self._index_cache = {version: index}
+        return index
+
+    async def validate_map(self, raw: bytes) -> domain.ImportReport:
+        return domain.parse_sector_csv(domain.decode_csv(raw), await self._school_levels())
+
+    def _map_doc(self, version: str, report: domain.ImportReport, source: str, by: str) -> dict[str, Any]:
+        return {"_id": version, "created_at": self._now(), "created_by": by, "source_name": source,
+                "segments": [s.as_dict() for s in report.segments], "report": report.as_dict(), "applied_at": None}
+
+    async def import_map(self, raw: bytes, source: str, by: str) -> dict[str, Any]:
+        """Stores the file as a new version with its report; nothing changes until it is applied."""
+        report = await self.validate_map(raw)
+        version = f"map-{self._now():%Y%m%d%H%M%S}-{sha256(raw).hexdigest()[:8]}"
+        if await self.store.map_version(version) is None:
+            await self.store.insert_map(self._map_doc(version, report, source, by))
+        return {"import_id": version, **report.as_dict()}
+
+    async def apply_map(self, version: str) -> dict[str, Any]:
+        doc = await self.store.map_version(version)
+        if doc is None:
+            raise NotFound(domain.IMPORT_NOT_FOUND)
+        if not doc["report"]["can_apply"]:
+            raise Conflict(domain.IMPORT_HAS_ERRORS, {"report": doc["report"]})
+        await self.store.switch_map(version, self._now())
+        log.info("sector map switched", version=version, segments=len(doc["segments"]))
+        return {"version": version, "segments": len(doc["segments"]), "applied": True}
+
+    async def current_map(self) -> dict[str, Any]:
+        version = await self.store.current_map_version()
+        doc = await self.store.map_version(version) if version else None
+        if doc is None:
+            raise NotFound(domain.NO_MAP)
+        return doc
+
+    async def map_versions(self) -> list[dict[str, Any]]:
+        return await self.store.map_versions()
+
+    async def lookup(self, street: str, number: str) -> dict[str, Any]:
+        index = await self.sector_index()
+        segment = index.lookup(street, number) if index else None
+        return {
+            "street": street, "number": number, "found": segment is not None,
+            "segment": segment.as_dict() if segment else None,
+            "street_known": bool(index and index.knows_street(street)),
+        }
+
+    # ---- the household projection (unlock) -----------------------------------------------------
+
+    async def dossier_validated(self, data: Any, event_id: str) -> None:
+        doc = {
+            "_id": data.dossier_id,
+            "account_id": data.account_id,
+            "address": data.address.model_dump(),
+            "children": [{**c.model_dump(), "birth_date": _iso(c.birth_date)} for c in data.children],
+            "validated_at": data.validated_at,
+            "projected_at": self._now(),
+        }
+        applied = await self.store.project_dossier(doc, event_id)
+        log.info("dossier projected" if applied else "dossier event already applied", dossier_id=data.dossier_id)
+
+    async def _dossier(self, account_id: str) -> dict[str, Any]:
+        dossier = await self.store.dossier_of(account_id)
+        if dossier is None:
+            raise Forbidden(domain.NOT_UNLOCKED)
+        return dossier
+
+    # ---- what a family can do ------------------------------------------------------------------
+
+    async def _placement(self, birth: date, year: int, segment: Segment | None, requested: dict[str, Any] | None
+                         ) -> tuple[domain.Placement, dict[str, Any] | None]:
+        """The level and the sector school (document) of a child for a year."""
+        age = year - birth.year
+        sector: dict[str, Any] | None = None
+        if segment is not None and 2 <= age <= 10:
+            sector = await self.store.school(segment.maternelle_id if age <= 5 else segment.elementaire_id)
+        target = requested or sector
+        if target is not None:
+            tps = Level.TPS.value in target["levels"]
+        else:
+            tps = any(Level.TPS.value in s["levels"] for s in await self.store.all_schools())
+        return domain.level_for(birth, year, tps_offered=tps), sector
+
+    async def eligible(self, account_id: str) -> dict[str, Any]:
+        year = self.coming_year()
+        dossier = await self.store.dossier_of(account_id)
+        base = {"school_year": domain.school_year_label(year), "school_year_start": year}
+        if dossier is None:
+            return {**base, "unlocked": False, "message": domain.NOT_UNLOCKED, "children": []}
+        index = await self.sector_index()
+        address = dossier["address"]
+        segment = index.lookup(address["street"], address["number"]) if index else None
+        existing = {e["child"]["child_id"]: e for e in await self.store.of_account(account_id)
+                    if e["school_year"] == year and e["status"] != Status.REFUSED}
+        children = []
+        for child in dossier["children"]:
+            placement, sector = await self._placement(date.fromisoformat(child["birth_date"]), year, segment, None)
+            enrolment = existing.get(child["child_id"])
+            children.append({
+                "child_id": child["child_id"], "first_name": child["first_name"], "last_name": child["last_name"],
+                "birth_date": child["birth_date"],
+                "eligible": placement.ok, "message": placement.message,
+                "level": placement.level.value if placement.level else None,
+                "level_label": domain.level_label(placement.level) if placement.level else None,
+                "sector_school": ({"id": sector["_id"], "name": sector["name"], "address": sector["address"]}
+                                  if sector and placement.ok else None),
+                "address_on_map": segment is not None,
+                "enrolment": {"id": enrolment["_id"], "status": enrolment["status"]} if enrolment else None,
+                "can_enrol": placement.ok and enrolment is None,
+            })
+        return {**base, "unlocked": True, "message": None, "children": children}
+
+    async def request(
+        self, account_id: str, child_id: str, school_year: str | int, derogation: DerogationRequest | None,
+        *, correlation_id: str | None = None,
+    ) -> dict[str, Any]:
+        year = domain.parse_school_year(school_year)
+        coming = self.coming_year()
+        if year is None:
+            raise Invalid(domain.BAD_YEAR.format(year=coming, next=coming + 1))
+        if year != coming:
+            raise Invalid(domain.YEAR_CLOSED.format(year=coming, label=domain.school_year_label(coming)))
+        dossier = await self._dossier(account_id)
+        child = next((c for c in dossier["children"] if c["child_id"] == child_id), None)
+        if child is None:
+            raise NotFound(domain.UNKNOWN_CHILD)
+        slot = domain.slot(child_id, year)
+        index = await self.sector_index()
+        address = dossier["address"]
+        segment = index.lookup(address["street"], address["number"]) if index else None
+        requested = await self._school(derogation.requested_school_id) if derogation else None
+        placement, sector = await self._placement(date.fromisoformat(child["birth_date"]), year, segment, requested)
+        if not placement.ok:
+            raise Invalid(placement.message or "")
+        level = placement.level
+        assert level is not None
+        if derogation is not None:
+            assert requested is not None
+            self._check_derogation(derogation, requested, sector, level)
+        if sector is not None and level.value not in sector["levels"] and derogation is None:
+            sector = None  # the map names a school without that level: an agent decides
+        label = domain.school_year_label(year)
+        if await self.store.slot_taken(slot):
+            raise Conflict(domain.ALREADY.format(label=label))
+
+        enrolment_id = domain.new_enrolment_id()
+        now = self._now()
+        seat: str | None = None
+        if derogation is not None:
+            status, reason = Status.PENDING_AGENT, PendingReason.DEROGATION
+        elif sector is None:
+            status, reason = Status.PENDING_AGENT, PendingReason.ADDRESS
+        else:
+            seat = await self._take_seat(sector, level.value, year)
+            status, reason = (Status.CONFIRMED, None) if seat else (Status.PENDING_AGENT, PendingReason.NO_SEAT)
+        school_id = requested["_id"] if requested else sector["_id"] if sector else None
+        doc: dict[str, Any] = {
+            "_id": enrolment_id, "reference": domain.reference(enrolment_id, year), "slot": slot,
+            "account_id": account_id, "dossier_id": dossier["_id"],
+            "child": {k: child[k] for k in ("child_id", "first_name", "last_name", "birth_date")},
+            "address": address, "school_year": year, "level": level.value,
+            "sector_school_id": sector["_id"] if sector else None, "school_id": school_id, "seat_id": seat,
+            "status": status.value, "pending_reason": reason.value if reason else None,
+            "derogation": self._derogation_doc(derogation, now) if derogation else None,
+            "created_at": now, "updated_at": now,
+            "confirmed_at": now if status is Status.CONFIRMED else None, "certificate_due": status is Status.CONFIRMED,
+            "certificate": None,
+        }
+        data = events.EnrolmentRequested(
+            enrolment_id=enrolment_id, account_id=account_id, child_id=child_id, school_year=label, level=level.value,
+            sector_school_id=doc["sector_school_id"], requested_school_id=requested["_id"] if requested else None,
+            reason_category=derogation.reason_category.value if derogation else None,
+            status=status.value, pending_reason=doc["pending_reason"], requested_at=now,
+        )
+        try:
+            await self.store.insert_enrolment(doc, self._entries(data, subject=enrolment_id, correlation_id=correlation_id))
+        except AlreadyExists:
+            if seat:
+                await self.store.release_seat(seat)
+            raise Conflict(domain.ALREADY.format(label=label)) from None
+        except Exception:
+            if seat:
+                with contextlib.suppress(Exception):
+                    await self.store.release_seat(seat)
+            raise
+        self._events_queued()
+        log.info("enrolment requested", enrolment_id=enrolment_id, status=status.value, pending_reason=doc["pending_reason"])
+        if status is Status.CONFIRMED:
+            doc = await self.issue_certificate(doc, correlation_id=correlation_id)
+        return doc
+
+    @staticmethod
+    def _derogation_doc(d: DerogationRequest, now: datetime) -> dict[str, Any]:
+        return {"requested_school_id": d.requested_school_id, "reason_category": d.reason_category.value,
+                "reason_text": d.reason_text, "status": "pending", "requested_at": now}
+
+    @staticmethod
+    def _check_derogation(d: DerogationRequest, requested: dict[str, Any], sector: dict[str, Any] | None, level: Level) -> None:
+        if not d.reason_text:
+            raise Invalid(domain.DEROGATION_TEXT_REQUIRED)
+        if level.value not in requested["levels"]:
+            raise Invalid(domain.LEVEL_NOT_OFFERED.format(school=requested["name"], level=domain.level_label(level)))
+        if sector is not None and sector["_id"] == requested["_id"]:
+            raise Invalid(domain.SAME_SCHOOL)
+
+    async def _owned(self, enrolment_id: str, account_id: str, role: str) -> dict[str, Any]:
+        enrolment = await self.store.get(enrolment_id)
+        if enrolment is None or (role == "family" and enrolment.get("account_id") != account_id):
+            raise NotFound(domain.NOT_FOUND)
+        return enrolment
+
+    async def get(self, enrolment_id: str, account_id: str, role: str) -> dict[str, Any]:
+        return await self._owned(enrolment_id, account_id, role)
+
+    async def mine(self, account_id: str) -> list[dict[str, Any]]:
+        return await self.store.of_account(account_id)
+
+    async def ask_derogation(self, enrolment_id: str, account_id: str, d: DerogationRequest) -> dict[str, Any]:
+        enrolment = await self._owned(enrolment_id, account_id, "family")
+        if enrolment["status"] == Status.REFUSED:
+            raise Conflict(domain.CLOSED)
+        if (enrolment.get("derogation") or {}).get("status") == "pending":
+            raise Conflict(domain.DEROGATION_PENDING)
+        requested = await self._school(d.requested_school_id)
+        if enrolment.get("school_id") == requested["_id"] and enrolment["status"] == Status.CONFIRMED:
+            raise Invalid(domain.SAME_SCHOOL)
+        sector = await self.store.school(enrolment["sector_school_id"]) if enrolment.get("sector_school_id") else None
+        self._check_derogation(d, requested, sector, Level(enrolment["level"]))
+        updated = await self.store.update(
+            enrolment_id, {"status": enrolment["status"], "derogation.status": {"$ne": "pending"}},
+            {"$set": {"derogation": self._derogation_doc(d, self._now()), "updated_at": self._now()}}, [],
+        )
+        if updated is None:
+            raise Conflict(domain.DEROGATION_PENDING)
+        return updated
+
+    async def certificate_link(self, enrolment_id: str, account_id: str, role: str) -> DownloadLink:
+        enrolment = await self._owned(enrolment_id, account_id, role)
+        if enrolment["status"] != Status.CONFIRMED:
+            raise Conflict(domain.CERTIFICATE_NONE)
+        if not enrolment.get("certificate"):
+            raise Conflict(domain.CERTIFICATE_NOT_READY)
+        ttl = min(self.settings.download_link_ttl_s, 300)
+        filename = f"certificat-inscription-{enrolment['reference']}.pdf"
+        url = await self.objects.download_url(
+            enrolment["certificate"]["key"], timedelta(seconds=ttl), f'attachment; filename="{filename}"', "application/pdf"
+        )
+        return DownloadLink(url=url, expires_in=ttl, filename=filename)
+
+    # ---- agents --------------------------------------------------------------------------------
+
+    async def school_overview(self, school_id: str, year: int) -> dict[str, Any]:
+        school = await self._school(school_id)
+        seats = {s["level"]: s for s in await self.store.seats_of(school_id, year)}
+        enrolments = await self.store.of_school(school_id, year)
+        levels = []
+        for level in school["levels"]:
+            seat = seats.get(level)
+            capacity = seat["capacity"] if seat else self.capacity_for(school, level, year)
+            confirmed = sum(1 for e in enrolments if e["school_id"] == school_id and e["level"] == level and e["status"] == Status.CONFIRMED)
+            pending = sum(1 for e in enrolments if e["level"] == level and (
+                (e["status"] == Status.PENDING_AGENT and e["school_id"] == school_id)
+                or (e.get("derogation") or {}).get("status") == "pending" and e["derogation"]["requested_school_id"] == school_id))
+            taken = seat["count"] if seat else 0
+            levels.append({"level": level, "label": domain.level_label(level), "capacity": capacity, "seats_taken": taken,
+                           "confirmed": confirmed, "pending": pending, "free": capacity - taken})
+        return {"school": school, "school_year": domain.school_year_label(year), "levels": levels, "enrolments": enrolments}
+
+    async def pending(self, school_id: str | None, year: int | None) -> list[dict[str, Any]]:
+        return await self.store.pending(school_id, year)
+
+    async def decide(
+        self, enrolment_id: str, decision: str, reason: str, school_id: str | None, agent_id: str, *, correlation_id: str | None = None
+    ) -> dict[str, Any]:
+        enrolment = await self._owned(enrolment_id, agent_id, "agent")
+        if enrolment["status"] != Status.PENDING_AGENT or enrolment.get("pending_reason") == PendingReason.DEROGATION:
+            raise Conflict(domain.NOT_PENDING)
+        now = self._now()
+        label = domain.school_year_label(enrolment["school_year"])
+        if decision == "refuse":
+            if not reason:
+                raise Invalid(domain.REASON_REQUIRED)
+            data = events.EnrolmentRefused(enrolment_id=enrolment_id, account_id=enrolment["account_id"],
+                                           child_id=enrolment["child"]["child_id"], school_year=label, reason=reason, refused_at=now)
+            updated = await self.store.update(
+                enrolment_id, {"status": Status.PENDING_AGENT.value},
+                {"$set": {"status": Status.REFUSED.value, "refusal_reason": reason, "decided_by": agent_id, "decided_at": now,
+                          "updated_at": now, "slot": f"{enrolment['slot']}:refused:{enrolment_id}"}},
+                self._entries(data, subject=enrolment_id, correlation_id=correlation_id),
+            )
+            if updated is None:
+                raise Conflict(domain.NOT_PENDING)
+            self._events_queued()
+            return updated
+        target_id = school_id or enrolment.get("school_id")
+        if not target_id:
+            raise Invalid(domain.SCHOOL_REQUIRED)
+        school = await self._school(target_id)
+        level = enrolment["level"]
+        if level not in school["levels"]:
+            raise Invalid(domain.LEVEL_NOT_OFFERED.format(school=school["name"], level=domain.level_label(level)))
+        seat = await self._take_seat(school, level, enrolment["school_year"])
+        if seat is None:
+            raise Conflict(domain.NO_SEAT.format(level=domain.level_label(level), school=school["name"], label=label))
+        updated = await self.store.update(
+            enrolment_id, {"status": Status.PENDING_AGENT.value},
+            {"$set": {"status": Status.CONFIRMED.value, "school_id": target_id, "seat_id": seat, "pending_reason": None,
+                      "decided_by": agent_id, "decided_at": now, "confirmed_at": now, "updated_at": now,
+                      "certificate_due": True, "decision_note": reason or None}},
+            [],
+        )
+        if updated is None:
+            await self.store.release_seat(seat)
+            raise Conflict(domain.NOT_PENDING)
+        return await self.issue_certificate(updated, correlation_id=correlation_id)
+
+    async def decide_derogation(
+        self, enrolment_id: str, accepted: bool, reason: str, agent_id: str, *, correlation_id: str | None = None
+    ) -> dict[str, Any]:
+        enrolment = await self._owned(enrolment_id, agent_id, "agent")
+        derogation = enrolment.get("derogation") or {}
+        if derogation.get("status") != "pending" or enrolment["status"] == Status.REFUSED:
+            raise Conflict(domain.DEROGATION_NONE)
+        if not accepted and not reason:
+            raise Invalid(domain.REASON_REQUIRED)
+        now = self._now()
+        year, level = enrolment["school_year"], enrolment["level"]
+        label = domain.school_year_label(year)
+        decided = events.DerogationDecided(
+            enrolment_id=enrolment_id, account_id=enrolment["account_id"], child_id=enrolment["child"]["child_id"],
+            requested_school_id=derogation["requested_school_id"], decision="accepted" if accepted else "refused",
+            reason=reason or None, decided_at=now,
+        )
+        decision_fields = {"derogation.status": "accepted" if accepted else "refused", "derogation.decision_reason": reason or None,
+                           "derogation.decided_at": now, "derogation.decided_by": agent_id, "updated_at": now}
+        expect = {"derogation.status": "pending", "status": enrolment["status"], "seat_id": enrolment.get("seat_id")}
+        old_seat = enrolment.get("seat_id")
+        if accepted:
+            school = await self._school(derogation["requested_school_id"])
+            seat = await self._take_seat(school, level, year)
+            if seat is None:
+                raise Conflict(domain.NO_SEAT.format(level=domain.level_label(level), school=school["name"], label=label))
+            fields = {**decision_fields, "status": Status.CONFIRMED.value, "school_id": school["_id"], "seat_id": seat,
+                      "pending_reason": None, "confirmed_at": now, "certificate_due": True}
+        else:
+            seat = None
+            fields = dict(decision_fields)
+            if enrolment["status"] == Status.PENDING_AGENT and enrolment.get("pending_reason") == PendingReason.DEROGATION:
+                # The child keeps the sector school: a seat there if one is free, else an agent decides.
+                sector = await self.store.school(enrolment["sector_school_id"]) if enrolment.get("sector_school_id") else None
+                seat = await self._take_seat(sector, level, year) if sector and level in sector["levels"] else None
+                if seat:
+                    fields.update({"status": Status.CONFIRMED.value, "school_id": sector["_id"], "seat_id": seat,  # type: ignore[index]
+                                   "pending_reason": None, "confirmed_at": now, "certificate_due": True})
+                else:
+                    fields.update({"school_id": sector["_id"] if sector else None,
+                                   "pending_reason": (PendingReason.NO_SEAT if sector else PendingReason.ADDRESS).value})
+        updated = await self.store.update(enrolment_id, expect, {"$set": fields},
+                                          self._entries(decided, subject=enrolment_id, correlation_id=correlation_id))
+        if updated is None:
+            if seat:
+                await self.store.release_seat(seat)
+            raise Conflict(domain.DEROGATION_NONE)
+        self._events_queued()
+        if accepted and old_seat and old_seat != seat:
+            await self.store.release_seat(old_seat)
+        if updated.get("certificate_due"):
+            updated = await self.issue_certificate(updated, correlation_id=correlation_id)
+        return updated
+
+    async def export_csv(self, school_id: str, year: int) -> tuple[str, bytes]:
+        school = await self._school(school_id)
+        rows = [e for e in await self.store.of_school(school_id, year) if e.get("school_id") == school_id
+                and e["status"] != Status.REFUSED]
+        status_fr = {Status.CONFIRMED: "confirmée", Status.PENDING_AGENT: "en attente", Status.REFUSED: "refusée"}
+        lines = [["Référence", "Nom", "Prénom", "Date de naissance", "Niveau", "Statut", "Affectation",
+                  "Adresse", "Date de la demande", "Date de confirmation"]]
+        for e in sorted(rows, key=lambda e: (domain.LEVEL_AGE[Level(e["level"])], (e["child"].get("last_name") or ""))):
+            child, address = e["child"], e.get("address") or {}
+            birth = date.fromisoformat(child["birth_date"]).strftime("%d/%m/%Y") if child.get("birth_date") else ""
+            on_derogation = (e.get("derogation") or {}).get("status") == "accepted"
+            lines.append([
+                e["reference"], child.get("last_name") or "(effacé)", child.get("first_name") or "", birth,
+                domain.level_label(e["level"]), status_fr[Status(e["status"])],
+                "dérogation" if on_derogation else "secteur",
+                f"{address.get('number', '')} {address.get('street', '')}, {address.get('postcode', '')} {address.get('town', '')}".strip(" ,") if address else "",
+                e["created_at"].strftime("%d/%m/%Y"), e["confirmed_at"].strftime("%d/%m/%Y") if e.get("confirmed_at") else "",
+            ])
+        text = "\r\n".join(";".join(_csv_cell(v) for v in line) for line in lines) + "\r\n"
+        filename = f"inscriptions-{school_id}-{domain.school_year_label(year)}.csv"
+        return filename, "\ufeff".encode() + text.encode("utf-8")
+
+    # ---- certificates --------------------------------------------------------------------------
+
+    async def issue_certificate(self, enrolment: dict[str, Any], *, correlation_id: str | None = None) -> dict[str, Any]:
+        """Renders and stores the PDF, then records it with EnrolmentConfirmed in one update. On
+        failure the enrolment stays confirmed with ``certificate_due``; the retry loop finishes it."""
+        try:
+            school = await self._school(enrolment["school_id"])
+            child = enrolment["child"]
+            year = enrolment["school_year"]
+            now = self._now()
+            certificate = Certificate(
+                town=self.settings.town_name, town_postcode=self.settings.town_postcode, mayor_name=self.settings.mayor_name,
+                child_first_name=child["first_name"], child_last_name=child["last_name"],
+                child_birth_date=domain.french_date(date.fromisoformat(child["birth_date"])),
+                level_label=domain.level_label(enrolment["level"]), school_name=school["name"], school_address=school["address"],
+                school_year=domain.school_year_label(year), reference=enrolment["reference"],
+                issued_on=domain.french_date(self.today()),
+                derogation=(enrolment.get("derogation") or {}).get("status") == "accepted",
+            )
+            pdf = await render_pdf(certificate)
+            key = domain.certificate_key(enrolment["_id"])
+            await self._put(key, pdf, {"enrolment-id": enrolment["_id"], "reference": enrolment["reference"]})
+            data = events.EnrolmentConfirmed(
+                enrolment_id=enrolment["_id"], account_id=enrolment["account_id"], child_id=child["child_id"],
+                school_id=school["_id"], school_name=school["name"], level=enrolment["level"],
+                school_year=domain.school_year_label(year), reference=enrolment["reference"], certificate_available=True,
+                confirmed_at=enrolment.get("confirmed_at") or now,
+            )
+            updated = await self.store.update(
+                enrolment["_id"], {"status": Status.CONFIRMED.value, "certificate_due": True, "school_id": school["_id"]},
+                {"$set": {"certificate_due": False, "certificate": {"key": key, "issued_at": now, "size": len(pdf)}}},
+                self._entries(data, subject=enrolment["_id"], correlation_id=correlation_id),
+            )
+        except Exception as exc:
+            log.warning("certificate not issued yet, will retry", enrolment_id=enrolment["_id"], error=repr(exc))
+            return enrolment
+        self._events_queued()
+        log.info("certificate issued", enrolment_id=enrolment["_id"])
+        return updated or await self.store.get(enrolment["_id"]) or enrolment
+
+    async def _put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
+        fd, path = tempfile.mkstemp(suffix=".pdf")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            await self.objects.put_file(key, path, len(data), "application/pdf", metadata)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    async def retry_certificates(self) -> int:
+        done = 0
+        for enrolment in await self.store.certificates_due():
+            updated = await self.issue_certificate(enrolment)
+            done += 0 if updated.get("certificate_due") else 1
+        return done
+
+    async def run_certificate_retries(self) -> None:
+        while True:
+            try:
+                await self.retry_certificates()
+            except Exception as exc:
+                log.warning("certificate retry pass failed", error=repr(exc))
+            await asyncio.sleep(self.settings.certificate_retry_interval_s)
+
+    # ---- erasure -------------------------------------------------------------------------------
+
+    async def erase_account(self, account_id: str) -> int:
+        """AccountDeleted: certificates deleted from S3, then each enrolment anonymised (school,
+        level, year and status stay for the counts: a confirmed child keeps the seat). Pending
+        requests are withdrawn. The dossier projection is deleted. A redelivery finds nothing."""
+        now = self._now()
+        enrolments = await self.store.of_account(account_id)
+        for e in enrolments:
+            await self.objects.remove(domain.certificate_key(e["_id"]))  # raises while S3 is down: retried
+            if e["status"] == Status.PENDING_AGENT:
+                await self.store.update(e["_id"], {"status": Status.PENDING_AGENT.value},
+                                        {"$set": {"status": Status.REFUSED.value, "refusal_reason": "Compte supprimé.",
+                                                  "slot": f"{e['slot']}:erased:{e['_id']}"}}, [])
+            await self.store.anonymise(e["_id"], now, has_derogation=bool(e.get("derogation")))
+        await self.store.delete_dossiers(account_id)
+        log.info("account erased", enrolments=len(enrolments))
+        return len(enrolments)
+
+
+def _csv_cell(value: Any) -> str:
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@"):
+        text = "'" + text  # no formula injection when a spreadsheet opens it
+    if any(c in text for c in ';"\r\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text
