@@ -331,7 +331,7 @@ async def review(dossier_id: str, request: Request, principal: Agent, household:
 @router.get("/review/dossiers/{dossier_id}/audit", response_model=list[AuditEntry], tags=["review"],
             summary="Every submission and decision on the file: who, when, what, why", responses=_responses(404, 503))
 async def audit(dossier_id: str, principal: Agent, household: Service) -> list[dict[str, Any]]:
-    dossier = await household.for_review(dossier_id)
+    dossier = await household.for_review(dossier_id, erased_too=True)
     return history(dossier, audit=True)
 
 

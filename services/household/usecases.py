@@ -187,9 +187,10 @@ class HouseholdService:
 
     # ---- agents ---------------------------------------------------------------------------------
 
-    async def for_review(self, dossier_id: str) -> dict[str, Any]:
+    async def for_review(self, dossier_id: str, *, erased_too: bool = False) -> dict[str, Any]:
+        """The file for an agent; an erased one only for its audit trail."""
         dossier = await self._db(self.store.get(dossier_id))
-        if dossier is None or dossier.get("status") == Status.ERASED:
+        if dossier is None or (dossier.get("status") == Status.ERASED and not erased_too):
             raise NotFound(domain.NOT_FOUND)
         return dossier
 
