@@ -161,23 +161,31 @@ class HouseholdStore:
         limit: int = 20,
     ) -> list[dict[str, Any]]:
         """One page of files with ``status``, oldest submission first, served by the
-        (status, submitted_at, _id) index: a page costs the same whatever the queue's length."""
+        (status, submitted_at, _id) index: files of other statuses are never read. (MongoDB also
+        stops at ``limit`` in the index; SecantusDB reads every key in range first: bench/queue.py.)"""
+        limit = min(max(limit, 1), MAX_PAGE)
         range_: dict[str, Any] = {}
         if submitted_from is not None:
             range_["$gte"] = submitted_from
         if submitted_to is not None:
             range_["$lt"] = submitted_to
-        filter_: dict[str, Any] = {"status": status}
+        ties: list[dict[str, Any]] = []
         if after is not None:
+            # Keyset: the files submitted at the cursor's instant with a greater id, then the later
+            # ones. Two simple range queries on the index rather than one $or it cannot use whole.
             at, dossier_id = after
-            keyset = {"$or": [{"submitted_at": {"$gt": at}}, {"submitted_at": at, "_id": {"$gt": dossier_id}}]}
-            filter_ = {"$and": [filter_, keyset] + ([{"submitted_at": range_}] if range_ else [])}
-        elif range_:
+            if (submitted_from is None or at >= submitted_from) and (submitted_to is None or at < submitted_to):
+                ties = await self._page({"status": status, "submitted_at": at, "_id": {"$gt": dossier_id}}, limit)
+            if submitted_from is None or submitted_from <= at:
+                range_.pop("$gte", None)
+                range_["$gt"] = at
+        filter_: dict[str, Any] = {"status": status}
+        if range_:
             filter_["submitted_at"] = range_
-        cursor = (
-            self.dossiers.find(filter_, QUEUE_FIELDS)
-            .sort([("submitted_at", 1), ("_id", 1)])
-            .hint([("status", 1), ("submitted_at", 1), ("_id", 1)])
-            .limit(min(max(limit, 1), MAX_PAGE))
-        )
+        if len(ties) >= limit:
+            return ties[:limit]
+        return ties + await self._page(filter_, limit - len(ties))
+
+    async def _page(self, filter_: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        cursor = self.dossiers.find(filter_, QUEUE_FIELDS).sort([("submitted_at", 1), ("_id", 1)]).limit(limit)
         return [d async for d in cursor]

@@ -446,3 +446,27 @@ async def test_erasure_keeps_only_what_the_audit_needs(household: Household, age
     assert (await agent.get(f"/review/dossiers/{dossier['id']}")).status_code == 404
     audit = (await agent.get(f"/review/dossiers/{dossier['id']}/audit")).json()
     assert [(e["action"], e["agent_id"]) for e in audit] == [("submitted", None), ("rejected", agent.account_id)]  # type: ignore[attr-defined]
+
+
+async def test_the_queue_pages_oldest_first_with_ties_and_filters(db: Any) -> None:
+    from services.household.store import HouseholdStore, decode_cursor, encode_cursor
+
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    base = datetime(2026, 9, 1, tzinfo=UTC)
+    rows = [{"_id": f"d{i:02d}", "status": "submitted" if i % 5 else "validated", "version": 1,
+             "submitted_at": base + timedelta(minutes=i // 3)} for i in range(40)]  # three per minute: ties
+    await db["dossiers"].insert_many(rows)
+    expected = sorted((r for r in rows if r["status"] == "submitted"), key=lambda r: (r["submitted_at"], r["_id"]))
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await store.queue(status="submitted", after=after, limit=7)
+        seen += [p["_id"] for p in page]
+        if len(page) < 7:
+            break
+        after = decode_cursor(encode_cursor(page[-1]["submitted_at"], page[-1]["_id"]))
+    assert seen == [r["_id"] for r in expected]
+    window = await store.queue(status="submitted", submitted_from=base + timedelta(minutes=2),
+                               submitted_to=base + timedelta(minutes=4), limit=100)
+    assert [w["_id"] for w in window] == [r["_id"] for r in expected if base + timedelta(minutes=2) <= r["submitted_at"] < base + timedelta(minutes=4)]
