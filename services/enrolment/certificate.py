@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,5 +43,30 @@ def _pdf(html: str) -> bytes:
     return HTML(string=html).write_pdf()
 
 
-async def render_pdf(certificate: Certificate) -> bytes:
-    return await asyncio.to_thread(_pdf, render_html(certificate))
+_pool: ProcessPoolExecutor | None = None
+
+
+def _renderer() -> ProcessPoolExecutor:
+    """One rendering process (spawned, so it shares nothing with the service's threads): a
+    CPU-bound render (~1 s) then never holds the service's GIL and its event loop keeps serving."""
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
+
+
+async def render_pdf(certificate: Certificate, *, in_process: bool = False) -> bytes:
+    html = render_html(certificate)
+    if in_process:
+        return await asyncio.to_thread(_pdf, html)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_renderer(), _pdf, html)
+    except BrokenProcessPool:
+        global _pool
+        _pool = None  # the worker died: a new one next time
+        raise
+
+
+def shutdown() -> None:
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)

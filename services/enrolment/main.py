@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
-from services.enrolment import api, domain, events
+from services.enrolment import api, certificate, domain, events
 from services.enrolment.settings import EnrolmentSettings
 from services.enrolment.store import EnrolmentStore
 from services.enrolment.usecases import EnrolmentError, EnrolmentService
@@ -52,6 +52,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
 
 async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.background.cancel()
+    certificate.shutdown()
 
 
 def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
