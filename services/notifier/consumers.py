@@ -1,10 +1,14 @@
 """The notifier's event handlers: keep the recipients projection, and turn events into emails
 delivered exactly once per (event, recipient) — up to the window described in ``deliver``.
 
-Two consumer groups: ``notifier-mail`` reads the restricted ``identity.mail.v1`` (links, which
-carry their own recipient); ``notifier-accounts`` reads ``identity.account.v1`` (the projection,
-the welcome and password-changed emails, erasure). Each account's events are in order within a
-group, so the projection is up to date when a PasswordChanged needs it.
+``notifier-mail`` reads the restricted ``identity.mail.v1`` (links, which carry their own
+recipient); ``notifier-accounts`` reads ``identity.account.v1`` (the projection, the welcome and
+password-changed emails, erasure). Each account's events are in order within a group, so the
+projection is up to date when a PasswordChanged needs it.
+
+``notifier-dossiers``, ``notifier-documents`` and ``notifier-enrolments`` read the household,
+documents and enrolment topics: each event carries the family's account id, and the email goes
+to the address the projection holds for it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from services.identity.events import (
     PasswordChanged,
     PasswordResetLinkIssued,
 )
+from services.documents.events import DocumentScanned
+from services.enrolment.events import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
+from services.household.events import CorrectionRequested, DossierRejected, DossierValidated, HouseholdSubmitted
 from services.kernel.consumer import TransientError
 from services.kernel.envelope import CloudEvent, EventData, new_event
 from services.kernel.logging import get_logger
@@ -42,6 +49,9 @@ log = get_logger(__name__)
 SOURCE = "/services/notifier"
 MAIL_GROUP = "notifier-mail"
 ACCOUNTS_GROUP = "notifier-accounts"
+DOSSIERS_GROUP = "notifier-dossiers"
+DOCUMENTS_GROUP = "notifier-documents"
+ENROLMENTS_GROUP = "notifier-enrolments"
 
 
 class Store(Protocol):
@@ -101,9 +111,19 @@ class Notifier:
             PasswordChanged: self.on_password_changed,
             AccountDeleted: self.on_deleted,
         }
+        family = self.on_family_event
         return [
             ConsumerSpec(MAIL_GROUP, [ActivationLinkIssued.topic], mail_handlers),
             ConsumerSpec(ACCOUNTS_GROUP, [AccountRegistered.topic], account_handlers),
+            ConsumerSpec(
+                DOSSIERS_GROUP, [HouseholdSubmitted.topic],
+                {HouseholdSubmitted: family, CorrectionRequested: family, DossierValidated: family, DossierRejected: family},
+            ),
+            ConsumerSpec(DOCUMENTS_GROUP, [DocumentScanned.topic], {DocumentScanned: family}),
+            ConsumerSpec(
+                ENROLMENTS_GROUP, [EnrolmentConfirmed.topic],
+                {EnrolmentConfirmed: family, EnrolmentRefused: family, DerogationDecided: family},
+            ),
         ]
 
     # handlers
@@ -133,6 +153,22 @@ class Notifier:
     async def on_password_changed(self, event: CloudEvent[PasswordChanged]) -> None:
         known = await self.store.recipient(event.data.account_id)
         if known is None:
+            await self._fail_before_sending(event, None, FailureReason.UNKNOWN_RECIPIENT)
+            return
+        await self.notify(event, known["email"], known.get("display_name"))
+
+    async def on_family_event(self, event: CloudEvent[Any]) -> None:
+        """A household, documents or enrolment event: the email (if the event asks for one) goes
+        to the account's projected address. An erased account's event is dropped; an account the
+        projection never saw is logged as failed (``unknown_recipient``), not retried."""
+        if domain.mail_for(event.type, event.data.model_dump()) is None:
+            return  # e.g. a clean virus scan
+        account_id = event.data.account_id
+        known = await self.store.recipient(account_id)
+        if known is None:
+            if await self.store.is_forgotten(account_id):
+                log.info("event for an erased account dropped")
+                return
             await self._fail_before_sending(event, None, FailureReason.UNKNOWN_RECIPIENT)
             return
         await self.notify(event, known["email"], known.get("display_name"))

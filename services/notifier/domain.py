@@ -25,6 +25,10 @@ def _purpose(value: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda data: data.get("purpose", "reset") == value
 
 
+def _field(name: str, value: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda data: data.get(name) == value
+
+
 @dataclass(frozen=True)
 class MailSpec:
     """One kind of email: the event type that asks for it, its templates' name and its subject.
@@ -49,6 +53,18 @@ MAILS: tuple[MailSpec, ...] = (
     MailSpec("PasswordResetLinkIssued", "password_reset", "Réinitialisez votre mot de passe", _purpose("reset"), carries_link=True),
     MailSpec("PasswordResetLinkIssued", "staff_invitation", "Choisissez votre mot de passe pour l'Espace Citoyen", _purpose("staff_invitation"), carries_link=True),
     MailSpec("PasswordChanged", "password_changed", "Votre mot de passe a été modifié"),
+    # household.dossier.v1
+    MailSpec("HouseholdSubmitted", "dossier_submitted", "Votre dossier a bien été transmis au Service Scolaire et Périscolaire"),
+    MailSpec("CorrectionRequested", "corrections_requested", "Votre dossier est à corriger"),
+    MailSpec("DossierValidated", "dossier_validated", "Votre dossier est validé : vous pouvez inscrire votre enfant"),
+    MailSpec("DossierRejected", "dossier_rejected", "Votre dossier a été refusé"),
+    # documents.document.v1 (a clean scan asks for no email)
+    MailSpec("DocumentScanned", "document_infected", "Un document envoyé n'a pas pu être accepté", _field("result", "infected")),
+    # enrolment.enrolment.v1
+    MailSpec("EnrolmentConfirmed", "enrolment_confirmed", "Votre inscription scolaire est confirmée"),
+    MailSpec("EnrolmentRefused", "enrolment_refused", "Votre demande d'inscription scolaire a été refusée"),
+    MailSpec("DerogationDecided", "derogation_accepted", "Votre demande de dérogation scolaire est acceptée", _field("decision", "accepted")),
+    MailSpec("DerogationDecided", "derogation_refused", "Votre demande de dérogation scolaire est refusée", _field("decision", "refused")),
 )
 
 
@@ -160,10 +176,52 @@ def french_duration(duration: timedelta) -> str:
     return f"{hours} heure{'s' if hours > 1 else ''}"
 
 
+# What a family reads for the items of a correction request and for school levels.
+
+_CORRECTION_FIELDS = {
+    "number": "numéro", "street": "rue", "postcode": "code postal", "town": "commune",
+    "first_name": "prénom", "last_name": "nom", "birth_date": "date de naissance",
+    "email": "adresse email", "phone": "téléphone", "relationship": "lien avec l'enfant",
+}
+
+LEVEL_LABELS: dict[str, str] = {
+    "TPS": "toute petite section", "PS": "petite section", "MS": "moyenne section", "GS": "grande section",
+    "CP": "CP", "CE1": "CE1", "CE2": "CE2", "CM1": "CM1", "CM2": "CM2",
+}
+
+KIND_LABELS: dict[str, str] = {
+    "child_identity": "pièce d'identité de l'enfant", "guardian_identity": "pièce d'identité du / de la responsable",
+    "proof_of_address": "justificatif de domicile", "sworn_statement": "attestation sur l'honneur", "other": "document",
+}
+
+
+def correction_label(item: str) -> str:
+    """French for what a correction concerns: "address.postcode", "children.<id>.birth_date",
+    "guardians.<id>" or a document id (the notifier holds no names: the portal shows them)."""
+    parts = item.split(".")
+    field = next((_CORRECTION_FIELDS.get(p, p.replace("_", " ")) for p in parts[2 if parts[0] != "address" else 1:][:1]), None)
+    if parts[0] == "address":
+        base = "Adresse du domicile"
+    elif parts[0] == "children" and len(parts) >= 2:
+        base = "Enfant"
+    elif parts[0] == "guardians" and len(parts) >= 2:
+        base = "Responsable légal·e"
+    else:
+        return "Pièce justificative"
+    return f"{base} ({field})" if field else base
+
+
 def template_context(data: Mapping[str, Any], event_time: datetime, timezone: str) -> dict[str, Any]:
     """The event's data as templates see it: every date also as French text (``<field>_fr``),
-    and how long a link lasts (``valid_for``) when the event carries ``expires_at``."""
+    how long a link lasts (``valid_for``) when the event carries ``expires_at``, a French label
+    for each correction's item and for a school level (``level_label``)."""
     context = dict(data)
+    if isinstance(data.get("corrections"), list):
+        context["corrections"] = [{**c, "label": correction_label(str(c.get("item", "")))} for c in data["corrections"]]
+    if isinstance(data.get("level"), str):
+        context["level_label"] = LEVEL_LABELS.get(data["level"], data["level"])
+    if isinstance(data.get("kind"), str):
+        context["kind_label"] = KIND_LABELS.get(data["kind"], "document")
     for name, value in data.items():
         if isinstance(value, datetime):
             context[f"{name}_fr"] = french_datetime(value, timezone)

@@ -55,6 +55,8 @@ class Renderer:
             "login_url": settings.portal_url(settings.login_path),
             "forgot_password_url": settings.portal_url(settings.forgot_password_path),
             "household_url": settings.portal_url(settings.household_path),
+            "enrolment_url": settings.portal_url(settings.enrolment_path),
+            "certificate_url": settings.portal_url(settings.certificate_path),
         }
 
     def render(self, mail: domain.MailSpec, data: Mapping[str, Any], event_time: datetime) -> RenderedMail:
