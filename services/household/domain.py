@@ -332,14 +332,15 @@ def document_problems(content: dict[str, Any], account_id: str, known: dict[str,
     for attachment in attachments(content):
         document = known.get(attachment.document_id)
         label = attachment.label
+        if document is not None and document.get("status") == "deleted":  # tombstones name no account
+            problems.append(f"Pour {label}, le document indiqué a été supprimé : envoyez-en un autre.")
+            continue
         if document is None or document.get("account_id") != account_id:
             problems.append(f"Pour {label}, le document indiqué est introuvable parmi vos pièces "
                             "(s'il vient d'être envoyé, réessayez dans quelques instants).")
             continue
         status = document.get("status")
-        if status == "deleted":
-            problems.append(f"Pour {label}, le document indiqué a été supprimé : envoyez-en un autre.")
-        elif status == "infected":
+        if status == "infected":
             problems.append(f"Pour {label}, le document contient un virus et a été supprimé : envoyez-en un autre.")
         elif status != "clean":
             problems.append(f"Pour {label}, le document est en cours de vérification antivirus : réessayez dans quelques instants.")

@@ -80,11 +80,15 @@ class HouseholdStore:
 
     async def document_uploaded(self, document_id: str, account_id: str, kind: str) -> None:
         # A later verdict or deletion is never overwritten by an older (replayed) upload event.
-        await self.documents.update_one(
-            {"_id": document_id},
-            {"$set": {"account_id": account_id, "kind": kind}, "$setOnInsert": {"status": "pending"}},
-            upsert=True,
-        )
+        try:
+            await self.documents.update_one(
+                {"_id": document_id, "status": {"$ne": "deleted"}},
+                {"$set": {"account_id": account_id, "kind": kind}, "$setOnInsert": {"status": "pending"}},
+                upsert=True,
+            )
+        except Exception as exc:
+            if not is_duplicate_key(exc):  # already deleted: a replayed upload changes nothing
+                raise
 
     async def document_scanned(self, document_id: str, account_id: str, kind: str, result: str) -> None:
         try:
@@ -98,8 +102,10 @@ class HouseholdStore:
                 raise
 
     async def document_deleted(self, document_id: str, account_id: str, kind: str) -> None:
+        # The tombstone names no account: a deleted document proves nothing, and the deletions
+        # that follow an erasure (documents erases too) must not bring the account id back.
         await self.documents.update_one(
-            {"_id": document_id}, {"$set": {"account_id": account_id, "kind": kind, "status": "deleted"}}, upsert=True
+            {"_id": document_id}, {"$set": {"kind": kind, "status": "deleted"}, "$unset": {"account_id": ""}}, upsert=True
         )
 
     async def known_documents(self, document_ids: list[str]) -> dict[str, dict[str, Any]]:

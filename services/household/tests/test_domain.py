@@ -58,6 +58,13 @@ def test_a_document_not_clean_blocks_the_submission(status: str, words: str) -> 
     assert len(problems) == 1 and words in problems[0]
 
 
+def test_a_deleted_document_says_so_even_though_its_tombstone_names_no_account() -> None:
+    known = clean(*ALL)
+    known["d-c1"] = {"kind": known["d-c1"]["kind"], "status": "deleted"}
+    problems = domain.submission_problems(content(), ACCOUNT, known, TODAY)
+    assert len(problems) == 1 and "supprimé" in problems[0]
+
+
 def test_a_document_of_another_account_or_unknown_is_refused() -> None:
     known = clean(*ALL)
     known["d-g1"]["account_id"] = "someone-else"
