@@ -253,6 +253,24 @@ async def test_with_clamd_stopped_a_document_stays_pending_then_is_scanned_after
     await family.wait_status(doc["id"], "clean", timeout_s=90)
 
 
+async def test_with_s3_stopped_an_upload_through_the_gateway_is_a_503_and_nothing_is_kept(
+    family: Family, documents_db: Any
+) -> None:
+    before = await documents_db.documents.count_documents({"account_id": family.account_id})
+    subprocess.run([ECP, "stop", "s3"], check=True, capture_output=True, timeout=60)
+    try:
+        refused = await family.upload(pdf_bytes(), "bail.pdf")
+        assert refused.status_code == 503
+        assert "n'a pas été enregistré" in refused.json()["detail"]
+        assert await documents_db.documents.count_documents({"account_id": family.account_id}) == before
+    finally:
+        subprocess.run([ECP, "start", "s3"], check=True, capture_output=True, timeout=180)
+    stored = {o.key for o in await objects().list(f"documents/{family.account_id}/")}
+    keys = {d["object_key"] async for d in documents_db.documents.find({"account_id": family.account_id, "object_key": {"$exists": True}})}
+    assert stored <= keys, "an object without a record was left behind"
+    assert (await family.upload(pdf_bytes(), "bail.pdf")).status_code == 201  # and it works again
+
+
 # ---- access ---------------------------------------------------------------------------------
 
 
