@@ -14,14 +14,26 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from services.documents.events import DocumentScanned
+from services.enrolment.events import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
+from services.household.events import (
+    Address,
+    Child,
+    Correction,
+    CorrectionRequested,
+    DossierRejected,
+    DossierValidated,
+    HouseholdSubmitted,
+)
 from services.identity.events import ActivationLinkIssued
-from services.kernel.envelope import event_json, new_event
+from services.kernel.envelope import CloudEvent, EventData, event_json, new_event
+from services.kernel.kafka import KafkaPublisher, OutgoingMessage
 from services.notifier import domain
 from tests.integration.conftest import ROOT
 from tests.integration.identity_client import (
@@ -307,3 +319,134 @@ async def test_agents_read_the_delivery_log_and_erasure_anonymises_it(db_client:
     assert email not in str(stored)
     projection = await db_client[NOTIFIER_DB]["recipients"].find_one({"_id": account_id})
     assert projection["deleted"] is True and "email" not in projection and "display_name" not in projection
+
+
+# The household, documents and enrolment emails: their events are published here directly (built
+# with the kernel's envelope, keyed as their services key them) for an account the notifier knows.
+
+REASON = "Justificatif illisible <scan flou> & daté de plus de 3 mois."
+
+
+def _family_events(account_id: str) -> dict[str, CloudEvent[Any]]:
+    now = datetime.now(UTC)
+    dossier, document, enrolment, child = (str(uuid.uuid4()) for _ in range(4))
+    ids = {"enrolment_id": enrolment, "account_id": account_id, "child_id": child}
+    data: dict[str, tuple[EventData, str]] = {
+        "dossier_submitted": (HouseholdSubmitted(dossier_id=dossier, account_id=account_id, submitted_at=now, document_ids=[document]), dossier),
+        "corrections_requested": (CorrectionRequested(
+            dossier_id=dossier, account_id=account_id, requested_at=now,
+            corrections=[Correction(item="address.postcode", reason="Le code postal ne correspond pas à la commune."),
+                         Correction(item=document, reason=REASON)],
+        ), dossier),
+        "dossier_validated": (DossierValidated(
+            dossier_id=dossier, account_id=account_id, validated_at=now, document_ids=[document],
+            address=Address(number="12 bis", street="rue des Lilas", postcode="45190", town="Montclair-sur-Loire"),
+            children=[Child(child_id=child, first_name="Léo", last_name="Martin", birth_date=date(2021, 3, 14))],
+        ), dossier),
+        "dossier_rejected": (DossierRejected(dossier_id=dossier, account_id=account_id, reason=REASON, rejected_at=now), dossier),
+        "document_infected": (DocumentScanned(
+            document_id=document, account_id=account_id, kind="proof_of_address", result="infected",
+            reason="Le fichier contient un virus (Win.Test.EICAR_HDB-1).", scanned_at=now,
+        ), document),
+        "enrolment_confirmed": (EnrolmentConfirmed(
+            **ids, school_id="ecole-les-tilleuls", school_name="École élémentaire Les Tilleuls", level="CP",
+            school_year="2027-2028", reference="INS-2027-3F2B8C1D", confirmed_at=now,
+        ), enrolment),
+        "enrolment_refused": (EnrolmentRefused(**ids, school_year="2027-2028", reason=REASON, refused_at=now), enrolment),
+        "derogation_accepted": (DerogationDecided(**ids, requested_school_id="ecole-jean-moulin", decision="accepted", decided_at=now), enrolment),
+        "derogation_refused": (DerogationDecided(**ids, requested_school_id="ecole-jean-moulin", decision="refused", reason=REASON, decided_at=now), enrolment),
+    }
+    return {name: new_event(d, source="/tests/notifier", subject=key) for name, (d, key) in data.items()}
+
+
+async def _publish(*events: CloudEvent[Any]) -> None:
+    publisher = KafkaPublisher(BOOTSTRAP, client_id="test-notifier")
+    await publisher.start()
+    try:
+        await publisher.publish([OutgoingMessage(type(e.data).topic, e.subject, event_json(e)) for e in events])
+    finally:
+        await publisher.stop()
+
+
+FAMILY_SUBJECTS = {
+    "dossier_submitted": "Votre dossier a bien été transmis au Service Scolaire et Périscolaire",
+    "corrections_requested": "Votre dossier est à corriger",
+    "dossier_validated": "Votre dossier est validé : vous pouvez inscrire votre enfant",
+    "dossier_rejected": "Votre dossier a été refusé",
+    "document_infected": "Un document envoyé n'a pas pu être accepté",
+    "enrolment_confirmed": "Votre inscription scolaire est confirmée",
+    "enrolment_refused": "Votre demande d'inscription scolaire a été refusée",
+    "derogation_accepted": "Votre demande de dérogation scolaire est acceptée",
+    "derogation_refused": "Votre demande de dérogation scolaire est refusée",
+}
+
+
+async def test_household_documents_and_enrolment_events_each_send_one_french_email_even_published_twice(db_client: Any) -> None:
+    client, email = person()
+    async with client:
+        account_id = await registered_and_activated(client, email)
+    await wait_for_mails(email, 2)  # activation and welcome: the projection knows the account
+    events = _family_events(account_id)
+    clean = new_event(
+        DocumentScanned(document_id=str(uuid.uuid4()), account_id=account_id, kind="other", result="clean", scanned_at=datetime.now(UTC)),
+        source="/tests/notifier", subject="clean",
+    )
+    # Every event twice (a redelivery), and a clean scan, which asks for no email.
+    await _publish(*events.values(), *events.values(), clean)
+
+    found = await wait_for_mails(email, 2 + len(events), timeout_s=60)
+    await asyncio.sleep(3)
+    found = await mails_to(email)
+    family = Counter(m["Subject"] for m in found) - Counter({"Activez votre Espace Citoyen": 1, "Bienvenue sur votre Espace Citoyen": 1})
+    assert family == Counter(FAMILY_SUBJECTS.values()), family
+    by_subject = {m["Subject"]: m for m in found}
+    for name, event in events.items():
+        assert by_subject[FAMILY_SUBJECTS[name]]["MessageID"] == domain.message_id(event.id, email).strip("<>")
+
+    bodies = {name: await mail(by_subject[subject]["ID"]) for name, subject in FAMILY_SUBJECTS.items()}
+    for name in ("corrections_requested", "dossier_rejected", "enrolment_refused", "derogation_refused"):
+        assert REASON in bodies[name]["Text"], name  # verbatim in the text part
+        assert "Justificatif illisible &lt;scan flou&gt; &amp; daté" in bodies[name]["HTML"], name  # escaped in HTML
+    corrections = bodies["corrections_requested"]["Text"]
+    assert "- Adresse du domicile (code postal) : Le code postal ne correspond pas à la commune." in corrections
+    assert f"- Pièce justificative : {REASON}" in corrections
+    assert "vous serez averti·e par email" in bodies["dossier_submitted"]["Text"]
+    assert "vous pouvez maintenant inscrire votre enfant" in bodies["dossier_validated"]["Text"].lower()
+    assert f"{GATEWAY}/inscription-scolaire" in bodies["dossier_validated"]["Text"]
+    assert "Win.Test.EICAR_HDB-1" in bodies["document_infected"]["Text"] and "Envoyez un autre fichier" in bodies["document_infected"]["Text"]
+    confirmed = bodies["enrolment_confirmed"]["Text"]
+    for value in ("École élémentaire Les Tilleuls", "CP", "2027-2028", "INS-2027-3F2B8C1D", f"{GATEWAY}/inscription-scolaire"):
+        assert value in confirmed
+
+    deliveries = db_client[NOTIFIER_DB]["deliveries"]
+    for event in events.values():
+        assert await deliveries.count_documents({"event_id": event.id, "status": "sent"}) == 1
+    assert await deliveries.count_documents({"event_id": clean.id}) == 0
+
+    # Republished after the consumer forgot it had handled it (as if it died after the email and
+    # before recording it): the delivery's unique key drops it.
+    validated = events["dossier_validated"]
+    processed = db_client[NOTIFIER_DB]["processed_events"]
+    await processed.delete_one({"_id": f"notifier-dossiers:{validated.id}"})
+    await _publish(validated)
+
+    async def handled_again() -> bool:
+        return await processed.find_one({"_id": f"notifier-dossiers:{validated.id}"}) is not None
+
+    await eventually(handled_again, 30, "the republished DossierValidated handled")
+    await asyncio.sleep(1)
+    assert Counter(m["Subject"] for m in await mails_to(email))[FAMILY_SUBJECTS["dossier_validated"]] == 1
+
+
+async def test_a_family_event_for_an_account_the_notifier_never_saw_is_logged_not_sent(db_client: Any) -> None:
+    account_id = f"unknown-{uuid.uuid4()}"
+    event = _family_events(account_id)["dossier_rejected"]
+    await _publish(event)
+    deliveries = db_client[NOTIFIER_DB]["deliveries"]
+
+    async def logged() -> dict[str, Any] | None:
+        return await deliveries.find_one({"event_id": event.id})
+
+    delivery = await eventually(logged, 30, "the failed delivery logged")
+    assert delivery["status"] == "failed" and delivery["reason"] == "unknown_recipient"
+    assert delivery["template"] == "dossier_rejected" and delivery["subject"] == "Votre dossier a été refusé"
