@@ -582,7 +582,7 @@ class EnrolmentService:
         return updated
 
     async def export_csv(self, school_id: str, year: int) -> tuple[str, bytes]:
-        school = await self._school(school_id)
+        await self._school(school_id)  # 404 for an unknown school
         rows = [e for e in await self.store.of_school(school_id, year) if e.get("school_id") == school_id
                 and e["status"] != Status.REFUSED]
         status_fr = {Status.CONFIRMED: "confirmée", Status.PENDING_AGENT: "en attente", Status.REFUSED: "refusée"}

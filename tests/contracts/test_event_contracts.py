@@ -1,7 +1,6 @@
 """schemas/ is what other city systems code against: it must say exactly what the code emits."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml

@@ -64,3 +64,30 @@ async def logged_in(client: httpx.AsyncClient, email: str, password: str = GOOD_
     response = await client.post("/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def invited_staff(role: str = "agent", name: str = "Anne Agent") -> tuple[str, str]:
+    """A staff account created by the admin command; returns (email, invitation token)."""
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ROOT
+
+    email = f"{role}.{uuid.uuid4().hex[:10]}@ville.example.fr"
+    created = subprocess.run(
+        [sys.executable, "-m", "services.identity.admin", "create-staff", "--email", email, "--name", name, "--role", role],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    token, _ = await link_token("PasswordResetLinkIssued", email)
+    return email, token
+
+
+async def staff_token(role: str = "agent", name: str = "Anne Agent") -> str:
+    """An access token of a new staff member who chose a password from the invitation."""
+    email, token = await invited_staff(role, name)
+    client, _ = person()
+    async with client:
+        confirmed = await client.post("/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD})
+        assert confirmed.status_code == 200, confirmed.text
+        return (await logged_in(client, email, NEW_PASSWORD))["access_token"]

@@ -9,7 +9,6 @@ import hashlib
 import io
 import os
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,11 +30,10 @@ from tests.integration.conftest import ROOT
 from tests.integration.identity_client import (
     GATEWAY,
     GOOD_PASSWORD,
-    NEW_PASSWORD,
-    link_token,
     logged_in,
     person,
     registered_and_activated,
+    staff_token,
     wait_for_event,
 )
 
@@ -134,17 +132,7 @@ async def documents_db(settings: Any) -> Any:
 
 
 async def agent_token() -> str:
-    email = f"agent.{uuid.uuid4().hex[:10]}@ville.example.fr"
-    created = subprocess.run(
-        [sys.executable, "-m", "services.identity.admin", "create-staff", "--email", email, "--name", "Anne Agent", "--role", "agent"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
-    assert created.returncode == 0, created.stderr
-    token, _ = await link_token("PasswordResetLinkIssued", email)
-    client, _ = person()
-    async with client:
-        assert (await client.post("/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD})).status_code == 200
-        return (await logged_in(client, email, NEW_PASSWORD))["access_token"]
+    return await staff_token("agent")
 
 
 async def fetch(url: str) -> httpx.Response:

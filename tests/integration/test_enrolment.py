@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -22,15 +20,13 @@ from services.kernel.envelope import CloudEvent, event_json, new_event
 from services.kernel.kafka import KafkaPublisher, OutgoingMessage
 from services.kernel.objectstore import ObjectStore
 from services.kernel.settings import S3Settings
-from tests.integration.conftest import ROOT
 from tests.integration.identity_client import (
     GATEWAY,
     GOOD_PASSWORD,
-    NEW_PASSWORD,
-    link_token,
     logged_in,
     person,
     registered_and_activated,
+    staff_token,
     wait_for_event,
 )
 
@@ -61,17 +57,7 @@ async def family() -> Family:
 
 async def agent() -> httpx.AsyncClient:
     if "token" not in _agent:
-        email = f"agent.enrolment.{uuid.uuid4().hex[:8]}@ville.example.fr"
-        created = subprocess.run(
-            [sys.executable, "-m", "services.identity.admin", "create-staff", "--email", email, "--name", "Agnès Agent", "--role", "agent"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
-        )
-        assert created.returncode == 0, created.stderr
-        token, _ = await link_token("PasswordResetLinkIssued", email)
-        client, _ = person()
-        async with client:
-            assert (await client.post("/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD})).status_code == 200
-            _agent["token"] = (await logged_in(client, email, NEW_PASSWORD))["access_token"]
+        _agent["token"] = await staff_token("agent", "Agnès Agent")
     return httpx.AsyncClient(base_url=API, headers={"Authorization": f"Bearer {_agent['token']}"}, timeout=30)
 
 

@@ -210,7 +210,6 @@ async def test_the_whole_lifecycle_with_the_correction_loop_validation_and_a_cha
     assert (await fetch(review["documents"][0]["url"])).status_code == 200
 
     # corrections: one reason per item, shown next to it
-    child_id = review["children"][0]["child_id"]
     asked = await agent.post(f"/review/dossiers/{dossier_id}/request-corrections", json={"corrections": [
         {"item": docs["child_identity"], "reason": "La pièce d'identité de l'enfant est illisible."},
         {"item": "address.number", "reason": "Le numéro ne correspond pas au justificatif."},

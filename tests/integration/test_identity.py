@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from services.kernel import mongo
-from tests.integration.conftest import ROOT
 from tests.integration.identity_client import (
     GOOD_PASSWORD,
     NEW_PASSWORD,
     events_for,
+    invited_staff,
     link_token,
     logged_in,
     person,
@@ -237,13 +234,8 @@ async def test_deleting_my_account_erases_credentials_and_emits_account_deleted(
 
 
 async def test_staff_accounts_come_from_the_admin_command_and_set_their_password_from_an_email() -> None:
-    email = f"agent.{datetime.now(UTC):%H%M%S%f}@ville.example.fr"
-    created = subprocess.run(
-        [sys.executable, "-m", "services.identity.admin", "create-staff", "--email", email, "--name", "Anne Agent", "--role", "agent"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
-    assert created.returncode == 0, created.stderr
-    token, invitation = await link_token("PasswordResetLinkIssued", email, )
+    email, token = await invited_staff("agent")
+    _, invitation = await link_token("PasswordResetLinkIssued", email)
     assert invitation["data"]["purpose"] == "staff_invitation"
     client, _ = person()
     async with client:

@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -40,6 +39,7 @@ from tests.integration.identity_client import (
     GATEWAY,
     GOOD_PASSWORD,
     NEW_PASSWORD,
+    invited_staff,
     link_token,
     logged_in,
     person,
@@ -267,13 +267,7 @@ async def _gone(pid: int) -> bool:
 
 
 async def _agent_token() -> str:
-    email = f"agent.{uuid.uuid4().hex[:10]}@ville.example.fr"
-    created = subprocess.run(
-        [sys.executable, "-m", "services.identity.admin", "create-staff", "--email", email, "--name", "Anne Agent", "--role", "agent"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
-    assert created.returncode == 0, created.stderr
-    token, _ = await link_token("PasswordResetLinkIssued", email)
+    email, token = await invited_staff("agent")
     invitation = await wait_for_mails(email, 1)
     assert [m["Subject"] for m in invitation] == ["Choisissez votre mot de passe pour l'Espace Citoyen"]
     client, _ = person()
