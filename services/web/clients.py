@@ -1,4 +1,8 @@
-"""Calls from the pages to the identity service's API (directly at its own address)."""
+"""Calls from the pages to the services' APIs (directly at their own addresses, not the gateway).
+
+``IdentityClient`` for the account flows; ``ServiceClient`` for a family's reads (identity
+``/me``, household ``/dossier``, enrolment ``/enrolments/eligible``) with the user's bearer token.
+"""
 
 from __future__ import annotations
 
@@ -57,13 +61,45 @@ class IdentityClient:
     async def request_reset(self, email: str) -> IdentityAnswer:
         return await self._post("/auth/password-reset", {"email": email}, {202, 422, 429})
 
-    async def _post(self, path: str, body: dict[str, str], expected: set[int]) -> IdentityAnswer:
+    async def register(self, email: str, password: str, display_name: str) -> IdentityAnswer:
+        body = {"email": email, "password": password, "display_name": display_name}
+        return await self._post("/auth/register", body, {202, 422, 429})
+
+    async def login(self, email: str, password: str) -> tuple[IdentityAnswer | None, dict[str, Any]]:
+        """200: (None, the token pair); else (the answer: 401, 403 not activated, 422, 429), {})."""
+        response = await self._send("/auth/login", {"email": email, "password": password})
+        if response.status_code == 200:
+            return None, _token_pair(response, "/auth/login")
+        return self._answer("/auth/login", response, {401, 403, 422, 429}), {}
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any] | None:
+        """The new pair, or None when identity refuses the refresh token (401: expired, revoked)."""
+        response = await self._send("/auth/refresh", {"refresh_token": refresh_token})
+        if response.status_code == 200:
+            return _token_pair(response, "/auth/refresh")
+        if response.status_code in (401, 422):
+            return None
+        log.warning("identity answered unexpectedly", path="/auth/refresh", status=response.status_code)
+        raise IdentityUnavailable()
+
+    async def logout(self, refresh_token: str) -> None:
+        """Revokes the refresh token's chain; a token identity no longer knows is already logged out."""
+        response = await self._send("/auth/logout", {"refresh_token": refresh_token})
+        if response.status_code not in (204, 401, 422):
+            log.warning("identity answered unexpectedly", path="/auth/logout", status=response.status_code)
+
+    async def _send(self, path: str, body: dict[str, str]) -> httpx.Response:
         try:
-            response = await self._http.post(f"{self._base_url}{path}", json=body, headers=self._headers)
+            return await self._http.post(f"{self._base_url}{path}", json=body, headers=self._headers)
         except httpx.HTTPError as exc:
             # Unreachable or too slow: the user gets a French 503 page, the log gets the cause.
             log.warning("identity unreachable", path=path, error=type(exc).__name__)
             raise IdentityUnavailable() from exc
+
+    async def _post(self, path: str, body: dict[str, str], expected: set[int]) -> IdentityAnswer:
+        return self._answer(path, await self._send(path, body), expected)
+
+    def _answer(self, path: str, response: httpx.Response, expected: set[int]) -> IdentityAnswer:
         try:
             payload = response.json()
             detail = str(payload["detail"])
@@ -81,8 +117,46 @@ class IdentityClient:
         )
 
 
-def identity_client(request: Request) -> IdentityClient:
-    """Dependency: a client bound to this request's ids, so identity's logs show the same request."""
+def _token_pair(response: httpx.Response, path: str) -> dict[str, Any]:
+    try:
+        payload = response.json()
+        pair = {"access_token": str(payload["access_token"]), "refresh_token": str(payload["refresh_token"]),
+                "expires_in": int(payload["expires_in"])}
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("identity answered unexpectedly", path=path, status=response.status_code)
+        raise IdentityUnavailable() from exc
+    return pair
+
+
+@dataclass(frozen=True)
+class ServiceReply:
+    """A service's answer to a family read: its status and JSON body (``None`` when unreachable)."""
+
+    status: int | None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class ServiceClient:
+    """GETs with the user's bearer token to identity, household and enrolment."""
+
+    def __init__(self, http: httpx.AsyncClient, urls: dict[str, str], *, headers: dict[str, str]) -> None:
+        self._http = http
+        self._urls = {name: url.rstrip("/") for name, url in urls.items()}
+        self._headers = headers
+
+    async def get(self, service: str, path: str, access_token: str) -> ServiceReply:
+        """Never raises: a page decides what an unreachable service means for it (status None)."""
+        headers = {**self._headers, "Authorization": f"Bearer {access_token}"}
+        try:
+            response = await self._http.get(f"{self._urls[service]}{path}", headers=headers)
+            body = response.json() if response.content else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("service unreachable", service=service, path=path, error=type(exc).__name__)
+            return ServiceReply(None)
+        return ServiceReply(response.status_code, body if isinstance(body, dict) else {})
+
+
+def _forwarded_headers(request: Request) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, attribute in (("X-Request-ID", "request_id"), ("X-Correlation-ID", "correlation_id")):
         value = getattr(request.state, attribute, None)
@@ -92,4 +166,16 @@ def identity_client(request: Request) -> IdentityClient:
     # user's address, not the web service's (which every page user shares).
     if request.client is not None:
         headers["X-Forwarded-For"] = request.client.host
-    return IdentityClient(request.app.state.http, request.app.state.settings.identity_url, headers=headers)
+    return headers
+
+
+def identity_client(request: Request) -> IdentityClient:
+    """Dependency: a client bound to this request's ids, so identity's logs show the same request."""
+    return IdentityClient(request.app.state.http, request.app.state.settings.identity_url,
+                          headers=_forwarded_headers(request))
+
+
+def service_client(request: Request) -> ServiceClient:
+    """Dependency: the family reads, with this request's ids."""
+    return ServiceClient(request.app.state.http, request.app.state.settings.service_urls(),
+                         headers=_forwarded_headers(request))

@@ -15,7 +15,7 @@ from services.kernel.app import create_service_app
 from services.kernel.health import ReadinessCheck
 from services.kernel.logging import get_logger
 from services.kernel.service import serve
-from services.web import api, pages
+from services.web import account, api, pages, session
 from services.web.errors import PageError
 from services.web.settings import LOCAL_SECRET_KEY, WebSettings
 
@@ -70,13 +70,15 @@ def create_app() -> FastAPI:
         settings,
         title="Espace Citoyen – pages web",
         description="Server-rendered pages for families and agents.",
-        routers=[api.router],
+        routers=[api.router, account.router],
         startup=startup,
         shutdown=shutdown,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(session.SessionCookieMiddleware)  # writes the session cookie a route set
     # CSRF rejections, identity unreachable, unreadable forms: French pages, never a stack trace.
     app.add_exception_handler(PageError, pages.page_error)
+    app.add_exception_handler(session.LoginRequired, session.login_redirect)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 

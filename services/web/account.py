@@ -1,0 +1,221 @@
+"""Account pages: create my space, check your emails, log in / out, forgotten password, my space.
+
+Thin like ``api.py``: read the form (CSRF-checked by ``ProtectedForm``), call the services through
+``clients``, keep identity's tokens in the session cookie (``session``), pick the template.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.web import session
+from services.web.api import (
+    ACTIVATION_RESEND,
+    CONFIRMATION_MISMATCH,
+    CONFIRMATION_MISSING,
+    EMAIL_INVALID,
+    PASSWORD_REFUSED,
+    RESET_REQUEST,
+    Identity,
+    _email_error,
+    _new_link,
+    _outcome,
+)
+from services.web.clients import IdentityAnswer, IdentityUnavailable, ServiceClient, service_client
+from services.web.csrf import ProtectedForm
+from services.web.pages import render
+from services.web.session import CurrentUser
+
+router = APIRouter()
+Services = Annotated[ServiceClient, Depends(service_client)]
+
+REGISTER = "/creer-mon-espace"
+CHECK_EMAIL = "/verifiez-vos-emails"
+DASHBOARD = session.HOME_AFTER_LOGIN
+
+NAME_MISSING = "Saisissez votre prénom et votre nom."
+NAME_TOO_LONG = "Votre prénom et votre nom doivent faire 100 caractères au plus."
+REGISTER_PASSWORD_MISSING = "Saisissez un mot de passe."
+LOGIN_PASSWORD_MISSING = "Saisissez votre mot de passe."
+
+NEXT_STEPS = {
+    None: "Déclarez votre entourage (vous-même, l'autre parent le cas échéant et vos enfants) en joignant "
+          "les pièces justificatives demandées, puis transmettez votre dossier au Service Scolaire et Périscolaire.",
+    "draft": "Complétez votre dossier et ses pièces justificatives, puis transmettez-le au Service Scolaire et Périscolaire.",
+    "submitted": "Votre dossier est en cours d'examen par le Service Scolaire et Périscolaire : "
+                 "vous recevrez un email dès qu'une décision sera prise.",
+    "corrections_requested": "Le Service Scolaire et Périscolaire vous demande des corrections : "
+                             "modifiez les éléments signalés, puis transmettez à nouveau votre dossier.",
+    "validated": "Votre dossier est validé. Aucune inscription scolaire n'est ouverte pour vos enfants pour le moment.",
+    "rejected": "Votre dossier a été refusé. Consultez le motif du refus ; pour toute question, contactez le "
+                "Service Scolaire et Périscolaire.",
+}
+CAN_ENROL_STEP = "Votre dossier est validé : vous pouvez maintenant inscrire votre enfant à l'école."
+
+
+# ---- créer mon espace ------------------------------------------------------------------------
+
+def _register_form(
+    request: Request, *, email: str = "", display_name: str = "", errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    order = ("email", "nom", "mot-de-passe", "confirmation")
+    ordered = [{"id": fid, "message": errors[fid]} for fid in order if errors and fid in errors]
+    context = {"email": email, "display_name": display_name, "errors": ordered, "field_errors": errors or {}}
+    return render(request, "register.html", context, status_code=status_code)
+
+
+@router.get(REGISTER, response_class=HTMLResponse, summary="Create my space (form)")
+async def register_page(request: Request) -> HTMLResponse:
+    return _register_form(request)
+
+
+@router.post(REGISTER, response_class=HTMLResponse, summary="Create my space")
+async def register(request: Request, form: ProtectedForm, identity: Identity) -> Response:
+    email, name = form.get("email", "").strip(), form.get("display_name", "").strip()
+    password, confirmation = form.get("password", ""), form.get("confirmation", "")
+    errors: dict[str, str] = {}
+    if (error := _email_error(email)) is not None:
+        errors["email"] = error
+    if not name:
+        errors["nom"] = NAME_MISSING
+    elif len(name) > 100:
+        errors["nom"] = NAME_TOO_LONG
+    if not password:
+        errors["mot-de-passe"] = REGISTER_PASSWORD_MISSING
+    if not confirmation:
+        errors["confirmation"] = CONFIRMATION_MISSING
+    elif password and password != confirmation:
+        errors["confirmation"] = CONFIRMATION_MISMATCH
+    if not errors:
+        answer = await identity.register(email, password, name)
+        if answer.status == 202:
+            return RedirectResponse(f"{CHECK_EMAIL}?{urlencode({'email': email})}", status_code=303)
+        if answer.status == 429:
+            headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+            return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=answer.detail,
+                            tone="erreur", status_code=429, headers=headers)
+        errors = _register_refusal(answer)
+    return _register_form(request, email=email, display_name=name, errors=errors, status_code=422)
+
+
+def _register_refusal(answer: IdentityAnswer) -> dict[str, str]:
+    """Identity's 422: its French policy reason next to the password, or the field it refused."""
+    errors: dict[str, str] = {}
+    if answer.field_error("email") is not None:
+        errors["email"] = EMAIL_INVALID
+    if answer.field_error("display_name") is not None:
+        errors["nom"] = NAME_TOO_LONG
+    password_error = answer.field_error("password")
+    if password_error is not None:
+        errors["mot-de-passe"] = (
+            str(password_error.get("msg") or answer.detail) if password_error.get("type") == "value_error" else PASSWORD_REFUSED
+        )
+    return errors or {"mot-de-passe": answer.detail}
+
+
+@router.get(CHECK_EMAIL, response_class=HTMLResponse, summary="After registering: the activation email was sent")
+async def check_email(request: Request, email: str = "") -> HTMLResponse:
+    email = email.strip()
+    return render(request, "check_email.html", {"email": email if _email_error(email) is None else ""})
+
+
+# ---- connexion / déconnexion -----------------------------------------------------------------
+
+def _login_form(
+    request: Request, *, email: str = "", suite: str | None = None, errors: dict[str, str] | None = None,
+    problem: str | None = None, new_link: dict[str, Any] | None = None, status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    ordered = [{"id": fid, "message": errors[fid]} for fid in ("identifiant", "mot-de-passe") if errors and fid in errors]
+    context = {"email": email, "suite": session.safe_next(suite), "errors": ordered, "field_errors": errors or {},
+               "problem": problem, "new_link": new_link}
+    return render(request, "login.html", context, status_code=status_code, headers=headers)
+
+
+@router.get(session.LOGIN_PAGE, response_class=HTMLResponse, summary="Log in (form)")
+async def login_page(request: Request, suite: str | None = None) -> Response:
+    if session.read(request) is not None:  # already logged in: straight on
+        return RedirectResponse(session.safe_next(suite) or DASHBOARD, status_code=303)
+    return _login_form(request, suite=suite)
+
+
+@router.post(session.LOGIN_PAGE, response_class=HTMLResponse, summary="Log in")
+async def login(request: Request, form: ProtectedForm, identity: Identity) -> Response:
+    email, password, suite = form.get("email", "").strip(), form.get("password", ""), form.get("suite")
+    errors: dict[str, str] = {}
+    if (error := _email_error(email)) is not None:
+        errors["identifiant"] = error
+    if not password:
+        errors["mot-de-passe"] = LOGIN_PASSWORD_MISSING
+    if errors:
+        return _login_form(request, email=email, suite=suite, errors=errors, status_code=422)
+    answer, pair = await identity.login(email, password)
+    if answer is None:
+        session.start(request, pair)
+        return RedirectResponse(session.safe_next(suite) or DASHBOARD, status_code=303)
+    if answer.status == 403:  # right password, account not activated yet
+        return _login_form(request, email=email, suite=suite, problem=answer.detail, status_code=403,
+                           new_link=_new_link(ACTIVATION_RESEND, email=email))
+    if answer.status == 429:
+        headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+        return _login_form(request, email=email, suite=suite, problem=answer.detail, status_code=429, headers=headers)
+    if answer.status == 422:
+        return _login_form(request, email=email, suite=suite, errors={"identifiant": EMAIL_INVALID}, status_code=422)
+    # 401: identity never says whether the address exists; its message goes first on the page.
+    return _login_form(request, email=email, suite=suite, errors={"identifiant": answer.detail}, status_code=401)
+
+
+@router.post("/deconnexion", response_class=HTMLResponse, summary="Log out")
+async def logout(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+    current = session.read(request)
+    if current is not None:
+        await identity.logout(current.refresh_token)
+    session.end(request)
+    return _outcome(request, title="Vous êtes déconnecté", heading="Vous êtes déconnecté",
+                    message="Vous êtes déconnecté de votre Espace Citoyen.", tone="succes", login=True)
+
+
+# ---- mot de passe oublié ---------------------------------------------------------------------
+
+@router.get(RESET_REQUEST, response_class=HTMLResponse, summary="Forgotten password (form)")
+async def forgotten_password(request: Request) -> HTMLResponse:
+    return _outcome(request, title="Mot de passe oublié", heading="Mot de passe oublié",
+                    message="Saisissez l'adresse email de votre espace : vous recevrez un lien pour choisir "
+                            "un nouveau mot de passe.",
+                    new_link=_new_link(RESET_REQUEST))
+
+
+# ---- mon espace ------------------------------------------------------------------------------
+
+@router.get(DASHBOARD, response_class=HTMLResponse, summary="My space: my file's status and what to do next")
+async def dashboard(request: Request, user: CurrentUser, services: Services) -> Response:
+    me = await services.get("identity", "/me", user.access_token)
+    if me.status == 401:  # the account was erased or its sessions revoked meanwhile
+        session.end(request)
+        return RedirectResponse(session.login_location(request), status_code=303)
+    if me.status != 200 or not isinstance(me.body.get("display_name"), str):
+        raise IdentityUnavailable()
+    dossier_reply = await services.get("household", "/dossier", user.access_token)
+    dossier: dict[str, str] | None
+    if dossier_reply.status == 404:
+        dossier = {}
+    elif dossier_reply.status == 200:
+        dossier = {"status": str(dossier_reply.body.get("status")), "label": str(dossier_reply.body.get("status_label"))}
+    else:
+        dossier = None  # household unreachable: the page says so, the rest still shows
+    eligible = await services.get("enrolment", "/enrolments/eligible", user.access_token)
+    children = eligible.body.get("children") if eligible.status == 200 else None
+    can_enrol = isinstance(children, list) and any(isinstance(c, dict) and c.get("can_enrol") is True for c in children)
+    status = dossier.get("status") if dossier else None
+    next_step = CAN_ENROL_STEP if can_enrol else NEXT_STEPS.get(status, NEXT_STEPS[None])
+    if dossier is None:
+        next_step = "Revenez dans quelques minutes pour connaître l'état de votre dossier."
+    context = {"name": me.body["display_name"], "dossier": dossier, "next_step": next_step, "can_enrol": can_enrol,
+               "school_year": eligible.body.get("school_year", "")}
+    # Personal data: never cached.
+    return render(request, "dashboard.html", context, headers={"Cache-Control": "no-store"})
