@@ -128,12 +128,12 @@ async def check_email(request: Request, email: str = "") -> HTMLResponse:
 
 def _login_form(
     request: Request, *, email: str = "", suite: str | None = None, errors: dict[str, str] | None = None,
-    problem: str | None = None, new_link: dict[str, Any] | None = None, status_code: int = 200,
-    headers: dict[str, str] | None = None,
+    problem: str | None = None, outcome: str | None = None, new_link: dict[str, Any] | None = None,
+    status_code: int = 200, headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     ordered = [{"id": fid, "message": errors[fid]} for fid in ("identifiant", "mot-de-passe") if errors and fid in errors]
     context = {"email": email, "suite": session.safe_next(suite), "errors": ordered, "field_errors": errors or {},
-               "problem": problem, "new_link": new_link}
+               "problem": problem, "outcome": outcome, "new_link": new_link}
     return render(request, "login.html", context, status_code=status_code, headers=headers)
 
 
@@ -159,11 +159,12 @@ async def login(request: Request, form: ProtectedForm, identity: Identity) -> Re
         session.start(request, pair)
         return RedirectResponse(session.safe_next(suite) or DASHBOARD, status_code=303)
     if answer.status == 403:  # right password, account not activated yet
-        return _login_form(request, email=email, suite=suite, problem=answer.detail, status_code=403,
+        return _login_form(request, email=email, suite=suite, problem=answer.detail, outcome="Espace pas encore activé", status_code=403,
                            new_link=_new_link(ACTIVATION_RESEND, email=email))
     if answer.status == 429:
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
-        return _login_form(request, email=email, suite=suite, problem=answer.detail, status_code=429, headers=headers)
+        return _login_form(request, email=email, suite=suite, problem=answer.detail, outcome="Trop de tentatives de connexion",
+                           status_code=429, headers=headers)
     if answer.status == 422:
         return _login_form(request, email=email, suite=suite, errors={"identifiant": EMAIL_INVALID}, status_code=422)
     # 401: identity never says whether the address exists; its message goes first on the page.

@@ -257,6 +257,7 @@ def test_an_account_not_activated_gets_the_message_and_a_resend_form(client: Tes
     assert response.status_code == 403
     page = accessible(response)
     assert NOT_ACTIVATED in shown(response)
+    assert title(response).startswith("Espace pas encore activé")
     assert "/activation/nouveau-lien" in page.forms and "/connexion" in page.forms
     assert len([i for i in page.inputs if i.get("id") == "email"]) == 1
 
@@ -265,6 +266,7 @@ def test_too_many_logins_say_so(client: TestClient, services: FakeServices) -> N
     services.answer(IDENTITY, "/auth/login", 429, {"detail": TOO_MANY}, {"Retry-After": "120"})
     response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": PASSWORD})
     assert response.status_code == 429 and response.headers["retry-after"] == "120"
+    assert title(response).startswith("Trop de tentatives de connexion")
     assert TOO_MANY in shown(response)
 
 
