@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kernel.health import ReadinessCheck, health_router
@@ -60,14 +62,64 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
 
 
+INVALID_INPUT = "Les données envoyées ne sont pas valides."
+# FastAPI's answer when a body cannot be read at all (e.g. JSON that is not UTF-8): English and a 400.
+_UNREADABLE_BODY = "There was an error parsing the body"
+# What the 422 answers really look like (FastAPI's default component describes its own shape).
+_VALIDATION_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    # ``errors`` lists the fields at fault when the request does not fit the route's parameters; a
+    # service's own 422 (a rule it checks itself) carries only ``detail``.
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "title": "Detail"},
+        "errors": {
+            "type": "array",
+            "title": "Errors",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _invalid_input(errors: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": INVALID_INPUT, "errors": errors})
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
-    ]
-    return JSONResponse(
-        status_code=422, content={"detail": "Les données envoyées ne sont pas valides.", "errors": errors}
+    return _invalid_input(
+        [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
     )
+
+
+async def _http_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+        return _invalid_input([{"loc": ["body"], "msg": "Le corps de la requête est illisible.", "type": "body_unreadable"}])
+    return await http_exception_handler(request, exc)
+
+
+def _openapi_with_real_validation_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schemas = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = _VALIDATION_ERROR_SCHEMA
+        return schema
+
+    return openapi
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -111,8 +163,10 @@ def create_service_app(
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(health_router(lambda request: request.app.state.readiness_checks))
     for router in routers:
         app.include_router(router)
+    app.openapi = _openapi_with_real_validation_errors(app)  # type: ignore[method-assign]
     return app
