@@ -417,14 +417,14 @@ async def school_csv(school_id: str, principal: Staff, svc: Service,
 
 
 @router.post("/sector-map/validate", response_model=ImportReportView, tags=["carte scolaire"], openapi_extra=_CSV_BODY,
-             summary="Dry run: the validation report of a sector map CSV (nothing is stored)")
+             responses=_responses(422), summary="Dry run: the validation report of a sector map CSV (nothing is stored)")
 async def validate_map(request: Request, principal: Staff, svc: Service) -> ImportReportView:
     report = await svc.validate_map(await _csv(request))
     return ImportReportView.model_validate(report.as_dict())
 
 
 @router.post("/sector-map/imports", status_code=201, response_model=ImportReportView, tags=["carte scolaire"],
-             openapi_extra=_CSV_BODY, summary="Store a sector map CSV as a new version with its report (not applied yet)")
+             openapi_extra=_CSV_BODY, responses=_responses(422), summary="Store a sector map CSV as a new version with its report (not applied yet)")
 async def import_map(request: Request, principal: Staff, svc: Service,
                      name: Annotated[str, Query(max_length=120)] = "carte.csv") -> ImportReportView:
     result = await svc.import_map(await _csv(request), domain.clean_text(name, 120), principal.account_id)
