@@ -1,5 +1,5 @@
 # The three commands everyone relies on. Everything runs on 127.0.0.1; installs and data go to .local/.
-.PHONY: up down test status lock bench
+.PHONY: up down test status lock bench fuzz
 
 up:      ## install what is missing, start everything, print the URLs
 	@deploy/local/ecp up
@@ -15,6 +15,9 @@ status:
 
 bench:   ## event backbone benchmark against the running system
 	@.local/venv/bin/python -m bench.event_hop
+
+fuzz:    ## API fuzzing with a larger budget (100 cases per operation) against the running system
+	@ECP_FUZZ_EXAMPLES=$${ECP_FUZZ_EXAMPLES:-100} .local/venv/bin/python -m pytest tests/fuzz -q
 
 lock:    ## re-pin requirements.lock from requirements.txt
 	@rm -rf .local/lockvenv && python3 -m venv .local/lockvenv && .local/lockvenv/bin/pip install -q -r requirements.txt \

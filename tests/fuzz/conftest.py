@@ -1,0 +1,11 @@
+"""API fuzzing runs against the real servers that `make up` starts, like tests/integration."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/fuzz" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
