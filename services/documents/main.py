@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from services.documents import api, events
 from services.documents.consumers import dossier_consumer
@@ -60,13 +59,8 @@ def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
     ]
 
 
-async def documents_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DocumentsError)
-    return api.documents_error_response(exc)
-
-
 def create_app() -> FastAPI:
-    app = backend_app(
+    return backend_app(
         DocumentsSettings(),
         title="Pièces justificatives",
         description="Uploaded supporting documents: storage, type check, virus scan, short-lived links, sworn statements.",
@@ -78,9 +72,8 @@ def create_app() -> FastAPI:
         extra_checks=lambda app, runtime: [
             ReadinessCheck("s3", app.state.objects.ready), ReadinessCheck("clamd", app.state.scanner.ping)
         ],
+        error_responses={DocumentsError: api.documents_error_response},
     )
-    app.add_exception_handler(DocumentsError, documents_error)
-    return app
 
 
 if __name__ == "__main__":

@@ -68,10 +68,6 @@ def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
     ]
 
 
-async def enrolment_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, EnrolmentError)
-    return api.enrolment_error_response(exc)
-
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("dependency unavailable", error=repr(exc), path=request.url.path)
@@ -92,8 +88,8 @@ def create_app() -> FastAPI:
         on_start=open_clients,
         on_stop=close_clients,
         extra_checks=lambda app, runtime: [ReadinessCheck("s3", app.state.objects.ready)],
+        error_responses={EnrolmentError: api.enrolment_error_response},
     )
-    app.add_exception_handler(EnrolmentError, enrolment_error)
     app.add_exception_handler(ConnectionFailure, unavailable)
     app.add_exception_handler(StorageUnavailable, unavailable)
     return app

@@ -3,8 +3,7 @@ Run with ``python -m services.household.main``."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from services.household import api, events
 from services.household.consumers import consumer_specs
@@ -28,13 +27,8 @@ def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
     return consumer_specs(app.state.household)
 
 
-async def household_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HouseholdError)
-    return api.household_error_response(exc)
-
-
 def create_app() -> FastAPI:
-    app = backend_app(
+    return backend_app(
         HouseholdSettings(),
         title="Foyer",
         description="The family file (dossier): address, guardians, children, proofs, lifecycle and the agents' review.",
@@ -42,9 +36,8 @@ def create_app() -> FastAPI:
         outbox_collections=[events.OUTBOX_COLLECTION],
         consumers=consumers,
         on_start=open_clients,
+        error_responses={HouseholdError: api.household_error_response},
     )
-    app.add_exception_handler(HouseholdError, household_error)
-    return app
 
 
 if __name__ == "__main__":

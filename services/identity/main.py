@@ -7,8 +7,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from services.identity import api, events
 from services.identity.passwords import Passwords
@@ -51,13 +50,8 @@ async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.key_reloader.cancel()
 
 
-async def identity_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, IdentityError)
-    return api.identity_error_response(exc)
-
-
 def create_app() -> FastAPI:
-    app = backend_app(
+    return backend_app(
         IdentitySettings(),
         title="Identité",
         description="Accounts, credentials, activation and reset links, sessions, roles, token signing keys (JWKS).",
@@ -65,9 +59,8 @@ def create_app() -> FastAPI:
         outbox_collections=[events.OUTBOX_COLLECTION],
         on_start=open_clients,
         on_stop=close_clients,
+        error_responses={IdentityError: api.identity_error_response},
     )
-    app.add_exception_handler(IdentityError, identity_error)
-    return app
 
 
 if __name__ == "__main__":

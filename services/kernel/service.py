@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
 
 from services.kernel.app import create_service_app
 from services.kernel.auth import TokenVerifier, session_router
@@ -15,6 +17,8 @@ from services.kernel.runtime import ConsumerSpec, ServiceRuntime
 from services.kernel.settings import CommonSettings
 
 Wiring = Callable[[FastAPI, ServiceRuntime], Awaitable[None]]
+# Builds the HTTP answer for one of a service's own error types (its api module knows the shape).
+ErrorResponse = Callable[[Any], Response]
 
 
 def backend_app(
@@ -28,6 +32,7 @@ def backend_app(
     extra_checks: Callable[[FastAPI, ServiceRuntime], Sequence[ReadinessCheck]] = lambda app, rt: (),
     on_start: Wiring | None = None,
     on_stop: Wiring | None = None,
+    error_responses: Mapping[type[Exception], ErrorResponse] | None = None,
 ) -> FastAPI:
     """A service app whose lifespan opens the database and Kafka, relays its outbox and runs its consumers."""
 
@@ -50,7 +55,7 @@ def backend_app(
         await app.state.http.aclose()
         await runtime.stop()
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         title=title,
         description=description,
@@ -58,6 +63,16 @@ def backend_app(
         startup=startup,
         shutdown=shutdown,
     )
+    for kind, respond in (error_responses or {}).items():
+        app.add_exception_handler(kind, _handler(respond))
+    return app
+
+
+def _handler(respond: ErrorResponse) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        return respond(exc)
+
+    return handle
 
 
 def serve(factory_path: str, settings: CommonSettings) -> None:
