@@ -1,7 +1,7 @@
 """Calls from the pages to the services' APIs (directly at their own addresses, not the gateway).
 
-``IdentityClient`` for the account flows; ``ServiceClient`` for a family's reads (identity
-``/me``, household ``/dossier``, enrolment ``/enrolments/eligible``) with the user's bearer token.
+``IdentityClient`` for the account flows (no token yet); ``ServiceClient`` for everything a
+logged-in family or agent does, with the user's bearer token.
 """
 
 from __future__ import annotations
@@ -137,23 +137,62 @@ class ServiceReply:
 
 
 class ServiceClient:
-    """GETs with the user's bearer token to identity, household and enrolment."""
+    """Calls to the services with the user's bearer token (identity, household, documents, enrolment)."""
 
     def __init__(self, http: httpx.AsyncClient, urls: dict[str, str], *, headers: dict[str, str]) -> None:
         self._http = http
         self._urls = {name: url.rstrip("/") for name, url in urls.items()}
         self._headers = headers
 
-    async def get(self, service: str, path: str, access_token: str) -> ServiceReply:
+    def _auth(self, access_token: str) -> dict[str, str]:
+        return {**self._headers, "Authorization": f"Bearer {access_token}"}
+
+    async def get(self, service: str, path: str, access_token: str, *, params: dict[str, Any] | None = None) -> ServiceReply:
         """Never raises: a page decides what an unreachable service means for it (status None)."""
-        headers = {**self._headers, "Authorization": f"Bearer {access_token}"}
+        return await self.send("GET", service, path, access_token, params=params)
+
+    async def send(
+        self, method: str, service: str, path: str, access_token: str, *,
+        json: Any = None, params: dict[str, Any] | None = None,
+        files: dict[str, tuple[str, Any, str]] | None = None, data: dict[str, str] | None = None,
+        content: bytes | None = None, content_type: str | None = None, timeout: float | None = None,
+    ) -> ServiceReply:
+        """Any JSON call (or a multipart upload with ``files``); never raises, like ``get``.
+
+        The body of a JSON list answer is put under ``"items"`` so ``body`` stays a dict."""
+        headers = self._auth(access_token)
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         try:
-            response = await self._http.get(f"{self._urls[service]}{path}", headers=headers)
+            response = await self._http.request(
+                method, f"{self._urls[service]}{path}", headers=headers, json=json, params=params,
+                files=files, data=data, content=content,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
             body = response.json() if response.content else {}
         except (httpx.HTTPError, ValueError) as exc:
-            log.warning("service unreachable", service=service, path=path, error=type(exc).__name__)
+            log.warning("service unreachable", service=service, path=path, method=method, error=type(exc).__name__)
             return ServiceReply(None)
+        if isinstance(body, list):
+            body = {"items": body}
         return ServiceReply(response.status_code, body if isinstance(body, dict) else {})
+
+    async def fetch(self, service: str, path: str, access_token: str, *,
+                    params: dict[str, Any] | None = None) -> httpx.Response | None:
+        """A raw GET (a PDF, a CSV): the response whatever its status, None when unreachable."""
+        try:
+            return await self._http.get(f"{self._urls[service]}{path}", headers=self._auth(access_token), params=params)
+        except httpx.HTTPError as exc:
+            log.warning("service unreachable", service=service, path=path, error=type(exc).__name__)
+            return None
+
+    async def fetch_url(self, url: str) -> httpx.Response | None:
+        """A GET on a presigned object-store link (documents, certificates) the page relays."""
+        try:
+            return await self._http.get(url, timeout=httpx.Timeout(30.0, connect=2.0))
+        except httpx.HTTPError as exc:
+            log.warning("object store unreachable", error=type(exc).__name__)
+            return None
 
 
 def _forwarded_headers(request: Request) -> dict[str, str]:

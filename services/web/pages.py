@@ -11,8 +11,20 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from services.web import csrf
+from services.web import csrf, session
 from services.web.errors import PageError
+
+FAMILY_LINKS = (
+    ("/mon-espace", "Mon espace"),
+    ("/entourage", "Mon entourage"),
+    ("/pieces-justificatives", "Mes pièces justificatives"),
+    ("/mon-compte", "Mon compte"),
+)
+STAFF_LINKS = (
+    ("/agents/dossiers", "Dossiers à instruire"),
+    ("/agents/inscriptions", "Inscriptions"),
+    ("/agents/carte-scolaire", "Carte scolaire"),
+)
 
 # select_autoescape: every .html template escapes what it prints.
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -35,7 +47,8 @@ def render(
     response = templates.TemplateResponse(
         request,
         name,
-        {"town_name": request.app.state.settings.town_name, "csrf_field": csrf_field, **(context or {})},
+        {"town_name": request.app.state.settings.town_name, "csrf_field": csrf_field,
+         "navigation": navigation(request), **(context or {})},
         status_code=status_code,
         headers=dict(headers or {}),
     )
@@ -44,6 +57,17 @@ def render(
         # A page with a form holds a per-browser token (and, here, a link's jeton): never cached.
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def navigation(request: Request) -> list[dict[str, str]]:
+    """The header's links for whoever is logged in (nothing for a visitor); ``current`` marks
+    the link of the page shown, for aria-current."""
+    user = getattr(request.state, "session", None) or session.read(request)
+    if user is None:
+        return []
+    links = STAFF_LINKS if user.is_staff else FAMILY_LINKS
+    here = request.url.path
+    return [{"href": href, "label": label, "current": "page" if here == href else ""} for href, label in links]
 
 
 async def page_error(request: Request, exc: Exception) -> HTMLResponse:

@@ -32,6 +32,7 @@ from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.web.clients import IdentityClient, identity_client
+from services.web.errors import PageError
 
 COOKIE_NAME = "ecp_session"
 SECURE_COOKIE_NAME = "__Host-ecp_session"
@@ -41,6 +42,7 @@ _PURPOSE = b"ecp-web-session:"  # a different key from the CSRF signatures'
 _STATE_KEY = "session_cookie"  # request.state: the value to send ("" clears the cookie)
 LOGIN_PAGE = "/connexion"
 HOME_AFTER_LOGIN = "/mon-espace"
+STAFF_ROLES = ("agent", "admin")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,21 @@ class Session:
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at - REFRESH_MARGIN_S
+
+    @property
+    def role(self) -> str:
+        """The access token's role claim, read without checking the signature: it only chooses
+        which links and pages to show; every service verifies the token itself."""
+        try:
+            payload = self.access_token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            return str(claims.get("role", ""))
+        except (IndexError, ValueError, TypeError, AttributeError):
+            return ""
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
 
 
 class LoginRequired(Exception):
@@ -142,6 +159,22 @@ async def current_user(request: Request, identity: Annotated[IdentityClient, Dep
 
 
 CurrentUser = Annotated[Session, Depends(current_user)]
+
+
+class StaffOnly(PageError):
+    status_code = 403
+    title = "Accès réservé aux agents"
+    message = "Cette page est réservée aux agents du Service Scolaire et Périscolaire."
+
+
+async def current_agent(user: CurrentUser) -> Session:
+    """Dependency for the back-office pages: a logged-in agent or administrator (else a French 403)."""
+    if not user.is_staff:
+        raise StaffOnly()
+    return user
+
+
+CurrentAgent = Annotated[Session, Depends(current_agent)]
 
 
 class SessionCookieMiddleware:
