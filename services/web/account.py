@@ -36,6 +36,7 @@ Services = Annotated[ServiceClient, Depends(service_client)]
 REGISTER = "/creer-mon-espace"
 CHECK_EMAIL = "/verifiez-vos-emails"
 DASHBOARD = session.HOME_AFTER_LOGIN
+STAFF_HOME = "/agents/dossiers"
 
 NAME_MISSING = "Saisissez votre prénom et votre nom."
 NAME_TOO_LONG = "Votre prénom et votre nom doivent faire 100 caractères au plus."
@@ -195,6 +196,8 @@ async def forgotten_password(request: Request) -> HTMLResponse:
 
 @router.get(DASHBOARD, response_class=HTMLResponse, summary="My space: my file's status and what to do next")
 async def dashboard(request: Request, user: CurrentUser, services: Services) -> Response:
+    if user.is_staff:  # agents have no family file: their home is the queue of files
+        return RedirectResponse(STAFF_HOME, status_code=303)
     me = await services.get("identity", "/me", user.access_token)
     if me.status == 401:  # the account was erased or its sessions revoked meanwhile
         session.end(request)

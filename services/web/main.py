@@ -36,7 +36,10 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                # A route may set its own, stricter-or-different policy (a document preview that
+                # the back-office frames needs frame-ancestors 'self'); every other page gets this.
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 message["headers"] = headers
             await send(message)
 
