@@ -1,0 +1,647 @@
+"""Whole-system journey benchmark (not a test): families going from « create my space » to their
+children's enrolment certificates, through the gateway's JSON API, against the running system.
+
+One journey: register → activation link read from Mailpit → activate → log in → the family file
+with two guardians and two children → upload the three required documents (≈200 KB PDFs, scanned
+by clamd) → submit → an agent opens the file and validates it → the enrolment page unlocks (polled)
+→ enrol each child → fetch each certificate (presigned S3 link). Families run ``--concurrency`` at
+a time; each person has its own loopback address (see bench/journey_client.py).
+
+Reported: journeys/s; p50/p95/p99 per route; event propagation (validation answered → enrolment
+unlocked, polled every ``--poll-ms``; request that emitted an event answered → its email in
+Mailpit, by Mailpit's reception time); CPU seconds and peak RSS per process tree of
+.local/run/*.pid; and, in the same run, baselines: a raw aiokafka produce→consume hop, a raw
+database insert+find (motor), and nginx pass-through (gateway → identity /healthz versus
+identity directly). Writes bench/results/journey.json and bench/results/journey.png. Usage:
+    python -m bench.journey [--families 20] [--concurrency 2,4,8] [--poll-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.event_hop import fresh_topic, percentile, raw_hop
+from bench.journey_client import (
+    PASSWORD,
+    ApiClient,
+    GaveUp,
+    Mailpit,
+    Recorder,
+    expect,
+    pdf_document,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results"
+RUN_DIR = ROOT / ".local" / "run"
+
+ACTIVATION = "Activez votre Espace Citoyen"
+WELCOME = "Bienvenue sur votre Espace Citoyen"
+STAFF_INVITATION = "Choisissez votre mot de passe pour l'Espace Citoyen"
+SUBMITTED = "Votre dossier a bien été transmis au Service Scolaire et Périscolaire"
+VALIDATED = "Votre dossier est validé : vous pouvez inscrire votre enfant"
+CONFIRMED = "Votre inscription scolaire est confirmée"
+# The emails one journey must cause, once each per transition (two enrolments: two confirmations).
+EXPECTED_EMAILS = {ACTIVATION: 1, WELCOME: 1, SUBMITTED: 1, VALIDATED: 1, CONFIRMED: 2}
+
+MATERNELLE = {"PS": 3, "MS": 4, "GS": 5}  # level → age in the September of the school year
+ELEMENTAIRE = {"CP": 6, "CE1": 7, "CE2": 8, "CM1": 9, "CM2": 10}
+STREET = "rue des Lilas"  # on the sample sector map: odd → mat-tilleuls, even → mat-coquelicots; elem-jaures
+REQUIRED_KINDS = ("proof_of_address", "guardian_identity", "child_identity")
+
+
+# ---- one journey ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Journey:
+    """What one family did and when (wall-clock Unix times), for the report and the invariants."""
+
+    index: int
+    email: str
+    account_id: str | None = None
+    dossier_id: str | None = None
+    documents: list[str] = field(default_factory=list)  # upload answered 2xx
+    submitted: bool = False
+    validated_at: float | None = None
+    unlocked_at: float | None = None
+    enrolments: list[str] = field(default_factory=list)  # POST answered 201 and confirmed
+    certificates: int = 0
+    transitions: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # email subject → 2xx times
+    retried_calls: int = 0
+    started: float = 0.0
+    finished: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Settings:
+    poll_s: float = 0.05  # eligibility polling period (the resolution of the unlock hop)
+    wait_s: float = 180.0  # how long an asynchronous step may take before the journey is lost
+    school_year: int = 0
+
+
+def account_of(access_token: str) -> str:
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+
+
+async def until(check: Callable[[], Any], what: str, timeout_s: float, every_s: float) -> Any:
+    """Calls the async ``check`` until it returns something truthy, as a user refreshing a page."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise GaveUp(f"not within {timeout_s:.0f} s: {what}")
+        await asyncio.sleep(every_s)
+
+
+def family_content(journey: Journey, year: int, docs: dict[str, str] | None = None) -> dict[str, Any]:
+    rng = random.Random(journey.email)
+    docs = docs or {}
+    small = rng.choice(list(MATERNELLE.values()))
+    big = rng.choice(list(ELEMENTAIRE.values()))
+    return {
+        "address": {"number": str(rng.randint(1, 98)), "street": STREET, "postcode": "45190", "town": "Montclair-sur-Loire",
+                    "proof_document_id": docs.get("proof_of_address")},
+        "guardians": [
+            {"first_name": "Camille", "last_name": "Martin", "relationship": "mère", "phone": "06 12 34 56 78",
+             "identity_document_id": docs.get("guardian_identity")},
+            {"first_name": "Alex", "last_name": "Durand", "relationship": "père", "email": f"alex.{journey.index}@example.org",
+             "identity_document_id": docs.get("guardian_identity")},
+        ],
+        "children": [
+            {"first_name": "Léa", "last_name": "Martin", "birth_date": f"{year - small}-{rng.randint(1, 12):02d}-14",
+             "identity_document_id": docs.get("child_identity")},
+            {"first_name": "Hugo", "last_name": "Martin", "birth_date": f"{year - big}-{rng.randint(1, 12):02d}-03",
+             "identity_document_id": docs.get("child_identity")},
+        ],
+    }
+
+
+class Agent:
+    """The agent of the School and Periscolaire Service who validates files (one for the run)."""
+
+    def __init__(self, recorder: Recorder, email: str) -> None:
+        self.client = ApiClient(recorder)
+        self.email = email
+        self.lock = asyncio.Lock()
+
+    async def login(self) -> None:
+        async with self.lock:
+            self.client.token = None
+            tokens = expect(await self.client.call("POST", "/api/identity/auth/login", json={"email": self.email, "password": PASSWORD},
+                                                   route="POST /api/identity/auth/login (agent)"), 200)
+            self.client.token = tokens["access_token"]
+
+    async def call(self, method: str, path: str, route: str, **kwargs: Any) -> httpx.Response:
+        response = await self.client.call(method, path, route, **kwargs)
+        if response.status_code == 401:  # the 10-minute access token expired during a long run
+            await self.login()
+            response = await self.client.call(method, path, route, **kwargs)
+        return response
+
+
+async def new_agent(recorder: Recorder, mailpit: Mailpit) -> Agent:
+    """An agent invited with the admin command, who chose a password from the emailed link."""
+    email = f"agent.journey.{uuid.uuid4().hex[:8]}@ville.example.fr"
+    created = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.identity.admin", "create-staff", "--email", email, "--name", "Agnès Banc", "--role", "agent",
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await created.communicate()
+    if created.returncode != 0:
+        raise SystemExit(f"cannot create the agent account: {err.decode()[-500:]}")
+    token, _ = await mailpit.link_token(email, STAFF_INVITATION, 120)
+    agent = Agent(recorder, email)
+    expect(await agent.client.call("POST", "/api/identity/auth/password-reset/confirm", json={"token": token, "new_password": PASSWORD}), 200)
+    await agent.login()
+    return agent
+
+
+async def make_room(agent: Agent, families: int) -> int:
+    """Raises the capacity of every (school, level) a journey may use, so each child gets a seat
+    (a full level would send the enrolment to an agent instead). Returns the coming school year."""
+    year = 0
+    for school, levels in (("mat-tilleuls", MATERNELLE), ("mat-coquelicots", MATERNELLE), ("elem-jaures", ELEMENTAIRE)):
+        overview = expect(await agent.call("GET", f"/api/enrolment/schools/{school}/enrolments", "GET /api/enrolment/schools/{id}/enrolments"), 200)
+        year = int(overview["school_year"][:4])
+        for row in overview["levels"]:
+            if row["level"] in levels and row["free"] < families + 5:
+                wanted = min(1000, row["seats_taken"] + families + 10)
+                expect(await agent.call("PUT", f"/api/enrolment/schools/{school}/capacity", "PUT /api/enrolment/schools/{id}/capacity",
+                                        json={"school_year": year, "level": row["level"], "capacity": wanted}), 200)
+    return year
+
+
+async def journey(j: Journey, recorder: Recorder, mailpit: Mailpit, agent: Agent, settings: Settings) -> None:
+    j.started = time.time()
+    person = ApiClient(recorder)
+    try:
+        await _journey(j, person, mailpit, agent, settings)
+        j.finished = time.time()
+    except (GaveUp, AssertionError, httpx.HTTPError, KeyError, ValueError) as exc:
+        j.error = f"{type(exc).__name__}: {exc}"[:400]
+    finally:
+        j.retried_calls = person.retried
+        await person.close()
+
+
+async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent, settings: Settings) -> None:
+    registered = await person.call("POST", "/api/identity/auth/register",
+                                   json={"email": j.email, "password": PASSWORD, "display_name": f"Famille Banc {j.index}"})
+    expect(registered, 202)
+    j.transitions[ACTIVATION].append(time.time())
+    token, _ = await mailpit.link_token(j.email, ACTIVATION, settings.wait_s)
+    activated = await person.call("POST", "/api/identity/auth/activation", json={"token": token})
+    # 4xx after a retry: the first attempt did activate (the link is single use); the login tells.
+    if activated.status_code == 200 or not person.retried:
+        expect(activated, 200)
+        j.transitions[WELCOME].append(time.time())
+    tokens = expect(await person.call("POST", "/api/identity/auth/login", json={"email": j.email, "password": PASSWORD}), 200)
+    person.token = tokens["access_token"]
+    j.account_id = account_of(person.token)
+
+    async def created() -> dict[str, Any] | None:
+        response = await person.call("POST", "/api/household/dossier", json=family_content(j, settings.school_year))
+        if response.status_code == 403:  # household has not seen AccountActivated yet
+            return None
+        if response.status_code == 409:  # a retried creation that had gone through
+            return expect(await person.call("GET", "/api/household/dossier"), 200)
+        return expect(response, 201)
+
+    dossier = await until(created, "household knows the account is activated", settings.wait_s, 0.2)
+    j.dossier_id = dossier["id"]
+
+    docs: dict[str, str] = {}
+    for kind in REQUIRED_KINDS:
+        uploaded = await person.call("POST", "/api/documents/documents",
+                                     files={"file": (f"{kind}.pdf", pdf_document(kind), "application/pdf")}, data={"kind": kind})
+        docs[kind] = expect(uploaded, 201)["id"]
+        j.documents.append(docs[kind])
+    body = family_content(j, settings.school_year, docs)
+    body["guardians"] = [{**g, "guardian_id": mine["guardian_id"]} for g, mine in zip(body["guardians"], dossier["guardians"])]
+    body["children"] = [{**c, "child_id": mine["child_id"]} for c, mine in zip(body["children"], dossier["children"])]
+    expect(await person.call("PUT", "/api/household/dossier", json=body), 200)
+
+    for document_id in docs.values():
+        async def clean(document_id: str = document_id) -> bool:
+            status = expect(await person.call("GET", f"/api/documents/documents/{document_id}", "GET /api/documents/documents/{id}"), 200)["status"]
+            if status == "infected":
+                raise AssertionError(f"document {document_id} reported infected")
+            return status == "clean"
+
+        await until(clean, "documents scanned clean", settings.wait_s, 0.2)
+
+    async def submitted() -> bool:
+        response = await person.call("POST", "/api/household/dossier/submit")
+        if response.status_code == 422:  # household's projection has not seen every verdict yet
+            return False
+        if response.status_code == 409 and person.retried:
+            return expect(await person.call("GET", "/api/household/dossier"), 200)["status"] == "submitted"
+        expect(response, 200)
+        return True
+
+    await until(submitted, "submission accepted", settings.wait_s, 0.2)
+    j.submitted = True
+    j.transitions[SUBMITTED].append(time.time())
+
+    expect(await agent.call("GET", f"/api/household/review/dossiers/{j.dossier_id}", "GET /api/household/review/dossiers/{id}"), 200)
+    decided = await agent.call("POST", f"/api/household/review/dossiers/{j.dossier_id}/validate", "POST /api/household/review/dossiers/{id}/validate")
+    if decided.status_code != 409:  # 409: a retried validation that had gone through
+        expect(decided, 200)
+    j.validated_at = time.time()
+    j.transitions[VALIDATED].append(j.validated_at)
+
+    async def eligible() -> dict[str, Any] | None:
+        body = expect(await person.call("GET", "/api/enrolment/enrolments/eligible"), 200)
+        return body if body["unlocked"] and len(body["children"]) == 2 else None
+
+    eligibility = await until(eligible, "enrolment unlocked", settings.wait_s, settings.poll_s)
+    j.unlocked_at = time.time()
+
+    for kid in eligibility["children"]:
+        if not kid["can_enrol"]:
+            raise AssertionError(f"child cannot enrol: {kid['message']}")
+        response = await person.call("POST", "/api/enrolment/enrolments", json={"child_id": kid["child_id"], "school_year": eligibility["school_year_start"]})
+        if response.status_code == 409 and person.retried:  # a retried enrolment that had gone through
+            mine = expect(await person.call("GET", "/api/enrolment/enrolments"), 200)
+            enrolment = next(e for e in mine["enrolments"] if e["child_id"] == kid["child_id"])
+        else:
+            enrolment = expect(response, 201)
+            j.transitions[CONFIRMED].append(time.time())
+        if enrolment["status"] != "confirmed":
+            raise AssertionError(f"enrolment {enrolment['id']} is {enrolment['status']} ({enrolment.get('pending_reason')})")
+        j.enrolments.append(enrolment["id"])
+
+    for enrolment_id in j.enrolments:
+        async def link(enrolment_id: str = enrolment_id) -> dict[str, Any] | None:
+            response = await person.call("GET", f"/api/enrolment/enrolments/{enrolment_id}/certificate", "GET /api/enrolment/enrolments/{id}/certificate")
+            return response.json() if response.status_code == 200 else None  # 409: the PDF is being made
+
+        url = (await until(link, "certificate ready", settings.wait_s, 0.2))["url"]
+        pdf = await person.call("GET", url, "GET certificate PDF (S3 presigned link)")
+        if pdf.status_code != 200 or not pdf.content.startswith(b"%PDF"):
+            raise AssertionError(f"certificate download: HTTP {pdf.status_code}")
+        j.certificates += 1
+
+
+# ---- processes -----------------------------------------------------------------------------------
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def group_of(pid_file_name: str) -> str:
+    name = pid_file_name.removesuffix(".pid")
+    return {"gateway": "nginx", "mail": "mailpit", "mongo": "mongo (SecantusDB)"}.get(
+        name, "s3 (swift)" if name.startswith("s3-") else name.removeprefix("svc-"))
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) from /proc/<pid>/stat, None when the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+    except OSError:
+        return 0
+
+
+class ProcessSampler:
+    """CPU seconds and peak RSS of each component's process tree (the pids in .local/run and their
+    children), sampled every ``every_s``; pids are re-read so a restarted component is followed."""
+
+    def __init__(self, every_s: float = 0.5) -> None:
+        self.every_s = every_s
+        self.first_cpu: dict[int, float] = {}
+        self.last_cpu: dict[int, tuple[str, float]] = {}
+        self.peak_rss: dict[str, int] = defaultdict(int)
+        self.self_cpu_start = sum(os.times()[:2])
+        self.task: asyncio.Task[None] | None = None
+
+    def sample(self) -> None:
+        stats = {int(p.name): s for p in Path("/proc").iterdir() if p.name.isdigit() and (s := _stat(int(p.name)))}
+        children: dict[int, list[int]] = defaultdict(list)
+        for pid, (ppid, _) in stats.items():
+            children[ppid].append(pid)
+        rss: dict[str, int] = defaultdict(int)
+        for pid_file in RUN_DIR.glob("*.pid"):
+            try:
+                root = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                continue  # being rewritten by a restart
+            group = group_of(pid_file.name)
+            stack = [root] if root in stats else []
+            while stack:
+                pid = stack.pop()
+                stack.extend(children.get(pid, []))
+                cpu = stats[pid][1]
+                self.first_cpu.setdefault(pid, cpu if self.task is None else 0.0)  # born during the run: all its CPU counts
+                self.last_cpu[pid] = (group, cpu)
+                rss[group] += _rss_bytes(pid)
+        for group, total in rss.items():
+            self.peak_rss[group] = max(self.peak_rss[group], total)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            self.sample()
+
+    def start(self) -> None:
+        self.sample()
+        self.task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> dict[str, dict[str, float]]:
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.sample()
+        cpu: dict[str, float] = defaultdict(float)
+        for pid, (group, last) in self.last_cpu.items():
+            cpu[group] += last - self.first_cpu.get(pid, 0.0)
+        result = {g: {"cpu_s": round(cpu[g], 2), "peak_rss_mb": round(self.peak_rss[g] / 2**20, 1)} for g in sorted(cpu)}
+        result["(this benchmark)"] = {"cpu_s": round(sum(os.times()[:2]) - self.self_cpu_start, 2),
+                                      "peak_rss_mb": round(_rss_bytes(os.getpid()) / 2**20, 1)}
+        return result
+
+
+# ---- a round: N families at a given concurrency --------------------------------------------------
+
+
+@dataclass
+class Round:
+    families: int
+    concurrency: int
+    journeys: list[Journey]
+    recorder: Recorder
+    elapsed_s: float
+    processes: dict[str, dict[str, float]]
+    mailbox: dict[str, list[dict[str, Any]]]  # email → its messages
+
+
+async def run_round(families: int, concurrency: int, settings: Settings, run_id: str,
+                    on_started: Callable[[], None] | None = None) -> Round:
+    recorder = Recorder()
+    mailpit = Mailpit()
+    agent = await new_agent(recorder, mailpit)
+    settings.school_year = await make_room(agent, families)
+    recorder.attempts.clear()  # the set-up is not part of the figures
+    journeys = [Journey(i, f"journey.{run_id}.c{concurrency}.{i}@example.org") for i in range(families)]
+    queue: asyncio.Queue[Journey] = asyncio.Queue()
+    for j in journeys:
+        queue.put_nowait(j)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await journey(queue.get_nowait(), recorder, mailpit, agent, settings)
+
+    sampler = ProcessSampler()
+    sampler.start()
+    if on_started:
+        on_started()
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    processes = await sampler.stop()
+    mailbox = await settled_mailbox(mailpit, journeys)
+    await agent.client.close()
+    await mailpit.close()
+    return Round(families, concurrency, journeys, recorder, elapsed, processes, mailbox)
+
+
+async def settled_mailbox(mailpit: Mailpit, journeys: list[Journey], quiet_s: float = 3.0, timeout_s: float = 120) -> dict[str, list[dict[str, Any]]]:
+    """Every family's messages, read once the expected emails are all there (or nothing new
+    arrived for ``quiet_s``), so a late duplicate or a slow last email is still counted."""
+    deadline = time.monotonic() + timeout_s
+    previous = -1
+    while True:
+        mailbox = {}
+        for j in journeys:
+            mailbox[j.email] = await mailpit.messages_to(j.email)
+        total = sum(map(len, mailbox.values()))
+        expected = sum(sum(len(t) for t in j.transitions.values()) for j in journeys)
+        if (total >= expected and total == previous) or time.monotonic() > deadline:
+            return mailbox
+        previous = total
+        await asyncio.sleep(quiet_s)
+
+
+# ---- figures -------------------------------------------------------------------------------------
+
+
+def pcts(values_s: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values_s]
+    if not ms:
+        return {"count": 0}
+    return {"count": len(ms), "p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1),
+            "p99_ms": round(percentile(ms, 99), 1), "max_ms": round(max(ms), 1), "mean_ms": round(statistics.fmean(ms), 1)}
+
+
+def email_latencies(journeys: list[Journey], mailbox: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per email subject: from the answer to the request that emitted the event to Mailpit's
+    reception, pairing the n-th answer with the n-th message of that subject."""
+    from bench.journey_client import mailpit_time
+
+    by_subject: dict[str, list[float]] = defaultdict(list)
+    for j in journeys:
+        for subject, acks in j.transitions.items():
+            received = sorted(mailpit_time(m["Created"]) for m in mailbox.get(j.email, []) if m["Subject"] == subject)
+            by_subject[subject].extend(max(0.0, r - a) for a, r in zip(sorted(acks), received))
+    return {subject: pcts(values) for subject, values in by_subject.items()}
+
+
+def round_figures(r: Round) -> dict[str, Any]:
+    done = [j for j in r.journeys if j.finished]
+    unlock = [j.unlocked_at - j.validated_at for j in done if j.unlocked_at and j.validated_at]
+    journey_s = [j.finished - j.started for j in done if j.finished]
+    emails = email_latencies(r.journeys, r.mailbox)
+    statuses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for a in r.recorder.attempts:
+        statuses[a.route][str(a.status)] += 1
+    return {
+        "families": r.families,
+        "concurrency": r.concurrency,
+        "completed": len(done),
+        "lost": [{"email": j.email, "error": j.error} for j in r.journeys if not j.finished],
+        "elapsed_s": round(r.elapsed_s, 2),
+        "journeys_per_s": round(len(done) / r.elapsed_s, 3),
+        "journey_duration": pcts(journey_s),
+        "routes": {route: pcts(values) for route, values in sorted(r.recorder.successful_latencies().items())},
+        "statuses": {route: dict(s) for route, s in sorted(statuses.items())},
+        "unlock_hop": {**pcts(unlock), "poll_ms": None},
+        "email_hops": emails,
+        "processes": r.processes,
+    }
+
+
+# ---- baselines -----------------------------------------------------------------------------------
+
+
+async def db_baseline(ops: int = 300) -> dict[str, float]:
+    """One insert_one then one find_one by _id, sequentially, with motor (what a handler does at least)."""
+    from services.kernel import mongo
+    from services.kernel.settings import CommonSettings
+
+    client = mongo.connect(CommonSettings().mongo_url)
+    db = client[f"ecp_bench_journey_{uuid.uuid4().hex[:6]}"]
+    latencies = []
+    try:
+        for i in range(ops):
+            started = time.perf_counter()
+            await db.things.insert_one({"_id": i, "n": i, "at": time.time()})
+            await db.things.find_one({"_id": i})
+            latencies.append(time.perf_counter() - started)
+    finally:
+        await client.drop_database(db.name)
+        client.close()
+    return pcts(latencies)
+
+
+async def gateway_baseline(requests: int = 300) -> dict[str, dict[str, float]]:
+    """GET /healthz of identity through nginx and directly, interleaved (same load on both)."""
+    through, direct = [], []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for _ in range(requests):
+            for url, bucket in (("http://127.0.0.1:8080/api/identity/healthz", through), ("http://127.0.0.1:8101/healthz", direct)):
+                started = time.perf_counter()
+                (await http.get(url)).raise_for_status()
+                bucket.append(time.perf_counter() - started)
+    return {"gateway → identity /healthz": pcts(through), "identity /healthz directly": pcts(direct)}
+
+
+async def kafka_baseline(events: int = 300, rate: float = 100.0) -> dict[str, float]:
+    from services.kernel.logging import configure_logging
+    from services.kernel.settings import CommonSettings
+
+    configure_logging("bench", "WARNING")
+    settings = CommonSettings()
+    return await raw_hop(settings, await fresh_topic(settings), events, rate)
+
+
+async def baselines() -> dict[str, Any]:
+    return {"raw aiokafka produce→consume (paced 100/s)": await kafka_baseline(),
+            "raw motor insert_one + find_one": await db_baseline(),
+            **await gateway_baseline()}
+
+
+# ---- report --------------------------------------------------------------------------------------
+
+
+def print_round(f: dict[str, Any], base: dict[str, Any] | None) -> None:
+    print(f"\n## {f['families']} families, concurrency {f['concurrency']}: {f['completed']} completed in {f['elapsed_s']} s "
+          f"→ {f['journeys_per_s']} journeys/s (journey p50 {f['journey_duration'].get('p50_ms', 0) / 1000:.1f} s)")
+    for lost in f["lost"]:
+        print(f"   lost: {lost['email']}: {lost['error']}")
+    print("\n| route | n | p50 ms | p95 ms | p99 ms | max ms | non-2xx answers |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for route, p in f["routes"].items():
+        others = ", ".join(f"{s}×{n}" for s, n in f["statuses"][route].items() if not s.startswith("2"))
+        print(f"| {route} | {p['count']} | {p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} | {p['max_ms']} | {others} |")
+    raw_p99 = base["raw aiokafka produce→consume (paced 100/s)"]["p99_ms"] if base else None
+    print("\n| event hop | n | p50 ms | p95 ms | p99 ms | p99 / raw Kafka p99 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    hops = {f"DossierValidated → enrolment unlocked (polled every {f['unlock_hop']['poll_ms']} ms)": f["unlock_hop"],
+            **{f"→ email « {s[:40]}… »": p for s, p in f["email_hops"].items()}}
+    for name, p in hops.items():
+        if p.get("count"):
+            ratio = f"×{p['p99_ms'] / raw_p99:.1f}" if raw_p99 else ""
+            print(f"| {name} | {p['count']} | {p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} | {ratio} |")
+    print("\n| process tree | CPU s | CPU s per journey | peak RSS MB |")
+    print("|---|---:|---:|---:|")
+    for name, p in sorted(f["processes"].items(), key=lambda kv: -kv[1]["cpu_s"]):
+        per = p["cpu_s"] / f["completed"] if f["completed"] else 0
+        print(f"| {name} | {p['cpu_s']} | {per:.3f} | {p['peak_rss_mb']} |")
+
+
+def print_baselines(base: dict[str, Any]) -> None:
+    print("\n| baseline (same run, idle system) | n | p50 ms | p95 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, p in base.items():
+        print(f"| {name} | {p.get('count', p.get('events'))} | {p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} |")
+
+
+def chart(rounds: list[dict[str, Any]], out: Path) -> None:
+    """Latency percentiles per route, one panel per concurrency level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    routes = sorted({route for f in rounds for route in f["routes"]})
+    fig, axes = plt.subplots(1, len(rounds), figsize=(7 * len(rounds), 0.4 * len(routes) + 2), sharey=True, squeeze=False)
+    for ax, f in zip(axes[0], rounds):
+        y = range(len(routes))
+        for offset, (key, colour) in enumerate((("p50_ms", "#4c72b0"), ("p95_ms", "#dd8452"), ("p99_ms", "#c44e52"))):
+            values = [f["routes"].get(r, {}).get(key, 0) for r in routes]
+            ax.barh([i + (offset - 1) * 0.27 for i in y], values, height=0.27, color=colour, label=key.removesuffix("_ms"))
+        ax.axvline(150, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("ms (log scale; dashed: 150 ms target)")
+        ax.set_title(f"concurrency {f['concurrency']}: {f['journeys_per_s']} journeys/s")
+        ax.legend(loc="lower right")
+    axes[0][0].set_yticks(range(len(routes)), routes, fontsize=7)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("Journey benchmark: latency per route through the gateway")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", type=int, default=20, help="journeys per concurrency level")
+    parser.add_argument("--concurrency", default="4", help="families at a time; a comma list runs one round per level (e.g. 2,4,8)")
+    parser.add_argument("--poll-ms", type=float, default=50, help="eligibility polling period (resolution of the unlock hop)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the raw Kafka / database / nginx baselines")
+    parser.add_argument("--output", default="journey", help="name of the JSON and PNG files under bench/results/")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    run_id = uuid.uuid4().hex[:6]
+    rounds = []
+    for concurrency in levels:
+        settings = Settings(poll_s=args.poll_ms / 1000)
+        r = await run_round(args.families, concurrency, settings, run_id)
+        figures = round_figures(r)
+        figures["unlock_hop"]["poll_ms"] = args.poll_ms
+        rounds.append(figures)
+    base = None if args.no_baselines else await baselines()
+    for figures in rounds:
+        print_round(figures, base)
+    if base:
+        print_baselines(base)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{args.output}.json"
+    out.write_text(json.dumps({"args": vars(args), "run_id": run_id, "rounds": rounds, "baselines": base}, indent=2, ensure_ascii=False))
+    chart(rounds, RESULTS / f"{args.output}.png")
+    print(f"\nwritten {out} and {RESULTS / (args.output + '.png')}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
