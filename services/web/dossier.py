@@ -1,7 +1,798 @@
-"""Family file pages: declare my household (Déclarer mon entourage), supporting documents, submit, timeline."""
+"""Family file pages: declare my household (Déclarer mon entourage), supporting documents, submit, timeline.
+
+Household owns the file (``/dossier``: a full replacement on each save, with the ids it gave
+back); documents owns the files themselves. A proof is attached by uploading it to documents,
+then saving the file with the new document id in its slot; when that save fails the new
+document is deleted again, so nothing is left half-written.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.web import csrf, session
+from services.web.account import NEXT_STEPS
+from services.web.clients import ServiceClient, ServiceReply, service_client
+from services.web.csrf import ProtectedForm
+from services.web.errors import BadForm, PageError
+from services.web.pages import render
+from services.web.session import CurrentUser
 
 router = APIRouter()
+Services = Annotated[ServiceClient, Depends(service_client)]
+
+DECLARE = "/entourage"
+PROOFS = "/pieces-justificatives"
+SWORN_STATEMENT = "/pieces-justificatives/attestation"
+MY_FILE = "/dossier"
+SUBMIT = "/dossier/transmettre"
+
+PARIS = ZoneInfo("Europe/Paris")
+NO_STORE = {"Cache-Control": "no-store"}
+RELATIONSHIPS = ("mère", "père", "autre représentant légal")
+MAX_CHILDREN = 12  # household's limit per file
+ADULT_AGE = 18
+# Statuses in which household accepts a change or a submission (see its domain).
+EDITABLE = frozenset({"draft", "corrections_requested", "rejected", "validated"})
+SUBMITTABLE = frozenset({"draft", "corrections_requested", "rejected"})
+MAX_UPLOAD_BODY_BYTES = 12 * 1024 * 1024  # as the gateway's rule for this page (documents refuses past 10 Mo)
+UPLOAD_TIMEOUT_S = 60.0  # documents stores to S3 and converts HEIC photos before answering
+
+# ---- French messages --------------------------------------------------------------------------
+
+UNDER_REVIEW = (
+    "Votre dossier est en cours d'examen par le Service Scolaire et Périscolaire : il ne peut pas être "
+    "modifié pour l'instant. Vous recevrez un email dès qu'une décision sera prise ; si le service vous "
+    "demande des corrections, vous pourrez alors modifier votre dossier."
+)
+ERASED = "Ce dossier a été supprimé : il ne peut plus être modifié."
+NO_FILE_YET = "Vous n'avez pas encore déclaré votre entourage."
+NO_CHILD = "Indiquez au moins un enfant : son prénom, son nom et sa date de naissance."
+TOO_MANY_CHILDREN = f"Un dossier compte au plus {MAX_CHILDREN} enfants."
+NO_UPLOADED_FILE = "Aucun fichier n'a été joint. Choisissez un fichier à envoyer."
+BAD_PROOF = "Cette pièce ne fait pas partie de votre dossier. Rechargez la page et réessayez."
+BAD_KIND = "Précisez s'il s'agit de la pièce demandée ou d'une attestation sur l'honneur."
+UPLOAD_FORM_UNREADABLE = "L'envoi n'a pas pu être lu. Réessayez d'envoyer le fichier."
+DOCUMENTS_DOWN = (
+    "Le service des documents ne répond pas pour le moment. Votre fichier n'a pas été enregistré : "
+    "réessayez dans quelques minutes."
+)
+SUBMITTED_NOTICE = (
+    "Votre dossier a été transmis au Service Scolaire et Périscolaire. Vous recevrez un email dès "
+    "qu'une décision sera prise."
+)
+
+ADDRESS_FIELDS = {"number": "numero", "street": "voie", "postcode": "code-postal", "town": "commune"}
+GUARDIAN_FIELDS = {"first_name": "prenom", "last_name": "nom", "relationship": "lien", "phone": "telephone", "email": "email"}
+CHILD_FIELDS = {"first_name": "prenom", "last_name": "nom", "birth_date": "naissance"}
+# One message per field, used for our own checks and for household's 422 ``errors`` alike
+# (their ``msg`` is pydantic's English).
+FIELD_MESSAGES = {
+    "number": "Indiquez le numéro dans la voie (10 caractères au plus), par exemple « 12 » ou « 12 bis ».",
+    "street": "Indiquez le nom de la voie (200 caractères au plus).",
+    "postcode": "Le code postal doit comporter 5 chiffres, par exemple 45000.",
+    "town": "Indiquez la commune (100 caractères au plus).",
+    "first_name": "Indiquez le prénom (100 caractères au plus).",
+    "last_name": "Indiquez le nom (100 caractères au plus).",
+    "relationship": "Choisissez le lien avec l'enfant : mère, père ou autre représentant légal.",
+    "phone": "Le numéro de téléphone n'est pas valide : chiffres, espaces, points ou tirets, par exemple 06 12 34 56 78.",
+    "email": "L'adresse email n'est pas valide. Format attendu : nom@exemple.fr",
+    "birth_date": "Indiquez une date de naissance valide, au format JJ/MM/AAAA (par exemple 14/03/2019).",
+}
+MAX_LENGTHS = {"number": 10, "street": 200, "town": 100, "first_name": 100, "last_name": 100}
+BIRTH_IN_FUTURE = "La date de naissance ne peut pas être dans le futur."
+TOO_OLD = "Un enfant de 18 ans ou plus ne peut pas être inscrit à l'école : vérifiez la date de naissance."
+POSTCODE = re.compile(r"^\d{5}$")
+PHONE = re.compile(r"^\+?[0-9 .-]{6,20}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+SCAN_LABELS = {
+    "uploading": "En cours d'analyse",
+    "pending": "En cours d'analyse",
+    "clean": "Sain",
+    "infected": "Infecté",
+    "deleted": "Supprimé",
+}
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre")
+
+
+class HouseholdUnavailable(PageError):
+    status_code = 503
+    title = "Service momentanément indisponible"
+    message = (
+        "Le service des dossiers ne répond pas pour le moment. Rien n'a été modifié : réessayez dans "
+        "quelques minutes."
+    )
+
+
+class DocumentsUnavailable(PageError):
+    status_code = 503
+    title = "Service momentanément indisponible"
+    message = "Le service des documents ne répond pas pour le moment. Réessayez dans quelques minutes."
+
+
+class UploadTooLarge(PageError):
+    status_code = 413
+    title = "Fichier trop volumineux"
+    message = "Le fichier est trop volumineux (10 Mo maximum). Essayez de le réduire ou de prendre une photo moins lourde."
+
+
+class SwornStatementRefused(PageError):
+    status_code = 422
+    title = "Attestation impossible à préparer"
+
+
+# ---- reading the family's file ----------------------------------------------------------------
+
+
+def _signed_out(request: Request) -> session.LoginRequired:
+    """A 401 from a service: the account was erased or its sessions revoked meanwhile."""
+    session.end(request)
+    return session.LoginRequired(session.login_location(request))
+
+
+async def my_file(request: Request, services: ServiceClient, token: str) -> dict[str, Any] | None:
+    """The family's file as household shows it, None when there is none yet."""
+    reply = await services.get("household", "/dossier", token)
+    if reply.status == 200:
+        return reply.body
+    if reply.status == 404:
+        return None
+    if reply.status == 401:
+        raise _signed_out(request)
+    raise HouseholdUnavailable()
+
+
+def person_name(person: dict[str, Any]) -> str:
+    return f"{person.get('first_name', '')} {person.get('last_name', '')}".strip()
+
+
+def file_content(dossier: dict[str, Any]) -> dict[str, Any]:
+    """The file as household takes it back in a PUT (its view adds labels and corrections)."""
+    address = dossier.get("address")
+    return {
+        "address": None if address is None else {
+            key: address.get(key) for key in (*ADDRESS_FIELDS, "proof_document_id")
+        },
+        "guardians": [
+            {key: g.get(key) for key in ("guardian_id", *GUARDIAN_FIELDS, "identity_document_id")}
+            for g in dossier.get("guardians") or []
+        ],
+        "children": [
+            {key: c.get(key) for key in ("child_id", *CHILD_FIELDS, "identity_document_id")}
+            for c in dossier.get("children") or []
+        ],
+        "recommended": [
+            {key: r.get(key) for key in ("kind", "document_id", "child_id")} for r in dossier.get("recommended") or []
+        ],
+        "version": dossier.get("version"),
+    }
+
+
+def french_date(value: str | date | None) -> str:
+    if not value:
+        return ""
+    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def french_datetime(value: str | None) -> str:
+    """« 26 novembre 2026 à 08:05 », in Paris time (services store UTC)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
+    local = moment.astimezone(PARIS)
+    return f"{french_date(local.date())} à {local:%H:%M}"
+
+
+# ---- Déclarer mon entourage: the form ---------------------------------------------------------
+
+# The declaration has many short fields (an address, two guardians, up to twelve children): more
+# than forms.read_form accepts for the account pages, hence this reader with its own limits.
+MAX_DECLARATION_BYTES = 64 * 1024
+MAX_DECLARATION_FIELDS = 120
+
+
+async def declaration_form(request: Request) -> dict[str, str]:
+    """Dependency: the posted declaration once the CSRF pair is checked (``csrf.verify``)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    form: dict[str, str] = {}
+    if content_type == "application/x-www-form-urlencoded":
+        body = await request.body()
+        if len(body) > MAX_DECLARATION_BYTES:
+            raise BadForm()
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_DECLARATION_FIELDS)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadForm() from exc
+        for name, value in pairs:
+            form.setdefault(name, value)
+    csrf.verify(request, form.get(csrf.FIELD_NAME))
+    return form
+
+
+DeclarationForm = Annotated[dict[str, str], Depends(declaration_form)]
+
+
+@dataclass
+class Declaration:
+    """What the form shows and sends back: values keyed by household's field names, as typed."""
+
+    address: dict[str, str] = field(default_factory=dict)
+    guardians: list[dict[str, str]] = field(default_factory=lambda: [{}, {}])
+    children: list[dict[str, str]] = field(default_factory=lambda: [{}])
+    version: str = ""
+
+    @classmethod
+    def of_file(cls, dossier: dict[str, Any] | None) -> Declaration:
+        if dossier is None:
+            return cls()
+        address = dossier.get("address") or {}
+        guardians = [
+            {"id": g.get("guardian_id") or "", **{k: g.get(k) or "" for k in GUARDIAN_FIELDS}}
+            for g in (dossier.get("guardians") or [])[:2]
+        ]
+        children = [
+            {"id": c.get("child_id") or "", **{k: c.get(k) or "" for k in CHILD_FIELDS}}
+            for c in dossier.get("children") or []
+        ]
+        return cls(
+            address={k: address.get(k) or "" for k in ADDRESS_FIELDS},
+            guardians=guardians + [{} for _ in range(2 - len(guardians))],
+            children=children or [{}],
+            version=str(dossier.get("version") or ""),
+        )
+
+    @classmethod
+    def of_form(cls, form: dict[str, str]) -> Declaration:
+        def block(prefix: str, names: dict[str, str]) -> dict[str, str]:
+            values = {api: form.get(f"{prefix}-{suffix}", "").strip() for api, suffix in names.items()}
+            return {"id": form.get(f"{prefix}-id", "").strip(), **values}
+
+        try:
+            count = max(1, min(MAX_CHILDREN, int(form.get("enfants", "1"))))
+        except ValueError:
+            count = 1
+        children = []
+        for n in range(1, count + 1):
+            child = block(f"enfant-{n}", CHILD_FIELDS)
+            if form.get(f"enfant-{n}-retirer") != "oui":  # the family ticked « Retirer cet enfant »
+                children.append(child)
+        return cls(
+            address={api: form.get(f"adresse-{suffix}", "").strip() for api, suffix in ADDRESS_FIELDS.items()},
+            guardians=[block("parent-1", GUARDIAN_FIELDS), block("parent-2", GUARDIAN_FIELDS)],
+            children=children or [{}],
+            version=form.get("version", "").strip(),
+        )
+
+
+def _birth_date(text: str) -> date | None:
+    """The date as an <input type="date"> sends it (AAAA-MM-JJ) or as typed where it is a text box."""
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _filled(values: dict[str, str], names: dict[str, str]) -> bool:
+    return any(values.get(name) for name in names)
+
+
+def _field_problem(name: str, value: str, *, required: bool = True) -> str | None:
+    if not value:
+        return FIELD_MESSAGES[name] if required else None
+    if name in MAX_LENGTHS and len(value) > MAX_LENGTHS[name]:
+        return FIELD_MESSAGES[name]
+    if (name == "postcode" and not POSTCODE.match(value)) or (name == "phone" and not PHONE.match(value)):
+        return FIELD_MESSAGES[name]
+    if (name == "email" and (not EMAIL.match(value) or len(value) > 254)) or (name == "relationship" and value not in RELATIONSHIPS):
+        return FIELD_MESSAGES[name]
+    return None
+
+
+def _child_date_problem(value: str, today: date) -> str | None:
+    born = _birth_date(value)
+    if born is None:
+        return FIELD_MESSAGES["birth_date"]
+    if born > today:
+        return BIRTH_IN_FUTURE
+    if today.year - born.year - ((today.month, today.day) < (born.month, born.day)) >= ADULT_AGE:
+        return TOO_OLD
+    return None
+
+
+def declaration_errors(declaration: Declaration, today: date) -> dict[str, str]:
+    """Field id → French message, in the form's order (what household would refuse, said first)."""
+    errors: dict[str, str] = {}
+    for api, suffix in ADDRESS_FIELDS.items():
+        if problem := _field_problem(api, declaration.address.get(api, "")):
+            errors[f"adresse-{suffix}"] = problem
+    for n, guardian in enumerate(declaration.guardians, start=1):
+        if n > 1 and not _filled(guardian, GUARDIAN_FIELDS):
+            continue  # the other parent is optional
+        for api, suffix in GUARDIAN_FIELDS.items():
+            if problem := _field_problem(api, guardian.get(api, ""), required=api in ("first_name", "last_name", "relationship")):
+                errors[f"parent-{n}-{suffix}"] = problem
+    declared = [(n, c) for n, c in enumerate(declaration.children, start=1) if _filled(c, CHILD_FIELDS)]
+    if not declared:
+        errors["enfant-1-prenom"] = NO_CHILD
+    for n, child in declared:
+        for api in ("first_name", "last_name"):
+            if problem := _field_problem(api, child.get(api, "")):
+                errors[f"enfant-{n}-{CHILD_FIELDS[api]}"] = problem
+        if problem := _child_date_problem(child.get("birth_date", ""), today):
+            errors[f"enfant-{n}-naissance"] = problem
+    return errors
+
+
+@dataclass(frozen=True)
+class SaveRequest:
+    """The body for household, and which form field each sent guardian and child came from."""
+
+    body: dict[str, Any]
+    guardian_fields: list[str]
+    child_fields: list[str]
+
+
+def save_request(declaration: Declaration, current: dict[str, Any] | None) -> SaveRequest:
+    """Household's PUT body: the typed data, and what the form does not show kept as it is (the
+    proofs already attached to a guardian, a child or the address, the recommended pieces)."""
+    kept = file_content(current) if current is not None else {"address": None, "guardians": [], "children": [], "recommended": []}
+    guardians_by_id = {g["guardian_id"]: g for g in kept["guardians"]}
+    children_by_id = {c["child_id"]: c for c in kept["children"]}
+    address = {api: declaration.address.get(api, "") for api in ADDRESS_FIELDS}
+    address["proof_document_id"] = (kept["address"] or {}).get("proof_document_id")
+
+    guardians, guardian_fields = [], []
+    for n, guardian in enumerate(declaration.guardians, start=1):
+        if n > 1 and not _filled(guardian, GUARDIAN_FIELDS):
+            continue
+        known = guardians_by_id.get(guardian.get("id", ""))  # an id we did not give is a new guardian
+        guardians.append({
+            "guardian_id": known["guardian_id"] if known else None,
+            **{api: guardian.get(api) or None for api in GUARDIAN_FIELDS},
+            "identity_document_id": known.get("identity_document_id") if known else None,
+        })
+        guardian_fields.append(f"parent-{n}")
+
+    children, child_fields = [], []
+    for n, child in enumerate(declaration.children, start=1):
+        if not _filled(child, CHILD_FIELDS):
+            continue
+        known = children_by_id.get(child.get("id", ""))
+        born = _birth_date(child.get("birth_date", ""))
+        children.append({
+            "child_id": known["child_id"] if known else None,
+            "first_name": child.get("first_name", ""),
+            "last_name": child.get("last_name", ""),
+            "birth_date": born.isoformat() if born else child.get("birth_date", ""),
+            "identity_document_id": known.get("identity_document_id") if known else None,
+        })
+        child_fields.append(f"enfant-{n}")
+    body: dict[str, Any] = {"address": address, "guardians": guardians, "children": children,
+                            "recommended": kept["recommended"]}
+    if current is not None and declaration.version.isdigit():
+        body["version"] = int(declaration.version)
+    return SaveRequest(body, guardian_fields, child_fields)
+
+
+def household_field_errors(reply: ServiceReply, sent: SaveRequest) -> dict[str, str]:
+    """Household's 422 ``errors`` (pydantic locations in the body we sent) as form field ids."""
+    errors: dict[str, str] = {}
+    for error in reply.body.get("errors") or []:
+        loc = [str(part) for part in error.get("loc", [])][1:]  # drop "body"
+        if len(loc) >= 2 and loc[0] == "address" and loc[1] in ADDRESS_FIELDS:
+            errors.setdefault(f"adresse-{ADDRESS_FIELDS[loc[1]]}", FIELD_MESSAGES[loc[1]])
+        elif len(loc) >= 3 and loc[0] == "guardians" and loc[1].isdigit() and loc[2] in GUARDIAN_FIELDS:
+            index = int(loc[1])
+            if index < len(sent.guardian_fields):
+                errors.setdefault(f"{sent.guardian_fields[index]}-{GUARDIAN_FIELDS[loc[2]]}", FIELD_MESSAGES[loc[2]])
+        elif len(loc) >= 3 and loc[0] == "children" and loc[1].isdigit() and loc[2] in CHILD_FIELDS:
+            index = int(loc[1])
+            if index < len(sent.child_fields):
+                errors.setdefault(f"{sent.child_fields[index]}-{CHILD_FIELDS[loc[2]]}", FIELD_MESSAGES[loc[2]])
+    return errors
+
+
+def household_problems(reply: ServiceReply, sent: SaveRequest) -> dict[str, str]:
+    """Household's own rules (``problems``: French sentences without a field): next to the child
+    they name when they name one, else on the form's first field."""
+    errors: dict[str, str] = {}
+    for problem in reply.body.get("problems") or [str(reply.body.get("detail") or "")]:
+        if not problem:
+            continue
+        target = "adresse-numero"
+        for prefix, child in zip(sent.child_fields, sent.body["children"], strict=False):
+            name = person_name(child)
+            if name and f"l'enfant {name}" in problem and "naissance" in problem:
+                target = f"{prefix}-naissance"
+        errors[target] = f"{errors[target]} {problem}" if target in errors else problem
+    return errors
+
+
+def _ordered(errors: dict[str, str], declaration: Declaration) -> list[dict[str, str]]:
+    """The error summary in the page's order (the macro links each to its field)."""
+    order = [f"adresse-{s}" for s in ADDRESS_FIELDS.values()]
+    order += [f"parent-{n}-{s}" for n in (1, 2) for s in GUARDIAN_FIELDS.values()]
+    order += [f"enfant-{n}-{s}" for n in range(1, len(declaration.children) + 1) for s in CHILD_FIELDS.values()]
+    return [{"id": fid, "message": errors[fid]} for fid in order if fid in errors] + [
+        {"id": fid, "message": message} for fid, message in errors.items() if fid not in order
+    ]
+
+
+def _declaration_page(
+    request: Request, declaration: Declaration, *, status: str | None, errors: dict[str, str] | None = None,
+    problem: str | None = None, notice: str | None = None, status_code: int = 200,
+) -> HTMLResponse:
+    context = {
+        "declaration": declaration, "relationships": RELATIONSHIPS, "errors": _ordered(errors or {}, declaration),
+        "field_errors": errors or {}, "problem": problem, "notice": notice, "max_children": MAX_CHILDREN,
+        "locked": UNDER_REVIEW if status == "submitted" else ERASED if status == "erased" else None,
+        "today": datetime.now(PARIS).date().isoformat(),
+    }
+    return render(request, "dossier_entourage.html", context, status_code=status_code, headers=NO_STORE)
+
+
+@router.get(DECLARE, response_class=HTMLResponse, summary="Déclarer mon entourage (form)")
+async def declaration_page(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
+    current = await my_file(request, services, user.access_token)
+    return _declaration_page(request, Declaration.of_file(current), status=(current or {}).get("status"))
+
+
+@router.post(DECLARE, response_class=HTMLResponse, summary="Déclarer mon entourage: add a child block, or save")
+async def declare(request: Request, form: DeclarationForm, user: CurrentUser, services: Services) -> Response:
+    declaration = Declaration.of_form(form)
+    current = await my_file(request, services, user.access_token)
+    status = (current or {}).get("status")
+    if status is not None and status not in EDITABLE:
+        return _declaration_page(request, Declaration.of_file(current), status=status, status_code=409)
+    if form.get("action") == "ajouter-enfant":
+        # Without JavaScript: the same form again, with what was typed and one more empty child.
+        if len(declaration.children) >= MAX_CHILDREN:
+            return _declaration_page(request, declaration, status=status, errors={"enfants-ajout": TOO_MANY_CHILDREN},
+                                     status_code=422)
+        declaration.children.append({})
+        return _declaration_page(request, declaration, status=status,
+                                 notice=f"Un bloc « Enfant {len(declaration.children)} » a été ajouté : complétez-le.")
+    errors = declaration_errors(declaration, datetime.now(PARIS).date())
+    if errors:
+        return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
+    sent = save_request(declaration, current)
+    if current is None:
+        reply = await services.send("POST", "household", "/dossier", user.access_token, json=sent.body)
+    else:
+        reply = await services.send("PUT", "household", "/dossier", user.access_token, json=sent.body)
+    if reply.status in (200, 201):
+        return RedirectResponse(PROOFS, status_code=303)
+    if reply.status == 401:
+        raise _signed_out(request)
+    if reply.status == 422:
+        errors = household_field_errors(reply, sent) or household_problems(reply, sent)
+        return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
+    if reply.status in (403, 409):  # not activated yet; under review or changed meanwhile
+        return _declaration_page(request, declaration, status=status, problem=str(reply.body.get("detail") or ""),
+                                 status_code=reply.status)
+    raise HouseholdUnavailable()
+
+
+# ---- Mes pièces justificatives ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One required proof of the file: what it proves, the document attached, the agent's reasons."""
+
+    slot: str  # "domicile", "representant-<guardian id>", "enfant-<child id>": the form's ``piece``
+    kind: str  # the documents service's kind for the piece itself
+    title: str
+    hint: str
+    document_id: str | None
+    corrections: list[str]
+    sworn: dict[str, str]  # the sworn statement's pre-filled fields (documents' query)
+
+
+def _address_line(address: dict[str, Any]) -> str:
+    return f"{address.get('number', '')} {address.get('street', '')}, {address.get('postcode', '')} {address.get('town', '')}".strip()
+
+
+def required_proofs(dossier: dict[str, Any]) -> list[Proof]:
+    """The proofs household requires for this file (Code de l'éducation D131-3-1)."""
+    guardians = dossier.get("guardians") or []
+    children = dossier.get("children") or []
+    declarant = person_name(guardians[0]) if guardians else ""
+    first_child = person_name(children[0]) if children else ""
+    proofs: list[Proof] = []
+    address = dossier.get("address")
+    if address:
+        proofs.append(Proof(
+            "domicile", "proof_of_address", "Justificatif de domicile",
+            "Facture d'énergie, d'eau ou de téléphone fixe, quittance de loyer ou avis d'imposition récent.",
+            address.get("proof_document_id"), list(address.get("corrections") or []),
+            {"subject": "proof_of_address", "declarant": declarant, "child": first_child, "address": _address_line(address)},
+        ))
+    for guardian in guardians:
+        proofs.append(Proof(
+            f"representant-{guardian['guardian_id']}", "guardian_identity", f"Pièce d'identité de {person_name(guardian)}",
+            "Carte nationale d'identité, passeport ou titre de séjour.",
+            guardian.get("identity_document_id"), list(guardian.get("corrections") or []),
+            {"subject": "guardian_identity", "declarant": person_name(guardian), "child": first_child},
+        ))
+    for child in children:
+        proofs.append(Proof(
+            f"enfant-{child['child_id']}", "child_identity", f"Pièce d'identité de l'enfant {person_name(child)}",
+            "Livret de famille, copie intégrale de l'acte de naissance ou pièce d'identité de l'enfant.",
+            child.get("identity_document_id"), list(child.get("corrections") or []),
+            {"subject": "child_identity", "declarant": declarant, "child": person_name(child)},
+        ))
+    return proofs
+
+
+def attach(dossier: dict[str, Any], slot: str, document_id: str) -> dict[str, Any]:
+    """Household's PUT body with ``document_id`` in the proof's slot, the rest unchanged."""
+    body = file_content(dossier)
+    if slot == "domicile" and body["address"] is not None:
+        body["address"]["proof_document_id"] = document_id
+    for guardian in body["guardians"]:
+        if slot == f"representant-{guardian['guardian_id']}":
+            guardian["identity_document_id"] = document_id
+    for child in body["children"]:
+        if slot == f"enfant-{child['child_id']}":
+            child["identity_document_id"] = document_id
+    return body
+
+
+async def my_documents(services: ServiceClient, token: str) -> dict[str, dict[str, Any]] | None:
+    """The family's documents by id (None when documents does not answer: the page says so)."""
+    reply = await services.get("documents", "/documents", token)
+    if reply.status != 200:
+        return None
+    return {d["id"]: d for d in reply.body.get("documents") or [] if isinstance(d, dict) and "id" in d}
+
+
+def _document_view(document_id: str | None, documents: dict[str, dict[str, Any]] | None) -> dict[str, Any] | None:
+    if document_id is None:
+        return None
+    if documents is None:
+        return {"name": None, "status_label": None, "status": "unknown"}
+    document = documents.get(document_id)
+    if document is None:
+        return {"name": None, "status_label": "Introuvable : envoyez-le à nouveau", "status": "deleted"}
+    return {
+        "name": document.get("name"), "kind_label": document.get("kind_label"), "status": document.get("status"),
+        "status_label": SCAN_LABELS.get(str(document.get("status")), str(document.get("status"))),
+        "uploaded_at": french_datetime(document.get("uploaded_at")), "reason": document.get("reason"),
+    }
+
+
+def _proofs_page(
+    request: Request, dossier: dict[str, Any], documents: dict[str, dict[str, Any]] | None, *,
+    upload_errors: dict[str, str] | None = None, sent: str | None = None, status_code: int = 200,
+) -> HTMLResponse:
+    proofs = required_proofs(dossier)
+    blocks = [{"proof": p, "document": _document_view(p.document_id, documents),
+               "sworn_link": f"{SWORN_STATEMENT}?{urlencode({'piece': p.slot})}"} for p in proofs]
+    sent_title = next((p.title for p in proofs if p.slot == sent), None)
+    slots = {p.slot for p in proofs}
+    # An error about a proof links to its file field; one about no known proof, to the page's title.
+    errors = [{"id": f"fichier-{slot}" if slot in slots else "pieces-titre", "message": message}
+              for slot, message in (upload_errors or {}).items()]
+    context = {
+        "dossier": dossier, "blocks": blocks, "errors": errors, "upload_errors": upload_errors or {},
+        "sent_title": sent_title, "documents_down": documents is None,
+        "editable": dossier.get("status") in EDITABLE, "submittable": dossier.get("status") in SUBMITTABLE,
+        "locked": UNDER_REVIEW if dossier.get("status") == "submitted" else None,
+        "pending": any(b["document"] and b["document"]["status"] in ("pending", "uploading") for b in blocks),
+        "problems": [{"text": p, "href": fix_link(p, proofs)} for p in dossier.get("submission_problems") or []],
+    }
+    return render(request, "dossier_pieces.html", context, status_code=status_code, headers=NO_STORE)
+
+
+def _no_file_yet(request: Request) -> HTMLResponse:
+    return _file_page(request, None)
+
+
+@router.get(PROOFS, response_class=HTMLResponse, summary="Mes pièces justificatives: one block per required proof")
+async def proofs_page(request: Request, user: CurrentUser, services: Services, envoi: str | None = None) -> HTMLResponse:
+    dossier = await my_file(request, services, user.access_token)
+    if dossier is None:
+        return _no_file_yet(request)
+    return _proofs_page(request, dossier, await my_documents(services, user.access_token), sent=envoi)
+
+
+async def upload_form(request: Request) -> tuple[str, str, UploadFile | None]:
+    """The multipart upload (piece, kind, file) once the CSRF pair is checked."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_UPLOAD_BODY_BYTES:  # the gateway says so first; this is for direct calls
+        raise UploadTooLarge()
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except (StarletteHTTPException, ValueError) as exc:  # not multipart, cut short, too many parts
+        raise BadForm(UPLOAD_FORM_UNREADABLE) from exc
+    csrf.verify(request, str(form.get(csrf.FIELD_NAME) or ""))
+    upload = form.get("fichier")
+    return (str(form.get("piece") or ""), str(form.get("type") or ""),
+            upload if isinstance(upload, UploadFile) and upload.filename else None)
+
+
+@router.post(PROOFS, response_class=HTMLResponse, summary="Send a proof: stored by documents, then attached to the file")
+async def upload_proof(request: Request, user: CurrentUser, services: Services) -> Response:
+    slot, kind, upload = await upload_form(request)
+    try:
+        dossier = await my_file(request, services, user.access_token)
+        if dossier is None:
+            return _no_file_yet(request)
+        documents = await my_documents(services, user.access_token)
+        proof = next((p for p in required_proofs(dossier) if p.slot == slot), None)
+
+        def refused(message: str, status_code: int) -> HTMLResponse:
+            return _proofs_page(request, dossier, documents, upload_errors={slot: message}, status_code=status_code)
+
+        if dossier.get("status") not in EDITABLE:
+            return refused(UNDER_REVIEW if dossier.get("status") == "submitted" else ERASED, 409)
+        if proof is None:
+            return refused(BAD_PROOF, 422)
+        if kind not in (proof.kind, "sworn_statement"):
+            return refused(BAD_KIND, 422)
+        if upload is None:
+            return refused(NO_UPLOADED_FILE, 422)
+        stored = await services.send(
+            "POST", "documents", "/documents", user.access_token, data={"kind": kind},
+            files={"file": (upload.filename or "document", upload.file, upload.content_type or "application/octet-stream")},
+            timeout=UPLOAD_TIMEOUT_S,
+        )
+        if stored.status != 201 or not isinstance(stored.body.get("id"), str):
+            if stored.status in (400, 413, 415) and stored.body.get("detail"):
+                return refused(str(stored.body["detail"]), 422 if stored.status == 400 else stored.status)
+            return refused(DOCUMENTS_DOWN, 503)
+        new_id = stored.body["id"]
+        saved = await services.send("PUT", "household", "/dossier", user.access_token, json=attach(dossier, slot, new_id))
+        if saved.status != 200:
+            # The file did not take it: the new document goes too, nothing stays half-written.
+            await services.send("DELETE", "documents", f"/documents/{new_id}", user.access_token)
+            if saved.status in (409, 422) and saved.body.get("detail"):
+                return refused(str(saved.body["detail"]), saved.status)
+            raise HouseholdUnavailable()
+        if proof.document_id and proof.document_id != new_id:
+            # Replaced: the old file is of no use any more (a failure here only leaves an unused file).
+            await services.send("DELETE", "documents", f"/documents/{proof.document_id}", user.access_token)
+        return RedirectResponse(f"{PROOFS}?{urlencode({'envoi': slot})}", status_code=303)
+    finally:
+        if upload is not None:
+            await upload.close()
+
+
+@router.get(SWORN_STATEMENT, summary="The pre-filled sworn statement (PDF from documents) for one proof")
+async def sworn_statement(request: Request, user: CurrentUser, services: Services, piece: str = "") -> Response:
+    dossier = await my_file(request, services, user.access_token)
+    proof = next((p for p in required_proofs(dossier or {}) if p.slot == piece), None)
+    if proof is None:
+        raise SwornStatementRefused(BAD_PROOF)
+    params = {k: v for k, v in proof.sworn.items() if v}
+    pdf = await services.fetch("documents", "/sworn-statement", user.access_token, params=params)
+    if pdf is None or pdf.status_code >= 500:
+        raise DocumentsUnavailable()
+    if pdf.status_code != 200 or not pdf.headers.get("content-type", "").startswith("application/pdf"):
+        try:
+            detail = str(pdf.json().get("detail") or "")
+        except ValueError:
+            detail = ""
+        raise SwornStatementRefused(detail or "L'attestation n'a pas pu être préparée. Vérifiez votre entourage puis réessayez.")
+    disposition = pdf.headers.get("content-disposition", 'attachment; filename="attestation-sur-l-honneur.pdf"')
+    return Response(pdf.content, media_type="application/pdf",
+                    headers={"Content-Disposition": disposition, **NO_STORE})
+
+
+# ---- Mon dossier, and submitting it -----------------------------------------------------------
+
+
+def fix_link(problem: str, proofs: list[Proof]) -> str:
+    """Where the family fixes what a French problem sentence names: the proof's block when it
+    names one (children first: « de l'enfant X » also reads « de X »), else the declaration."""
+    lowered = problem.lower()
+    for proof in sorted(proofs, key=lambda p: p.kind != "child_identity"):
+        if proof.title.lower() in lowered:
+            return f"{PROOFS}#piece-{proof.slot}"
+    if "document" in lowered or "justificatif" in lowered or "pièce" in lowered:
+        return PROOFS
+    return DECLARE
+
+
+def item_labels(dossier: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Correction item keys (household's) → (French label, where to fix it)."""
+    labels: dict[str, tuple[str, str]] = {"address": ("Adresse du domicile", DECLARE)}
+    for guardian in dossier.get("guardians") or []:
+        labels[f"guardians.{guardian['guardian_id']}"] = (f"Représentant légal : {person_name(guardian)}", DECLARE)
+    for child in dossier.get("children") or []:
+        labels[f"children.{child['child_id']}"] = (f"Enfant : {person_name(child)}", DECLARE)
+    for proof in required_proofs(dossier):
+        if proof.document_id:
+            labels[proof.document_id] = (proof.title, f"{PROOFS}#piece-{proof.slot}")
+    for piece in dossier.get("recommended") or []:
+        labels[piece.get("document_id", "")] = (str(piece.get("label") or "Pièce recommandée"), PROOFS)
+    return labels
+
+
+def label_of(item: str, labels: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    parts = item.split(".")
+    for key in (item, ".".join(parts[:2]), parts[0]):
+        if key in labels:
+            return labels[key]
+    return ("Votre dossier", DECLARE)
+
+
+def _file_page(
+    request: Request, dossier: dict[str, Any] | None, *, problems: list[str] | None = None, problem: str | None = None,
+    submitted: bool = False, status_code: int = 200,
+) -> HTMLResponse:
+    if dossier is None:
+        return render(request, "dossier_suivi.html", {"dossier": None, "problem": problem}, status_code=status_code,
+                      headers=NO_STORE)
+    labels = item_labels(dossier)
+    proofs = required_proofs(dossier)
+
+    def corrections(entries: list[dict[str, str]] | None) -> list[dict[str, str]]:
+        out = []
+        for entry in entries or []:
+            label, href = label_of(str(entry.get("item", "")), labels)
+            out.append({"label": label, "href": href, "reason": str(entry.get("reason", ""))})
+        return out
+
+    timeline = [{"at": french_datetime(dossier.get("created_at")), "label": "Dossier créé", "reason": None, "corrections": []}]
+    timeline += [
+        {"at": french_datetime(e.get("at")), "label": e.get("label"), "reason": e.get("reason"),
+         "corrections": corrections(e.get("corrections"))}
+        for e in dossier.get("timeline") or []
+    ]
+    status = str(dossier.get("status"))
+    context = {
+        "dossier": dossier, "status": status, "next_step": NEXT_STEPS.get(status, NEXT_STEPS[None]),
+        "corrections": corrections(dossier.get("corrections")) if status == "corrections_requested" else [],
+        "timeline": timeline if dossier.get("created_at") else timeline[1:],
+        "submittable": status in SUBMITTABLE, "editable": status in EDITABLE,
+        "submit_problems": [{"text": p, "href": fix_link(p, proofs)} for p in problems or []],
+        "problem": problem, "submitted": submitted,
+        "children": [{"name": person_name(c), "born": french_date(c.get("birth_date"))} for c in dossier.get("children") or []],
+        "guardians": [person_name(g) for g in dossier.get("guardians") or []],
+        "address": _address_line(dossier["address"]) if dossier.get("address") else None,
+    }
+    return render(request, "dossier_suivi.html", context, status_code=status_code, headers=NO_STORE)
+
+
+@router.get(MY_FILE, response_class=HTMLResponse, summary="Mon dossier: status, what to do next, timeline, corrections")
+async def file_page(request: Request, user: CurrentUser, services: Services, transmis: str | None = None) -> HTMLResponse:
+    dossier = await my_file(request, services, user.access_token)
+    return _file_page(request, dossier, submitted=transmis == "1" and (dossier or {}).get("status") == "submitted")
+
+
+@router.post(SUBMIT, response_class=HTMLResponse, summary="Transmettre mon dossier (household lists what is missing)")
+async def submit(request: Request, form: ProtectedForm, user: CurrentUser, services: Services) -> Response:
+    reply = await services.send("POST", "household", "/dossier/submit", user.access_token)
+    if reply.status == 200:
+        return RedirectResponse(f"{MY_FILE}?transmis=1", status_code=303)
+    if reply.status == 401:
+        raise _signed_out(request)
+    if reply.status is None or reply.status >= 500:
+        raise HouseholdUnavailable()
+    dossier = await my_file(request, services, user.access_token)
+    if reply.status == 422:
+        problems = [str(p) for p in reply.body.get("problems") or []] or [str(reply.body.get("detail") or "")]
+        return _file_page(request, dossier, problems=problems, status_code=422)
+    return _file_page(request, dossier, problem=str(reply.body.get("detail") or NO_FILE_YET), status_code=reply.status)
