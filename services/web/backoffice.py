@@ -1,7 +1,540 @@
-"""Agents' back-office: queue of files, file review with inline viewer, decisions, enrolments vs capacity, out-of-sector decisions, sector-map import."""
+"""Agents' back-office: queue of files, file review with inline viewer, decisions, enrolments vs
+capacity, out-of-sector decisions, sector-map import.
+
+Thin like ``account.py``: every route takes ``CurrentAgent`` (a family gets the French 403), reads
+the services with the agent's own token (each service checks the role itself), and renders an
+``agent_*.html`` template. Decisions are plain forms posted then redirected (303) to the page with
+a status message, so a reload never decides twice; a refusal by the service is shown next to the
+field it concerns.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from services.web import csrf, session
+from services.web.clients import ServiceClient, ServiceReply, service_client
+from services.web.csrf import ProtectedForm
+from services.web.errors import BadForm, PageError
+from services.web.pages import render
+from services.web.session import CurrentAgent
 
 router = APIRouter()
+Services = Annotated[ServiceClient, Depends(service_client)]
+
+QUEUE = "/agents/dossiers"
+ENROLMENTS = "/agents/inscriptions"
+SECTOR_MAP = "/agents/carte-scolaire"
+NO_STORE = {"Cache-Control": "no-store"}  # personal data: never kept by a cache
+PAGE_SIZE = 20
+MAX_REASON = 2000  # household's and enrolment's limit for a reason
+MAX_CSV_BYTES = 900_000  # enrolment's limit for a sector-map file
+# Ids the services hand out (uuids, "map-…"): anything else is a 404 without a call.
+_ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
+_YEAR = re.compile(r"^\d{4}(-\d{4})?$")
+
+QUEUE_STATUSES = {
+    "submitted": "En attente d'examen",
+    "corrections_requested": "Corrections demandées",
+    "validated": "Validés",
+    "rejected": "Refusés",
+}
+DOSSIER_DONE = {
+    "valide": "Le dossier a été validé. La famille est avertie par email et peut inscrire ses enfants.",
+    "refuse": "Le dossier a été refusé. La famille est avertie par email, avec le motif.",
+    "corrections": "Les corrections ont été demandées. La famille est avertie par email, avec vos motifs.",
+}
+ENROLMENT_DONE = {
+    "confirmee": "L'inscription est confirmée. La famille est avertie par email.",
+    "refusee": "L'inscription est refusée. La famille est avertie par email, avec le motif.",
+    "derogation-acceptee": "La dérogation est acceptée. La famille est avertie par email.",
+    "derogation-refusee": "La dérogation est refusée. La famille est avertie par email, avec le motif.",
+}
+REJECT_REASON_MISSING = "Saisissez le motif du refus : il est communiqué à la famille."
+CORRECTION_MISSING = "Saisissez au moins une correction demandée, avec son motif pour la famille."
+REASON_TOO_LONG = f"Le motif doit faire {MAX_REASON} caractères au plus."
+REFUSAL_REASON_MISSING = "Saisissez le motif du refus : il est communiqué à la famille."
+CSV_MISSING = "Choisissez le fichier CSV de la carte scolaire."
+CSV_TOO_LARGE = "Le fichier de carte scolaire est trop volumineux (900 ko au plus)."
+DATE_INVALID = "Saisissez une date valide, par exemple 2027-03-14."
+YEAR_INVALID = "Saisissez une année scolaire comme 2027-2028."
+PROBLEM_KINDS = {
+    "malformed": "ligne illisible", "unknown_school": "école inconnue", "wrong_school_type": "type d'école incorrect",
+    "overlap": "tronçons qui se chevauchent", "gap": "numéros non couverts",
+}
+TOWN_ZONE = ZoneInfo("Europe/Paris")
+PREVIEWABLE = {"application/pdf", "image/jpeg", "image/png"}
+
+
+class Unavailable(PageError):
+    status_code = 503
+    title = "Service momentanément indisponible"
+    message = "Un service ne répond pas pour le moment. Réessayez dans quelques minutes."
+
+
+class NotFound(PageError):
+    status_code = 404
+    title = "Page introuvable"
+    message = "Ce que vous cherchez n'existe pas ou plus."
+
+
+def _detail(reply: ServiceReply, default: str = Unavailable.message) -> str:
+    detail = reply.body.get("detail")
+    return detail if isinstance(detail, str) and detail else default
+
+
+def _checked(request: Request, reply: ServiceReply, *, not_found: str | None = None) -> dict[str, Any]:
+    """The body of a 200/201; a 404 page, the login page (token revoked) or the 503 page otherwise."""
+    if reply.status in (200, 201):
+        return reply.body
+    if reply.status == 401:  # the agent's sessions were revoked meanwhile
+        session.end(request)
+        raise session.LoginRequired(session.login_location(request))
+    if reply.status == 404 and not_found is not None:
+        raise NotFound(not_found)
+    raise Unavailable()
+
+
+def _when(value: Any) -> str:
+    """A service's ISO instant as the town reads it (« 14/03/2027 à 09:05 »); "" when absent."""
+    try:
+        instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if instant.tzinfo is not None:
+        instant = instant.astimezone(TOWN_ZONE)
+    return instant.strftime("%d/%m/%Y à %H:%M")
+
+
+def _birth_date(value: Any) -> str:
+    try:
+        return date.fromisoformat(str(value)).strftime("%d/%m/%Y")
+    except ValueError:
+        return ""
+
+
+def _valid_id(value: str) -> str:
+    if not _ID.match(value):
+        raise NotFound()
+    return value
+
+
+def _ordered(errors: dict[str, str]) -> list[dict[str, str]]:
+    return [{"id": field_id, "message": message} for field_id, message in errors.items()]
+
+
+def _reason_error(reason: str, missing: str | None) -> str | None:
+    if not reason:
+        return missing
+    return REASON_TOO_LONG if len(reason) > MAX_REASON else None
+
+
+def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200,
+          headers: dict[str, str] | None = None) -> HTMLResponse:
+    return render(request, template, context, status_code=status_code, headers={**NO_STORE, **(headers or {})})
+
+
+# ---- the queue -----------------------------------------------------------------------------------
+
+def _family_of(review: ServiceReply) -> str:
+    guardians = review.body.get("guardians") if review.status == 200 else None
+    if not isinstance(guardians, list):
+        return ""
+    names = (f"{g.get('first_name', '')} {g.get('last_name', '')}".strip() for g in guardians if isinstance(g, dict))
+    return ", ".join(name for name in names if name)
+
+
+def _day(value: str, field_id: str, errors: dict[str, str]) -> str | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        errors[field_id] = DATE_INVALID
+        return None
+
+
+@router.get(QUEUE, response_class=HTMLResponse, summary="Back-office: files to review (paged, filtered)")
+async def queue(request: Request, agent: CurrentAgent, services: Services, statut: str = "submitted",
+                depuis: str = "", jusque: str = "", curseur: str = "") -> HTMLResponse:
+    status = statut if statut in QUEUE_STATUSES else "submitted"
+    errors: dict[str, str] = {}
+    since, until = _day(depuis.strip(), "depuis", errors), _day(jusque.strip(), "jusque", errors)
+    filters = {"statut": status, "depuis": depuis.strip(), "jusque": jusque.strip()}
+    context: dict[str, Any] = {"statuses": QUEUE_STATUSES, "filters": filters, "rows": [], "next_page": None,
+                               "first_page": None, "errors": _ordered(errors), "field_errors": errors, "problem": None}
+    if errors:
+        return _page(request, "agent_queue.html", context, status_code=422)
+    params: dict[str, Any] = {"status": status, "limit": PAGE_SIZE}
+    if since:
+        params["submitted_from"] = f"{since}T00:00:00+00:00"
+    if until:  # the day chosen is included: the service's bound is exclusive
+        params["submitted_to"] = f"{until}T23:59:59.999999+00:00"
+    if curseur:
+        params["cursor"] = curseur
+    reply = await services.get("household", "/review/queue", agent.access_token, params=params)
+    if reply.status == 422:  # a cursor that no longer means anything: the service says to start over
+        context["problem"] = _detail(reply)
+        context["first_page"] = f"{QUEUE}?{urlencode(filters)}"
+        return _page(request, "agent_queue.html", context, status_code=422)
+    items = [i for i in _checked(request, reply).get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
+    # The queue carries no names: each file's review gives its guardians (one page at a time).
+    reviews = await asyncio.gather(*(services.get("household", f"/review/dossiers/{i['id']}", agent.access_token) for i in items))
+    context["rows"] = [{**item, "family": _family_of(review), "submitted_label": _when(item.get("submitted_at"))} for item, review in zip(items, reviews, strict=True)]
+    next_cursor = reply.body.get("next_cursor")
+    if isinstance(next_cursor, str) and next_cursor:
+        context["next_page"] = f"{QUEUE}?{urlencode({**filters, 'curseur': next_cursor})}"
+    if curseur:
+        context["first_page"] = f"{QUEUE}?{urlencode(filters)}"
+    return _page(request, "agent_queue.html", context)
+
+
+# ---- one file ------------------------------------------------------------------------------------
+
+def _correction_items(review: dict[str, Any]) -> list[dict[str, str]]:
+    """What a correction may concern (household's item keys), each with its field id and label."""
+    items = [{"key": "address", "label": "L'adresse du domicile"}]
+    for guardian in review.get("guardians") or []:
+        name = f"{guardian.get('first_name', '')} {guardian.get('last_name', '')}".strip()
+        items.append({"key": f"guardians.{guardian.get('guardian_id')}", "label": f"Le représentant légal {name}"})
+    for child in review.get("children") or []:
+        name = f"{child.get('first_name', '')} {child.get('last_name', '')}".strip()
+        items.append({"key": f"children.{child.get('child_id')}", "label": f"L'enfant {name}"})
+    for document in review.get("documents") or []:
+        items.append({"key": str(document.get("document_id")), "label": f"Le document : {document.get('label', '')}"})
+    return [{**item, "id": f"correction-{n}", "name": f"correction:{item['key']}"} for n, item in enumerate(items)]
+
+
+def _viewer(document: dict[str, Any]) -> str | None:
+    content_type = document.get("content_type") if document.get("url") else None
+    if content_type == "application/pdf":
+        return "pdf"
+    if content_type in ("image/jpeg", "image/png"):
+        return "image"
+    return None
+
+
+async def _dossier_page(
+    request: Request, dossier_id: str, agent: CurrentAgent, services: ServiceClient, *,
+    done: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None, status_code: int = 200,
+) -> HTMLResponse:
+    review_reply, audit_reply = await asyncio.gather(
+        services.get("household", f"/review/dossiers/{dossier_id}", agent.access_token),
+        services.get("household", f"/review/dossiers/{dossier_id}/audit", agent.access_token),
+    )
+    review = _checked(request, review_reply, not_found="Ce dossier n'existe pas.")
+    audit = audit_reply.body.get("items") if audit_reply.status == 200 else None
+    documents = [{**d, "viewer": _viewer(d)} for d in review.get("documents") or [] if isinstance(d, dict)]
+    items = _correction_items(review)
+    timeline = audit if isinstance(audit, list) else review.get("timeline") or []
+    context = {
+        "dossier": review, "documents": documents, "items": items, "item_labels": {i["key"]: i["label"] for i in items},
+        "submitted_label": _when(review.get("submitted_at")),
+        "children": [{**c, "birth_label": _birth_date(c.get("birth_date"))} for c in review.get("children") or []],
+        "timeline": [{**e, "at_label": _when(e.get("at"))} for e in timeline if isinstance(e, dict)],
+        "audit_complete": audit is not None,
+        "done": DOSSIER_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
+        "field_errors": errors or {}, "values": values or {}, "decidable": review.get("status") == "submitted",
+    }
+    return _page(request, "agent_dossier.html", context, status_code=status_code)
+
+
+@router.get(QUEUE + "/{dossier_id}", response_class=HTMLResponse, summary="Back-office: a file, its documents, decisions and audit")
+async def dossier(request: Request, dossier_id: str, agent: CurrentAgent, services: Services, fait: str = "") -> HTMLResponse:
+    return await _dossier_page(request, _valid_id(dossier_id), agent, services, done=fait)
+
+
+async def _decide(
+    request: Request, dossier_id: str, agent: CurrentAgent, services: ServiceClient, action: str,
+    body: dict[str, Any], done: str, field_id: str, values: dict[str, str],
+) -> Response:
+    """Posts a decision; 303 to the file with its status message, or the file again with the refusal."""
+    reply = await services.send("POST", "household", f"/review/dossiers/{dossier_id}/{action}", agent.access_token, json=body)
+    if reply.status == 200:
+        return RedirectResponse(f"{QUEUE}/{dossier_id}?fait={done}", status_code=303)
+    if reply.status == 409:  # decided by another agent meanwhile, or no longer under review
+        return await _dossier_page(request, dossier_id, agent, services, problem=_detail(reply), status_code=409)
+    if reply.status == 422:
+        problems = reply.body.get("problems")
+        message = " ".join(p for p in problems if isinstance(p, str)) if isinstance(problems, list) and problems else _detail(reply)
+        return await _dossier_page(request, dossier_id, agent, services, errors={field_id: message}, values=values,
+                                   status_code=422)
+    _checked(request, reply, not_found="Ce dossier n'existe pas.")
+    raise Unavailable()
+
+
+def _version(form: dict[str, str]) -> int | None:
+    value = form.get("version", "")
+    return int(value) if value.isdigit() else None
+
+
+@router.post(QUEUE + "/{dossier_id}/valider", response_class=HTMLResponse, summary="Back-office: validate a file")
+async def validate(request: Request, dossier_id: str, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    return await _decide(request, _valid_id(dossier_id), agent, services, "validate", {"version": _version(form)},
+                         "valide", "valider", {})
+
+
+@router.post(QUEUE + "/{dossier_id}/refuser", response_class=HTMLResponse, summary="Back-office: reject a file with a reason")
+async def reject(request: Request, dossier_id: str, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    dossier_id = _valid_id(dossier_id)
+    reason = form.get("reason", "").strip()
+    if (error := _reason_error(reason, REJECT_REASON_MISSING)) is not None:
+        return await _dossier_page(request, dossier_id, agent, services, errors={"motif-refus": error},
+                                   values={"reason": reason}, status_code=422)
+    return await _decide(request, dossier_id, agent, services, "reject", {"version": _version(form), "reason": reason},
+                         "refuse", "motif-refus", {"reason": reason})
+
+
+async def _corrections_form(request: Request) -> dict[str, str]:
+    """Like ``ProtectedForm``, for the one form with a field per item of the file (more than the
+    20 fields ``forms.read_form`` accepts for a family with many children and documents)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise BadForm()
+    body = await request.body()
+    if len(body) > 200 * 1024:
+        raise BadForm()
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadForm() from exc
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    csrf.verify(request, form.get(csrf.FIELD_NAME))
+    return form
+
+
+@router.post(QUEUE + "/{dossier_id}/corrections", response_class=HTMLResponse,
+             summary="Back-office: ask the family for corrections, one reason per item")
+async def request_corrections(
+    request: Request, dossier_id: str, form: Annotated[dict[str, str], Depends(_corrections_form)],
+    agent: CurrentAgent, services: Services,
+) -> Response:
+    dossier_id = _valid_id(dossier_id)
+    values = {name: value.strip() for name, value in form.items() if name.startswith("correction:")}
+    corrections = [{"item": name.removeprefix("correction:"), "reason": reason} for name, reason in values.items() if reason]
+    too_long = next((c["item"] for c in corrections if len(c["reason"]) > MAX_REASON), None)
+    if not corrections or too_long is not None:
+        # The field ids follow the file's items: the page is rebuilt from the file, the error put on the right one.
+        review = _checked(request, await services.get("household", f"/review/dossiers/{dossier_id}", agent.access_token),
+                          not_found="Ce dossier n'existe pas.")
+        items = _correction_items(review)
+        field_id = next((i["id"] for i in items if i["key"] == too_long), items[0]["id"])
+        return await _dossier_page(request, dossier_id, agent, services, values=values, status_code=422,
+                                   errors={field_id: REASON_TOO_LONG if too_long else CORRECTION_MISSING})
+    return await _decide(request, dossier_id, agent, services, "request-corrections",
+                         {"version": _version(form), "corrections": corrections}, "corrections", "correction-0", values)
+
+
+# ---- a document, relayed for the inline viewer ---------------------------------------------------
+
+# The preview is framed by the file's page (same origin) and nothing else; it runs nothing.
+PREVIEW_POLICY = "default-src 'none'; img-src 'self'; object-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+
+
+@router.get("/agents/documents/{document_id}/apercu", summary="Back-office: a document's bytes, inline, from the object store")
+async def preview(document_id: str, agent: CurrentAgent, services: Services, telecharger: bool = False) -> Response:
+    link = await services.get("documents", f"/documents/{_valid_id(document_id)}/download", agent.access_token)
+    if link.status == 404:
+        raise NotFound("Ce document n'existe pas ou n'est pas consultable (en cours de vérification ou pas encore transmis).")
+    if link.status == 410:
+        raise _Gone()
+    url, name = link.body.get("url"), str(link.body.get("filename") or "document")
+    if link.status != 200 or not isinstance(url, str):
+        raise Unavailable("Le service des pièces justificatives ne répond pas. Réessayez dans quelques minutes.")
+    stored = await services.fetch_url(url)
+    if stored is None or stored.status_code != 200:
+        raise Unavailable("Le document ne peut pas être lu pour le moment. Réessayez dans quelques minutes.")
+    content_type = str(link.body.get("content_type") or "")
+    inline = content_type in PREVIEWABLE and not telecharger
+    disposition = "inline" if inline else "attachment"
+    return Response(stored.content, media_type=content_type if content_type in PREVIEWABLE else "application/octet-stream", headers={
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": PREVIEW_POLICY,
+        "Cache-Control": "no-store",
+    })
+
+
+class _Gone(PageError):
+    status_code = 410
+    title = "Document supprimé"
+    message = "Ce document contenait un virus et a été supprimé."
+
+
+# ---- enrolments ----------------------------------------------------------------------------------
+
+def _school_names(schools: list[dict[str, Any]]) -> dict[str, str]:
+    return {str(s.get("id")): str(s.get("name")) for s in schools}
+
+
+async def _enrolments_page(
+    request: Request, agent: CurrentAgent, services: ServiceClient, *, year: str = "", done: str | None = None,
+    problem: str | None = None, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    params = {"school_year": year} if year else None
+    schools_reply, pending_reply = await asyncio.gather(
+        services.get("enrolment", "/schools", agent.access_token),
+        services.get("enrolment", "/enrolments/pending", agent.access_token, params=params),
+    )
+    schools = [s for s in _checked(request, schools_reply).get("items", []) if isinstance(s, dict) and _ID.match(str(s.get("id", "")))]
+    overviews = await asyncio.gather(*(
+        services.get("enrolment", f"/schools/{s['id']}/enrolments", agent.access_token, params=params) for s in schools))
+    pending = [{**e, "requested_label": _when(e.get("created_at"))}
+               for e in _checked(request, pending_reply).get("enrolments", []) if isinstance(e, dict) and _ID.match(str(e.get("id", "")))]
+    context = {
+        "year": year,
+        "overviews": [_checked(request, o) for o in overviews],
+        "names": _school_names(schools),
+        "schools": schools,
+        "decisions": [e for e in pending if e.get("status") == "pending_agent" and e.get("pending_reason") != "derogation"],
+        "derogations": [e for e in pending if (e.get("derogation") or {}).get("status") == "pending"],
+        "done": ENROLMENT_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
+        "field_errors": errors or {}, "values": values or {},
+    }
+    return _page(request, "agent_enrolments.html", context, status_code=status_code)
+
+
+@router.get(ENROLMENTS, response_class=HTMLResponse, summary="Back-office: enrolments against capacity, pending decisions, dérogations")
+async def enrolments(request: Request, agent: CurrentAgent, services: Services, annee: str = "", fait: str = "") -> HTMLResponse:
+    year = annee.strip()
+    if year and not _YEAR.match(year):
+        errors = {"annee": YEAR_INVALID}
+        context = {"year": year, "overviews": [], "names": {}, "schools": [], "decisions": [], "derogations": [], "done": None,
+                   "problem": None, "errors": _ordered(errors), "field_errors": errors, "values": {}}
+        return _page(request, "agent_enrolments.html", context, status_code=422)
+    return await _enrolments_page(request, agent, services, year=year, done=fait)
+
+
+async def _enrolment_decision(
+    request: Request, agent: CurrentAgent, services: ServiceClient, path: str, body: dict[str, Any],
+    done: str, field_id: str, values: dict[str, str],
+) -> Response:
+    reply = await services.send("POST", "enrolment", path, agent.access_token, json=body)
+    if reply.status == 200:
+        return RedirectResponse(f"{ENROLMENTS}?fait={done}", status_code=303)
+    if reply.status in (409, 422):  # no seat left, already decided, a reason or a school missing
+        return await _enrolments_page(request, agent, services, errors={field_id: _detail(reply)}, values=values,
+                                      status_code=reply.status)
+    _checked(request, reply, not_found="Cette inscription n'existe pas.")
+    raise Unavailable()
+
+
+@router.post(ENROLMENTS + "/{enrolment_id}/decision", response_class=HTMLResponse,
+             summary="Back-office: confirm (choosing the school if needed) or refuse a pending enrolment")
+async def enrolment_decision(request: Request, enrolment_id: str, form: ProtectedForm, agent: CurrentAgent,
+                             services: Services) -> Response:
+    enrolment_id = _valid_id(enrolment_id)
+    decision, reason, school_id = form.get("decision", ""), form.get("reason", "").strip(), form.get("school_id", "").strip()
+    values = {f"motif-{enrolment_id}": reason, f"ecole-{enrolment_id}": school_id}
+    if decision not in ("confirm", "refuse"):
+        raise BadForm()
+    error = _reason_error(reason, REFUSAL_REASON_MISSING if decision == "refuse" else None)
+    if error is not None:
+        return await _enrolments_page(request, agent, services, errors={f"motif-{enrolment_id}": error}, values=values,
+                                      status_code=422)
+    body = {"decision": decision, "reason": reason or None, "school_id": school_id or None}
+    # A confirmation refused (no seat left, no school chosen) is shown at the school's list when
+    # the form has one (the address is off the map), else at the confirm button.
+    confirm_field = f"ecole-{enrolment_id}" if "school_id" in form else f"confirmer-{enrolment_id}"
+    field_id = confirm_field if decision == "confirm" else f"motif-{enrolment_id}"
+    return await _enrolment_decision(request, agent, services, f"/enrolments/{enrolment_id}/decision", body,
+                                     "confirmee" if decision == "confirm" else "refusee", field_id, values)
+
+
+@router.post(ENROLMENTS + "/{enrolment_id}/derogation", response_class=HTMLResponse,
+             summary="Back-office: accept or refuse (with a reason) an out-of-sector request")
+async def derogation_decision(request: Request, enrolment_id: str, form: ProtectedForm, agent: CurrentAgent,
+                              services: Services) -> Response:
+    enrolment_id = _valid_id(enrolment_id)
+    decision, reason = form.get("decision", ""), form.get("reason", "").strip()
+    field_id = f"motif-derogation-{enrolment_id}"
+    if decision not in ("accepted", "refused"):
+        raise BadForm()
+    error = _reason_error(reason, REFUSAL_REASON_MISSING if decision == "refused" else None)
+    if error is not None:
+        return await _enrolments_page(request, agent, services, errors={field_id: error}, values={field_id: reason},
+                                      status_code=422)
+    done = "derogation-acceptee" if decision == "accepted" else "derogation-refusee"
+    return await _enrolment_decision(request, agent, services, f"/enrolments/{enrolment_id}/derogation/decision",
+                                     {"decision": decision, "reason": reason or None}, done, field_id, {field_id: reason})
+
+
+# ---- the sector map ------------------------------------------------------------------------------
+
+async def _sector_map_page(
+    request: Request, agent: CurrentAgent, services: ServiceClient, *, report: dict[str, Any] | None = None,
+    applied: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None, status_code: int = 200,
+) -> HTMLResponse:
+    current_reply = await services.get("enrolment", "/sector-map", agent.access_token)
+    current = None if current_reply.status == 404 else _checked(request, current_reply)
+    if current is not None:
+        segments = current.get("segments")
+        current = {k: current.get(k) for k in ("version", "source_name", "report")}
+        current["segments"] = len(segments) if isinstance(segments, list) else 0
+        current["applied_label"] = _when(current_reply.body.get("applied_at"))
+    context = {"current": current, "report": report, "applied": applied, "problem": problem, "kinds": PROBLEM_KINDS,
+               "errors": _ordered(errors or {}), "field_errors": errors or {}}
+    return _page(request, "agent_sector_map.html", context, status_code=status_code)
+
+
+@router.get(SECTOR_MAP, response_class=HTMLResponse, summary="Back-office: the current sector map and the CSV upload form")
+async def sector_map(request: Request, agent: CurrentAgent, services: Services, appliquee: str = "") -> HTMLResponse:
+    return await _sector_map_page(request, agent, services, applied=appliquee if _ID.match(appliquee) else None)
+
+
+async def _csv_upload(request: Request) -> tuple[str, bytes | None]:
+    """The uploaded file's name and bytes (None when no file was chosen), once the CSRF pair has
+    been checked: ``ProtectedForm`` reads url-encoded forms only, this one is multipart."""
+    try:
+        async with request.form(max_files=1, max_fields=4, max_part_size=64 * 1024) as form:
+            csrf.verify(request, str(form.get(csrf.FIELD_NAME) or ""))
+            upload = form.get("fichier")
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                return "", None
+            return upload.filename, await upload.read(MAX_CSV_BYTES + 1)
+    except MultiPartException as exc:
+        raise BadForm() from exc
+
+
+@router.post(SECTOR_MAP, response_class=HTMLResponse, summary="Back-office: import a sector-map CSV and show its report")
+async def sector_map_import(request: Request, upload: Annotated[tuple[str, bytes | None], Depends(_csv_upload)],
+                            agent: CurrentAgent, services: Services) -> HTMLResponse:
+    name, data = upload
+    error = CSV_MISSING if not data or not data.strip() else CSV_TOO_LARGE if len(data) > MAX_CSV_BYTES else None
+    if error is not None:
+        return await _sector_map_page(request, agent, services, errors={"fichier-carte": error}, status_code=422)
+    assert data is not None
+    reply = await services.send("POST", "enrolment", "/sector-map/imports", agent.access_token, content=data,
+                                content_type="text/csv", params={"name": name[:120]})
+    if reply.status == 422:
+        return await _sector_map_page(request, agent, services, errors={"fichier-carte": _detail(reply)}, status_code=422)
+    report = _checked(request, reply)
+    return await _sector_map_page(request, agent, services, report={**report, "source_name": name},
+                                  status_code=200 if report.get("can_apply") else 422)
+
+
+@router.post(SECTOR_MAP + "/appliquer", response_class=HTMLResponse, summary="Back-office: make an imported map the current one")
+async def sector_map_apply(request: Request, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    import_id = _valid_id(form.get("import_id", ""))
+    reply = await services.send("POST", "enrolment", f"/sector-map/imports/{import_id}/apply", agent.access_token)
+    if reply.status == 200:
+        return RedirectResponse(f"{SECTOR_MAP}?{urlencode({'appliquee': import_id})}", status_code=303)
+    if reply.status in (404, 409):  # an unknown version, or one whose report has errors
+        report = reply.body.get("report")
+        return await _sector_map_page(request, agent, services, problem=_detail(reply), status_code=reply.status,
+                                      report={**report, "import_id": None} if isinstance(report, dict) else None)
+    _checked(request, reply)
+    raise Unavailable()
