@@ -95,6 +95,7 @@ class Settings:
     poll_s: float = 0.05  # eligibility polling period (the resolution of the unlock hop)
     wait_s: float = 180.0  # how long an asynchronous step may take before the journey is lost
     school_year: int = 0
+    seats: int = 0  # seats to make room for per (school, level), when more than the number of families
 
 
 def account_of(access_token: str) -> str:
@@ -404,28 +405,35 @@ class Round:
     elapsed_s: float
     processes: dict[str, dict[str, float]]
     mailbox: dict[str, list[dict[str, Any]]]  # email → its messages
+    poll_ms: float
 
 
 async def run_round(families: int, concurrency: int, settings: Settings, run_id: str,
-                    on_started: Callable[[], None] | None = None) -> Round:
+                    keep_going: Callable[[], bool] = lambda: False, started: asyncio.Event | None = None) -> Round:
+    """``families`` journeys, ``concurrency`` at a time; more while ``keep_going()`` says so (the
+    fault run keeps the load on until its last fault is over). ``started`` is set once the set-up
+    (agent account, school capacities) is done and the first families start."""
     recorder = Recorder()
     mailpit = Mailpit()
     agent = await new_agent(recorder, mailpit)
-    settings.school_year = await make_room(agent, families)
+    settings.school_year = await make_room(agent, max(families, settings.seats))
     recorder.attempts.clear()  # the set-up is not part of the figures
-    journeys = [Journey(i, f"journey.{run_id}.c{concurrency}.{i}@example.org") for i in range(families)]
-    queue: asyncio.Queue[Journey] = asyncio.Queue()
-    for j in journeys:
-        queue.put_nowait(j)
+    journeys: list[Journey] = []
+
+    def next_journey() -> Journey | None:
+        if len(journeys) >= families and not keep_going():
+            return None
+        journeys.append(Journey(len(journeys), f"journey.{run_id}.c{concurrency}.{len(journeys)}@example.org"))
+        return journeys[-1]
 
     async def worker() -> None:
-        while not queue.empty():
-            await journey(queue.get_nowait(), recorder, mailpit, agent, settings)
+        while (j := next_journey()) is not None:
+            await journey(j, recorder, mailpit, agent, settings)
 
     sampler = ProcessSampler()
     sampler.start()
-    if on_started:
-        on_started()
+    if started:
+        started.set()
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
@@ -433,7 +441,7 @@ async def run_round(families: int, concurrency: int, settings: Settings, run_id:
     mailbox = await settled_mailbox(mailpit, journeys)
     await agent.client.close()
     await mailpit.close()
-    return Round(families, concurrency, journeys, recorder, elapsed, processes, mailbox)
+    return Round(len(journeys), concurrency, journeys, recorder, elapsed, processes, mailbox, settings.poll_s * 1000)
 
 
 async def settled_mailbox(mailpit: Mailpit, journeys: list[Journey], quiet_s: float = 3.0, timeout_s: float = 120) -> dict[str, list[dict[str, Any]]]:
@@ -495,7 +503,7 @@ def round_figures(r: Round) -> dict[str, Any]:
         "journey_duration": pcts(journey_s),
         "routes": {route: pcts(values) for route, values in sorted(r.recorder.successful_latencies().items())},
         "statuses": {route: dict(s) for route, s in sorted(statuses.items())},
-        "unlock_hop": {**pcts(unlock), "poll_ms": None},
+        "unlock_hop": {**pcts(unlock), "poll_ms": r.poll_ms},
         "email_hops": emails,
         "processes": r.processes,
     }
@@ -628,9 +636,7 @@ async def main() -> None:
     for concurrency in levels:
         settings = Settings(poll_s=args.poll_ms / 1000)
         r = await run_round(args.families, concurrency, settings, run_id)
-        figures = round_figures(r)
-        figures["unlock_hop"]["poll_ms"] = args.poll_ms
-        rounds.append(figures)
+        rounds.append(round_figures(r))
     base = None if args.no_baselines else await baselines()
     for figures in rounds:
         print_round(figures, base)
