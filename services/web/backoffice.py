@@ -211,7 +211,8 @@ def _correction_items(review: dict[str, Any]) -> list[dict[str, str]]:
         name = f"{child.get('first_name', '')} {child.get('last_name', '')}".strip()
         items.append({"key": f"children.{child.get('child_id')}", "label": f"L'enfant {name}"})
     for document in review.get("documents") or []:
-        items.append({"key": str(document.get("document_id")), "label": f"Le document : {document.get('label', '')}"})
+        label = str(document.get("label", ""))
+        items.append({"key": str(document.get("document_id")), "label": f"{label[:1].upper()}{label[1:]} (pièce jointe)"})
     return [{**item, "id": f"correction-{n}", "name": f"correction:{item['key']}"} for n, item in enumerate(items)]
 
 
@@ -380,22 +381,24 @@ def _school_names(schools: list[dict[str, Any]]) -> dict[str, str]:
 
 
 async def _enrolments_page(
-    request: Request, agent: CurrentAgent, services: ServiceClient, *, year: str = "", done: str | None = None,
-    problem: str | None = None, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
-    status_code: int = 200,
+    request: Request, agent: CurrentAgent, services: ServiceClient, *, year: str = "", school: str = "",
+    done: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None, status_code: int = 200,
 ) -> HTMLResponse:
-    params = {"school_year": year} if year else None
+    params = {"school_year": year} if year else {}
     schools_reply, pending_reply = await asyncio.gather(
         services.get("enrolment", "/schools", agent.access_token),
-        services.get("enrolment", "/enrolments/pending", agent.access_token, params=params),
+        services.get("enrolment", "/enrolments/pending", agent.access_token,
+                     params={**params, "school_id": school} if school else params),
     )
     schools = [s for s in _checked(request, schools_reply).get("items", []) if isinstance(s, dict) and _ID.match(str(s.get("id", "")))]
+    shown = [s for s in schools if not school or s["id"] == school]
     overviews = await asyncio.gather(*(
-        services.get("enrolment", f"/schools/{s['id']}/enrolments", agent.access_token, params=params) for s in schools))
+        services.get("enrolment", f"/schools/{s['id']}/enrolments", agent.access_token, params=params) for s in shown))
     pending = [{**e, "requested_label": _when(e.get("created_at"))}
                for e in _checked(request, pending_reply).get("enrolments", []) if isinstance(e, dict) and _ID.match(str(e.get("id", "")))]
     context = {
-        "year": year,
+        "year": year, "school": school,
         "overviews": [_checked(request, o) for o in overviews],
         "names": _school_names(schools),
         "schools": schools,
@@ -408,14 +411,15 @@ async def _enrolments_page(
 
 
 @router.get(ENROLMENTS, response_class=HTMLResponse, summary="Back-office: enrolments against capacity, pending decisions, dérogations")
-async def enrolments(request: Request, agent: CurrentAgent, services: Services, annee: str = "", fait: str = "") -> HTMLResponse:
+async def enrolments(request: Request, agent: CurrentAgent, services: Services, annee: str = "", ecole: str = "",
+                     fait: str = "") -> HTMLResponse:
     year = annee.strip()
     if year and not _YEAR.match(year):
         errors = {"annee": YEAR_INVALID}
-        context = {"year": year, "overviews": [], "names": {}, "schools": [], "decisions": [], "derogations": [], "done": None,
-                   "problem": None, "errors": _ordered(errors), "field_errors": errors, "values": {}}
+        context = {"year": year, "school": "", "overviews": [], "names": {}, "schools": [], "decisions": [], "derogations": [],
+                   "done": None, "problem": None, "errors": _ordered(errors), "field_errors": errors, "values": {}}
         return _page(request, "agent_enrolments.html", context, status_code=422)
-    return await _enrolments_page(request, agent, services, year=year, done=fait)
+    return await _enrolments_page(request, agent, services, year=year, school=ecole if _ID.match(ecole) else "", done=fait)
 
 
 async def _enrolment_decision(

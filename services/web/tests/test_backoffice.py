@@ -1,0 +1,609 @@
+"""Agents' back-office pages, the services faked.
+
+Identity, household, documents, enrolment and the object store are one ``httpx.MockTransport``:
+each answer is chosen per (method, port, path) and every call is recorded with its query, body
+and bearer token, so tests also prove when a service is *not* called.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from services.web.main import create_app
+from services.web.tests.test_links import Page, accessible, shown, title
+
+IDENTITY, HOUSEHOLD, DOCUMENTS, ENROLMENT, OBJECT_STORE = 8101, 8102, 8103, 8105, 9000
+DOSSIER_ID, DOC_PDF, DOC_PNG, DOC_GONE = "d-1", "doc-pdf", "doc-png", "doc-gone"
+ENROL_OFF_MAP, ENROL_NO_SEAT, ENROL_DEROGATION = "e-offmap", "e-noseat", "e-derog"
+PDF = b"%PDF-1.4\n% justificatif\n%%EOF\n"
+
+
+def access_token(role: str) -> str:
+    """A token shaped like identity's: the pages read its role claim (never trusting it: services do)."""
+    claims = base64.urlsafe_b64encode(json.dumps({"role": role}).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJFZERTQSJ9.{claims}.signature"
+
+
+@dataclass
+class Call:
+    method: str
+    port: int
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+    content_type: str
+    authorization: str | None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeServices:
+    answers: dict[tuple[str, int, str], tuple[int, Any, dict[str, str]]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    down: set[int] = field(default_factory=set)
+
+    def answer(self, method: str, port: int, path: str, status: int, body: Any = None,
+               headers: dict[str, str] | None = None) -> None:
+        self.answers[(method, port, path)] = (status, body, headers or {})
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        port = request.url.port or 0
+        self.calls.append(Call(request.method, port, request.url.path, parse_qs(request.url.query.decode()), request.content,
+                               request.headers.get("content-type", ""), request.headers.get("authorization")))
+        if port in self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        status, payload, headers = self.answers[(request.method, port, request.url.path)]
+        if isinstance(payload, bytes):
+            return httpx.Response(status, content=payload, headers=headers)
+        if payload is None:
+            return httpx.Response(status, headers=headers)
+        return httpx.Response(status, json=payload, headers=headers)
+
+    def to(self, port: int, path: str, method: str = "POST") -> list[Call]:
+        return [c for c in self.calls if c.port == port and c.path == path and c.method == method]
+
+    def service_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.port != IDENTITY]
+
+
+@pytest.fixture
+def services() -> FakeServices:
+    return FakeServices()
+
+
+@pytest.fixture
+def client(services: FakeServices) -> Iterator[TestClient]:
+    app = create_app()
+    with TestClient(app, follow_redirects=False) as test_client:
+        real = app.state.http
+        app.state.http = httpx.AsyncClient(transport=httpx.MockTransport(services.handler))
+        try:
+            yield test_client
+        finally:
+            app.state.http = real
+
+
+def logged_in(client: TestClient, services: FakeServices, role: str = "agent") -> None:
+    services.answer("POST", IDENTITY, "/auth/login", 200, {
+        "access_token": access_token(role), "refresh_token": "refresh-1", "token_type": "Bearer", "expires_in": 600})
+    form = Page(client.get("/connexion").text).hidden()
+    assert client.post("/connexion", data={**form, "email": "agent@ville.fr", "password": "un mot de passe"}).status_code == 303
+
+
+@pytest.fixture
+def agent(client: TestClient, services: FakeServices) -> TestClient:
+    logged_in(client, services)
+    return client
+
+
+def form_of(page: httpx.Response, action: str) -> dict[str, str]:
+    """The named fields of the form posting to ``action``, as a browser sends them untouched."""
+    start = page.text.index(f'action="{action}"')
+    form = page.text[start:page.text.index("</form>", start)]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    fields.update({name: "" for name in re.findall(r'<textarea[^>]* name="([^"]+)"', form)})
+    return fields
+
+
+# ---- fake answers --------------------------------------------------------------------------------
+
+def review(status: str = "submitted") -> dict[str, Any]:
+    return {
+        "id": DOSSIER_ID, "account_id": "acc-1", "status": status, "status_label": "Transmis au Service Scolaire, en attente d'examen",
+        "version": 3, "submitted_at": "2027-03-14T08:05:00Z", "resubmission": False,
+        "address": {"number": "12 bis", "street": "rue des Lilas", "postcode": "45190", "town": "Montclair-sur-Loire",
+                    "proof_document_id": DOC_PDF},
+        "guardians": [{"guardian_id": "g1", "first_name": "Camille", "last_name": "Martin", "relationship": "mère",
+                       "identity_document_id": DOC_PNG}],
+        "children": [{"child_id": "c1", "first_name": "Léa", "last_name": "Martin", "birth_date": "2021-03-14",
+                      "identity_document_id": DOC_GONE}],
+        "recommended": [], "corrections": [],
+        "documents": [
+            {"document_id": DOC_PDF, "requirement": "proof_of_address", "label": "le justificatif de domicile",
+             "url": "http://127.0.0.1:9000/ecp-documents/pdf?sig=1", "filename": "facture.pdf", "content_type": "application/pdf"},
+            {"document_id": DOC_PNG, "requirement": "guardian_identity", "label": "la pièce d'identité de Camille Martin",
+             "url": "http://127.0.0.1:9000/ecp-documents/png?sig=1", "filename": "cni.png", "content_type": "image/png"},
+            {"document_id": DOC_GONE, "requirement": "child_identity", "label": "la pièce d'identité de l'enfant Léa Martin",
+             "url": None, "note": "Ce document contenait un virus et a été supprimé."},
+        ],
+        "timeline": [],
+    }
+
+
+AUDIT = [
+    {"at": "2027-03-14T08:05:00Z", "action": "submitted", "label": "Dossier transmis", "actor": "family", "agent_id": None},
+    {"at": "2027-03-15T10:00:00Z", "action": "corrections_requested", "label": "Corrections demandées", "actor": "agent",
+     "agent_id": "agent-7f3a9c21", "corrections": [{"item": DOC_PDF, "reason": "Facture de plus de trois mois."}]},
+]
+
+
+def dossier_answers(services: FakeServices, status: str = "submitted") -> None:
+    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", 200, review(status))
+    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/audit", 200, AUDIT)
+
+
+def enrolment(eid: str, **over: Any) -> dict[str, Any]:
+    base = {"id": eid, "reference": f"INS-2027-{eid.upper()}", "child_id": "c1", "child_first_name": "Léa", "child_last_name": "Martin",
+            "school_year": "2027-2028", "level": "CP", "level_label": "CP", "status": "pending_agent",
+            "pending_reason": "address_unknown", "status_label": "adresse à vérifier par le service", "school_id": None,
+            "sector_school_id": None, "derogation": None, "created_at": "2027-03-20T09:00:00Z", "certificate_available": False}
+    return {**base, **over}
+
+
+SCHOOLS = [
+    {"id": "elem-jaures", "name": "École élémentaire Jean-Jaurès", "address": "2 place de la Mairie", "type": "elementaire",
+     "levels": ["CP", "CE1"], "capacity": {"CP": 60, "CE1": 60}, "capacities": {}},
+    {"id": "mat-tilleuls", "name": "École maternelle Les Tilleuls", "address": "4 rue des Tilleuls", "type": "maternelle",
+     "levels": ["PS"], "capacity": {"PS": 56}, "capacities": {}},
+]
+
+
+def enrolment_answers(services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/schools", 200, SCHOOLS)
+    for school, levels in (("elem-jaures", [("CP", "CP", 60, 60, 2)]), ("mat-tilleuls", [("PS", "petite section", 56, 10, 1)])):
+        services.answer("GET", ENROLMENT, f"/schools/{school}/enrolments", 200, {
+            "school": next(s for s in SCHOOLS if s["id"] == school), "school_year": "2027-2028", "enrolments": [],
+            "levels": [{"level": lv, "label": label, "capacity": cap, "seats_taken": taken, "confirmed": taken, "pending": pending,
+                        "free": cap - taken} for lv, label, cap, taken, pending in levels]})
+    services.answer("GET", ENROLMENT, "/enrolments/pending", 200, {"enrolments": [
+        enrolment(ENROL_OFF_MAP),
+        enrolment(ENROL_NO_SEAT, pending_reason="no_seat", school_id="elem-jaures", sector_school_id="elem-jaures",
+                  status_label="plus de place disponible dans l'école de secteur : décision du service"),
+        enrolment(ENROL_DEROGATION, status="confirmed", pending_reason=None, school_id="elem-jaures", sector_school_id="elem-jaures",
+                  derogation={"requested_school_id": "prim-curie", "reason_category": "fratrie", "reason_label": "frère ou sœur dans l'école demandée",
+                              "reason_text": "Son frère est en CE2 à Marie-Curie.", "status": "pending"}),
+    ]})
+
+
+# ---- access --------------------------------------------------------------------------------------
+
+BACK_OFFICE_PAGES = ["/agents/dossiers", f"/agents/dossiers/{DOSSIER_ID}", "/agents/inscriptions", "/agents/carte-scolaire",
+                     f"/agents/documents/{DOC_PDF}/apercu"]
+
+
+@pytest.mark.parametrize("path", BACK_OFFICE_PAGES)
+def test_a_family_account_gets_the_french_403_and_no_service_is_called(client: TestClient, services: FakeServices, path: str) -> None:
+    logged_in(client, services, role="family")
+    response = client.get(path)
+    assert response.status_code == 403
+    assert "Accès réservé aux agents" in shown(response)
+    assert services.service_calls() == []
+
+
+@pytest.mark.parametrize("path", BACK_OFFICE_PAGES)
+def test_a_visitor_is_sent_to_the_login_page_and_comes_back_after(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/connexion?suite=%2Fagents%2F")
+
+
+@pytest.mark.parametrize("path", [f"/agents/dossiers/{DOSSIER_ID}/valider", f"/agents/dossiers/{DOSSIER_ID}/refuser",
+                                  f"/agents/dossiers/{DOSSIER_ID}/corrections", f"/agents/inscriptions/{ENROL_OFF_MAP}/decision",
+                                  f"/agents/inscriptions/{ENROL_DEROGATION}/derogation", "/agents/carte-scolaire/appliquer"])
+def test_every_decision_without_the_csrf_pair_is_refused_before_any_call(agent: TestClient, services: FakeServices, path: str) -> None:
+    response = agent.post(path, data={"reason": "Motif", "decision": "refuse", "import_id": "map-1", "version": "3"})
+    assert response.status_code == 403 and "Formulaire expiré" in shown(response)
+    assert services.service_calls() == []
+
+
+def test_a_sector_map_upload_without_the_csrf_pair_is_refused_before_any_call(agent: TestClient, services: FakeServices) -> None:
+    response = agent.post("/agents/carte-scolaire", files={"fichier": ("carte.csv", b"street;number_from\n", "text/csv")})
+    assert response.status_code == 403
+    assert services.service_calls() == []
+
+
+# ---- the queue -----------------------------------------------------------------------------------
+
+def test_the_queue_lists_the_files_with_their_family_and_pages_on(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [
+        {"id": DOSSIER_ID, "status": "submitted", "submitted_at": "2027-03-14T08:05:00Z", "resubmission": True,
+         "children_count": 1, "version": 3}], "next_cursor": "curseur-suivant"})
+    dossier_answers(services)
+    response = agent.get("/agents/dossiers")
+    page = accessible(response)
+    assert page.h1 == ["Dossiers à instruire"] and title(response).startswith("Dossiers à instruire")
+    assert response.headers["cache-control"] == "no-store"
+    text = shown(response)
+    assert "<caption>" in text and '<th scope="col">Transmis le</th>' in text and '<th scope="col">Famille</th>' in text
+    assert "14/03/2027 à 09:05" in text  # 08:05 UTC, read in the town's time
+    assert "<td>Camille Martin</td>" in text and "(transmis à nouveau)" in text
+    assert f"/agents/dossiers/{DOSSIER_ID}" in page.links
+    assert "/agents/dossiers?statut=submitted&depuis=&jusque=&curseur=curseur-suivant" in page.links
+    assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query == {"status": ["submitted"], "limit": ["20"]}
+
+
+def test_the_queue_filters_by_status_and_days_the_last_day_included(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [], "next_cursor": None})
+    response = agent.get("/agents/dossiers", params={"statut": "validated", "depuis": "2027-03-01", "jusque": "2027-03-31", "curseur": "c1"})
+    assert response.status_code == 200
+    assert "Aucun dossier dans cet état" in shown(response)
+    query = services.to(HOUSEHOLD, "/review/queue", "GET")[0].query
+    assert query["status"] == ["validated"] and query["cursor"] == ["c1"]
+    assert query["submitted_from"] == ["2027-03-01T00:00:00+00:00"] and query["submitted_to"] == ["2027-03-31T23:59:59.999999+00:00"]
+    assert "Première page" in shown(response)
+
+
+def test_a_malformed_day_is_a_field_error_without_calling_household(agent: TestClient, services: FakeServices) -> None:
+    response = agent.get("/agents/dossiers", params={"depuis": "14 mars"})
+    assert response.status_code == 422
+    page = accessible(response)
+    assert "#depuis" in page.links and "Saisissez une date valide" in shown(response)
+    assert 'aria-invalid="true"' in response.text and title(response).startswith("Erreur : ")
+    assert services.service_calls() == []
+
+
+def test_household_unreachable_gives_the_french_503_page(agent: TestClient, services: FakeServices) -> None:
+    services.down.add(HOUSEHOLD)
+    response = agent.get("/agents/dossiers")
+    assert response.status_code == 503
+    assert "Service momentanément indisponible" in shown(response) and "Traceback" not in response.text
+
+
+# ---- one file ------------------------------------------------------------------------------------
+
+def test_the_file_shows_the_household_each_document_in_its_viewer_the_decisions_and_the_audit(
+    agent: TestClient, services: FakeServices
+) -> None:
+    dossier_answers(services)
+    response = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    page = accessible(response)
+    text = shown(response)
+    assert page.h1 == ["Examen du dossier"] and response.headers["cache-control"] == "no-store"
+    assert "12 bis rue des Lilas" in text and "<td>Camille</td>" in text and "14/03/2021" in text
+    assert (f'<iframe class="viewer" src="/agents/documents/{DOC_PDF}/apercu" title="Aperçu : le justificatif de domicile"'
+            in text)
+    assert f'<img class="viewer" src="/agents/documents/{DOC_PNG}/apercu" alt="Aperçu : la pièce d\'identité de Camille Martin"' in text
+    assert f"/agents/documents/{DOC_PDF}/apercu?telecharger=1" in page.links
+    assert "Ce document contenait un virus et a été supprimé." in text
+    for button in ("Valider le dossier", "Refuser le dossier", "Demander des corrections"):
+        assert f">{button}</button>" in text
+    # one reason field per item of the file: the address, the guardian, the child and each document
+    assert re.findall(r'name="(correction:[^"]+)"', text) == [
+        "correction:address", "correction:guardians.g1", "correction:children.c1",
+        f"correction:{DOC_PDF}", f"correction:{DOC_PNG}", f"correction:{DOC_GONE}"]
+    assert len(re.findall(r"<label for=\"correction-\d\">", text)) == 6
+    # the audit: who and why, the correction named after its item
+    assert "Agent agent-7f" in text and "Le justificatif de domicile (pièce jointe) : Facture de plus de trois mois." in text
+
+
+def test_a_file_no_longer_under_review_shows_no_decision(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services, status="validated")
+    text = shown(agent.get(f"/agents/dossiers/{DOSSIER_ID}"))
+    assert "aucune décision n'est possible" in text and "Valider le dossier</button>" not in text
+
+
+def test_an_unknown_file_is_a_french_404(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/dossiers/inconnu", 404, {"detail": "Dossier introuvable."})
+    services.answer("GET", HOUSEHOLD, "/review/dossiers/inconnu/audit", 404, {"detail": "Dossier introuvable."})
+    response = agent.get("/agents/dossiers/inconnu")
+    assert response.status_code == 404 and "Ce dossier n'existe pas." in shown(response)
+
+
+def test_validating_sends_the_version_read_and_comes_back_with_a_status_message(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/validate", 200, {"id": DOSSIER_ID, "status": "validated"})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/valider", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/valider"))
+    assert response.status_code == 303 and response.headers["location"] == f"/agents/dossiers/{DOSSIER_ID}?fait=valide"
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/validate")[0].json() == {"version": 3}
+    after = agent.get(response.headers["location"])
+    assert '<p class="notice notice--succes" role="status">Le dossier a été validé.' in shown(after)
+
+
+def test_a_refusal_needs_a_reason_shown_next_to_its_field_and_household_is_not_called(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/refuser", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/refuser"))
+    assert response.status_code == 422
+    parsed = accessible(response)
+    assert "#motif-refus" in parsed.links and "Saisissez le motif du refus" in shown(response)
+    assert 'aria-describedby="motif-refus-aide motif-refus-erreur" aria-invalid="true"' in response.text
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/reject") == []
+
+
+def test_a_refusal_sends_its_reason(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/reject", 200, {"id": DOSSIER_ID, "status": "rejected"})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/refuser"), "reason": "  Aucun enfant en âge d'être scolarisé.  "}
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/refuser", data=form)
+    assert response.status_code == 303 and response.headers["location"].endswith("?fait=refuse")
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/reject")[0].json() == {
+        "version": 3, "reason": "Aucun enfant en âge d'être scolarisé."}
+
+
+def test_corrections_need_at_least_one_reason(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"))
+    assert response.status_code == 422
+    assert "#correction-0" in accessible(response).links and "Saisissez au moins une correction" in shown(response)
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections") == []
+
+
+def test_corrections_send_one_reason_per_item_filled_in(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections", 200, {"id": DOSSIER_ID})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"),
+            f"correction:{DOC_PDF}": "Facture de plus de trois mois.", "correction:children.c1": "Date de naissance à vérifier."}
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form)
+    assert response.status_code == 303 and response.headers["location"].endswith("?fait=corrections")
+    sent = services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections")[0].json()
+    assert sent == {"version": 3, "corrections": [
+        {"item": "children.c1", "reason": "Date de naissance à vérifier."}, {"item": DOC_PDF, "reason": "Facture de plus de trois mois."}]}
+
+
+def test_a_reason_too_long_is_shown_on_its_own_item(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"), "correction:guardians.g1": "x" * 2001}
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form)
+    assert response.status_code == 422 and "#correction-1" in accessible(response).links
+    assert "2000 caractères au plus" in shown(response)
+
+
+def test_a_file_decided_by_another_agent_meanwhile_says_so(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/validate", 409,
+                    {"detail": "Ce dossier vient d'être traité par un autre agent."})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/valider", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/valider"))
+    assert response.status_code == 409
+    assert '<p class="notice notice--erreur" role="alert">Ce dossier vient d\'être traité par un autre agent.</p>' in shown(response)
+
+
+def test_household_refusing_an_item_shows_its_french_reason_at_the_corrections(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    unknown = "Élément inconnu dans ce dossier : children.zz."
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections", 422,
+                    {"detail": unknown, "problems": [unknown]})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"), "correction:address": "Numéro manquant."}
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form)
+    assert response.status_code == 422 and unknown in shown(response)
+    assert ">Numéro manquant.</textarea>" in shown(response)  # what the agent wrote is kept
+
+
+# ---- the document preview ------------------------------------------------------------------------
+
+def preview_answers(services: FakeServices, content_type: str = "application/pdf", body: bytes = PDF) -> None:
+    services.answer("GET", DOCUMENTS, f"/documents/{DOC_PDF}/download", 200, {
+        "url": "http://127.0.0.1:9000/ecp-documents/pdf?X-Amz-Signature=1", "expires_in": 300,
+        "filename": "facture été.pdf", "content_type": content_type})
+    services.answer("GET", OBJECT_STORE, "/ecp-documents/pdf", 200, body, {"content-type": "binary/octet-stream"})
+
+
+def test_the_preview_relays_the_document_inline_framable_by_this_site_only(agent: TestClient, services: FakeServices) -> None:
+    preview_answers(services)
+    response = agent.get(f"/agents/documents/{DOC_PDF}/apercu")
+    assert response.status_code == 200 and response.content == PDF
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"] == "inline; filename*=UTF-8''facture%20%C3%A9t%C3%A9.pdf"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in policy and "script-src" not in policy and "default-src 'none'" in policy
+    assert response.headers["cache-control"] == "no-store"
+    assert services.to(DOCUMENTS, f"/documents/{DOC_PDF}/download", "GET")[0].authorization == f"Bearer {access_token('agent')}"
+    # every page keeps refusing to be framed
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [], "next_cursor": None})
+    assert "frame-ancestors 'none'" in agent.get("/agents/dossiers").headers["content-security-policy"]
+
+
+def test_the_download_link_asks_the_browser_to_save_the_file(agent: TestClient, services: FakeServices) -> None:
+    preview_answers(services)
+    response = agent.get(f"/agents/documents/{DOC_PDF}/apercu", params={"telecharger": "1"})
+    assert response.headers["content-disposition"].startswith("attachment;")
+
+
+def test_a_type_the_viewer_does_not_show_is_never_rendered_inline(agent: TestClient, services: FakeServices) -> None:
+    preview_answers(services, content_type="text/html", body=b"<script>alert(1)</script>")
+    response = agent.get(f"/agents/documents/{DOC_PDF}/apercu")
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-disposition"].startswith("attachment;")
+
+
+def test_an_infected_document_is_a_french_410(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", DOCUMENTS, f"/documents/{DOC_GONE}/download", 410, {"detail": "Supprimé."})
+    response = agent.get(f"/agents/documents/{DOC_GONE}/apercu")
+    assert response.status_code == 410 and "contenait un virus" in shown(response)
+
+
+def test_the_object_store_unreachable_gives_a_french_503(agent: TestClient, services: FakeServices) -> None:
+    preview_answers(services)
+    services.down.add(OBJECT_STORE)
+    response = agent.get(f"/agents/documents/{DOC_PDF}/apercu")
+    assert response.status_code == 503 and "ne peut pas être lu" in shown(response)
+
+
+# ---- enrolments ----------------------------------------------------------------------------------
+
+def test_the_enrolments_page_shows_capacity_per_school_and_level_and_both_kinds_of_decision(
+    agent: TestClient, services: FakeServices
+) -> None:
+    enrolment_answers(services)
+    response = agent.get("/agents/inscriptions")
+    page = accessible(response)
+    text = shown(response)
+    assert page.h1 == ["Inscriptions scolaires"] and response.headers["cache-control"] == "no-store"
+    assert "<caption>École élémentaire Jean-Jaurès – année scolaire 2027-2028</caption>" in text
+    assert '<th scope="row">CP</th><td>60</td><td>60</td><td>2</td>' in text and "0 (complet)" in text
+    # off the map: the agent picks a school among those teaching the level; no seat: the sector school
+    choice = text[text.index(f'id="ecole-{ENROL_OFF_MAP}"'):]
+    assert 'value="elem-jaures"' in choice[:choice.index("</select>")]
+    assert 'value="mat-tilleuls"' not in choice[:choice.index("</select>")]
+    assert f'id="ecole-{ENROL_NO_SEAT}"' not in text
+    # the dérogation is in its own list, with the family's reason
+    assert f"/agents/inscriptions/{ENROL_DEROGATION}/derogation" in page.forms
+    assert f"/agents/inscriptions/{ENROL_DEROGATION}/decision" not in page.forms
+    assert "Son frère est en CE2 à Marie-Curie." in text
+    for button in ("Confirmer l'inscription", "Refuser l'inscription", "Accepter la dérogation", "Refuser la dérogation"):
+        assert f">{button}</button>" in text
+
+
+def test_the_enrolments_page_filters_by_school_and_year(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    response = agent.get("/agents/inscriptions", params={"annee": "2027-2028", "ecole": "mat-tilleuls"})
+    assert response.status_code == 200
+    assert services.to(ENROLMENT, "/enrolments/pending", "GET")[0].query == {"school_year": ["2027-2028"], "school_id": ["mat-tilleuls"]}
+    assert services.to(ENROLMENT, "/schools/elem-jaures/enrolments", "GET") == []
+
+
+def test_a_malformed_school_year_is_a_field_error_without_calling_enrolment(agent: TestClient, services: FakeServices) -> None:
+    response = agent.get("/agents/inscriptions", params={"annee": "l'an prochain"})
+    assert response.status_code == 422 and "#annee" in accessible(response).links
+    assert services.service_calls() == []
+
+
+def test_refusing_an_enrolment_needs_a_reason(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    page = agent.get("/agents/inscriptions")
+    path = f"/agents/inscriptions/{ENROL_OFF_MAP}/decision"
+    response = agent.post(path, data={**form_of(page, path), "decision": "refuse"})
+    assert response.status_code == 422 and f"#motif-{ENROL_OFF_MAP}" in accessible(response).links
+    assert services.to(ENROLMENT, f"/enrolments/{ENROL_OFF_MAP}/decision") == []
+
+
+def test_confirming_an_enrolment_off_the_map_sends_the_school_chosen(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    services.answer("POST", ENROLMENT, f"/enrolments/{ENROL_OFF_MAP}/decision", 200, enrolment(ENROL_OFF_MAP, status="confirmed"))
+    page = agent.get("/agents/inscriptions")
+    path = f"/agents/inscriptions/{ENROL_OFF_MAP}/decision"
+    response = agent.post(path, data={**form_of(page, path), "decision": "confirm", "school_id": "elem-jaures"})
+    assert response.status_code == 303 and response.headers["location"] == "/agents/inscriptions?fait=confirmee"
+    assert services.to(ENROLMENT, f"/enrolments/{ENROL_OFF_MAP}/decision")[0].json() == {
+        "decision": "confirm", "reason": None, "school_id": "elem-jaures"}
+    assert "L'inscription est confirmée." in shown(agent.get(response.headers["location"]))
+
+
+def test_no_seat_left_is_shown_at_the_confirm_button(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    no_seat = "Plus de place en CP à l'École élémentaire Jean-Jaurès pour 2027-2028."
+    services.answer("POST", ENROLMENT, f"/enrolments/{ENROL_NO_SEAT}/decision", 409, {"detail": no_seat})
+    page = agent.get("/agents/inscriptions")
+    path = f"/agents/inscriptions/{ENROL_NO_SEAT}/decision"
+    response = agent.post(path, data={**form_of(page, path), "decision": "confirm"})
+    assert response.status_code == 409 and no_seat in shown(response)
+    assert f"#confirmer-{ENROL_NO_SEAT}" in accessible(response).links
+
+
+def test_a_derogation_refusal_sends_its_reason(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    services.answer("POST", ENROLMENT, f"/enrolments/{ENROL_DEROGATION}/derogation/decision", 200, enrolment(ENROL_DEROGATION))
+    page = agent.get("/agents/inscriptions")
+    path = f"/agents/inscriptions/{ENROL_DEROGATION}/derogation"
+    missing = agent.post(path, data={**form_of(page, path), "decision": "refused"})
+    assert missing.status_code == 422 and f"#motif-derogation-{ENROL_DEROGATION}" in accessible(missing).links
+    response = agent.post(path, data={**form_of(page, path), "decision": "refused", "reason": "École complète en CE2."})
+    assert response.status_code == 303 and response.headers["location"].endswith("fait=derogation-refusee")
+    assert services.to(ENROLMENT, f"/enrolments/{ENROL_DEROGATION}/derogation/decision")[0].json() == {
+        "decision": "refused", "reason": "École complète en CE2."}
+
+
+def test_enrolment_unreachable_gives_the_french_503_page(agent: TestClient, services: FakeServices) -> None:
+    services.down.add(ENROLMENT)
+    response = agent.get("/agents/inscriptions")
+    assert response.status_code == 503 and "Service momentanément indisponible" in shown(response)
+
+
+# ---- the sector map ------------------------------------------------------------------------------
+
+CURRENT_MAP = {"version": "map-20270301-aa", "created_at": "2027-03-01T09:00:00Z", "applied_at": "2027-03-01T09:01:00Z",
+               "source_name": "carte-2027.csv", "report": {"rows": 39, "segments": 39, "streets": 30, "can_apply": True,
+                                                           "errors": [], "warnings": []},
+               "segments": [{"street": "rue des Lilas"}] * 39}
+CSV = "street;number_from;number_to;side;maternelle;elementaire\nrue des Lilas;1;99;odd;mat-inconnue;elem-jaures\n".encode()
+
+
+def upload(agent: TestClient, data: bytes = CSV, name: str = "carte.csv") -> httpx.Response:
+    token = Page(agent.get("/agents/carte-scolaire").text).hidden()["csrf_token"]
+    return agent.post("/agents/carte-scolaire", data={"csrf_token": token}, files={"fichier": (name, data, "text/csv")})
+
+
+def test_the_sector_map_page_shows_the_map_in_force_and_the_upload_form(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/sector-map", 200, CURRENT_MAP)
+    response = agent.get("/agents/carte-scolaire")
+    page = accessible(response)
+    text = shown(response)
+    assert page.h1 == ["Carte scolaire"]
+    assert "map-20270301-aa" in text and "01/03/2027 à 10:01" in text and "<dd>39</dd>" in text
+    assert 'enctype="multipart/form-data"' in text and '<input type="file" id="fichier-carte" name="fichier"' in text
+
+
+def test_a_file_with_errors_shows_them_per_line_and_cannot_be_applied(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/sector-map", 404, {"detail": "Aucune carte scolaire."})
+    services.answer("POST", ENROLMENT, "/sector-map/imports", 201, {
+        "import_id": "map-1", "rows": 1, "segments": 0, "streets": 0, "can_apply": False, "warnings": [],
+        "errors": [{"kind": "unknown_school", "line": 2, "message": "École inconnue : mat-inconnue."}]})
+    response = upload(agent)
+    assert response.status_code == 422
+    text = shown(response)
+    assert "Aucune carte scolaire n'est appliquée" in text
+    assert "<caption>Erreurs (1)</caption>" in text and "<td>2</td><td>école inconnue</td><td>École inconnue : mat-inconnue.</td>" in text
+    assert "Appliquer cette carte" not in text
+    sent = services.to(ENROLMENT, "/sector-map/imports")[0]
+    assert sent.body == CSV and sent.content_type == "text/csv" and sent.query == {"name": ["carte.csv"]}
+
+
+def test_a_valid_file_is_applied_with_the_apply_button(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/sector-map", 200, CURRENT_MAP)
+    services.answer("POST", ENROLMENT, "/sector-map/imports", 201, {
+        "import_id": "map-2", "rows": 39, "segments": 39, "streets": 30, "can_apply": True, "errors": [], "warnings": []})
+    services.answer("POST", ENROLMENT, "/sector-map/imports/map-2/apply", 200, {"version": "map-2", "segments": 39, "applied": True})
+    checked = upload(agent)
+    assert checked.status_code == 200 and "Le fichier est valide" in shown(checked)
+    applied = agent.post("/agents/carte-scolaire/appliquer", data=form_of(checked, "/agents/carte-scolaire/appliquer"))
+    assert applied.status_code == 303 and applied.headers["location"] == "/agents/carte-scolaire?appliquee=map-2"
+    assert "La nouvelle carte scolaire est appliquée (version map-2)." in shown(agent.get(applied.headers["location"]))
+
+
+def test_no_file_chosen_is_a_field_error_without_calling_enrolment(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/sector-map", 200, CURRENT_MAP)
+    response = upload(agent, data=b"", name="")
+    assert response.status_code == 422 and "#fichier-carte" in accessible(response).links
+    assert services.to(ENROLMENT, "/sector-map/imports") == []
+
+
+def test_applying_a_map_with_errors_shows_enrolments_refusal(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/sector-map", 200, CURRENT_MAP)
+    services.answer("POST", ENROLMENT, "/sector-map/imports/map-3/apply", 409, {
+        "detail": "Cette version contient des erreurs : elle ne peut pas être appliquée.",
+        "report": {"rows": 1, "segments": 0, "streets": 0, "can_apply": False, "warnings": [],
+                   "errors": [{"kind": "malformed", "line": 1, "message": "Colonnes manquantes."}]}})
+    token = Page(agent.get("/agents/carte-scolaire").text).hidden()["csrf_token"]
+    response = agent.post("/agents/carte-scolaire/appliquer", data={"csrf_token": token, "import_id": "map-3"})
+    assert response.status_code == 409
+    text = shown(response)
+    assert "elle ne peut pas être appliquée" in text and "Colonnes manquantes." in text and "Appliquer cette carte" not in text
