@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -204,25 +204,17 @@ def french_datetime(value: str | None) -> str:
 # ---- Déclarer mon entourage: the form ---------------------------------------------------------
 
 # The declaration has many short fields (an address, two guardians, up to twelve children): more
-# than forms.read_form accepts for the account pages, hence this reader with its own limits.
-MAX_DECLARATION_BYTES = 64 * 1024
+# than forms.read_form accepts for the account pages; the gateway caps the body at 1 MB.
 MAX_DECLARATION_FIELDS = 120
 
 
 async def declaration_form(request: Request) -> dict[str, str]:
     """Dependency: the posted declaration once the CSRF pair is checked (``csrf.verify``)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    form: dict[str, str] = {}
-    if content_type == "application/x-www-form-urlencoded":
-        body = await request.body()
-        if len(body) > MAX_DECLARATION_BYTES:
-            raise BadForm()
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_DECLARATION_FIELDS)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BadForm() from exc
-        for name, value in pairs:
-            form.setdefault(name, value)
+    try:
+        posted = await request.form(max_files=0, max_fields=MAX_DECLARATION_FIELDS)
+    except (StarletteHTTPException, ValueError) as exc:  # unreadable, or too many fields
+        raise BadForm() from exc
+    form = {name: value for name, value in posted.multi_items() if isinstance(value, str)}
     csrf.verify(request, form.get(csrf.FIELD_NAME))
     return form
 
@@ -705,9 +697,9 @@ async def sworn_statement(request: Request, user: CurrentUser, services: Service
 
 def fix_link(problem: str, proofs: list[Proof]) -> str:
     """Where the family fixes what a French problem sentence names: the proof's block when it
-    names one (children first: « de l'enfant X » also reads « de X »), else the declaration."""
+    names one, else the declaration."""
     lowered = problem.lower()
-    for proof in sorted(proofs, key=lambda p: p.kind != "child_identity"):
+    for proof in proofs:
         if proof.title.lower() in lowered:
             return f"{PROOFS}#piece-{proof.slot}"
     if "document" in lowered or "justificatif" in lowered or "pièce" in lowered:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,7 +18,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services.web.main import create_app
+# The test app with app.state.http on this module's ``services`` fixture (its fake transport).
+from services.web.tests.test_account import client  # noqa: F401
 from services.web.tests.test_links import Page, accessible, shown, title
 
 IDENTITY, HOUSEHOLD, DOCUMENTS, ENROLMENT, OBJECT_STORE = 8101, 8102, 8103, 8105, 9000
@@ -81,18 +81,6 @@ class FakeServices:
 @pytest.fixture
 def services() -> FakeServices:
     return FakeServices()
-
-
-@pytest.fixture
-def client(services: FakeServices) -> Iterator[TestClient]:
-    app = create_app()
-    with TestClient(app, follow_redirects=False) as test_client:
-        real = app.state.http
-        app.state.http = httpx.AsyncClient(transport=httpx.MockTransport(services.handler))
-        try:
-            yield test_client
-        finally:
-            app.state.http = real
 
 
 def logged_in(client: TestClient, services: FakeServices, role: str = "agent") -> None:

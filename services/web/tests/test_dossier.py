@@ -1,0 +1,438 @@
+"""Family file pages (Déclarer mon entourage, pièces justificatives, transmettre, mon dossier),
+with identity, household and documents faked by one ``httpx.MockTransport``: answers chosen per
+(method, port, path), every call recorded, so tests prove what was sent and what was not."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from services.web import dossier as pages
+from services.web.main import create_app
+from services.web.tests.test_account import IDENTITY, PASSWORD, form_of, pair
+from services.web.tests.test_links import Page, accessible, shown, title
+
+HOUSEHOLD, DOCUMENTS = 8102, 8103
+GUARDIAN, CHILD, CHILD_2 = "g-1", "c-1", "c-2"
+
+
+@dataclass
+class Call:
+    method: str
+    port: int
+    path: str
+    body: Any
+    params: dict[str, str]
+    raw: bytes
+
+
+@dataclass
+class FakeServices:
+    answers: dict[tuple[str, int, str], tuple[int, Any, dict[str, str]]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    down: set[int] = field(default_factory=set)
+
+    def answer(self, method: str, port: int, path: str, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        self.answers[(method, port, path)] = (status, body, headers or {})
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        port = request.url.port or 0
+        raw = request.read()
+        is_json = request.headers.get("content-type", "").startswith("application/json")
+        self.calls.append(Call(request.method, port, request.url.path, json.loads(raw) if is_json and raw else None,
+                               dict(request.url.params), raw))
+        if port in self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        status, body, headers = self.answers[(request.method, port, request.url.path)]
+        if isinstance(body, bytes):
+            return httpx.Response(status, content=body, headers=headers)
+        return httpx.Response(status, headers=headers) if body is None else httpx.Response(status, json=body, headers=headers)
+
+    def made(self, port: int) -> list[tuple[str, str]]:
+        return [(c.method, c.path) for c in self.calls if c.port == port]
+
+    def last(self, method: str, path: str) -> Call:
+        return [c for c in self.calls if c.method == method and c.path == path][-1]
+
+
+@pytest.fixture
+def services() -> FakeServices:
+    return FakeServices()
+
+
+@pytest.fixture
+def client(services: FakeServices) -> Iterator[TestClient]:
+    app = create_app()
+    with TestClient(app, follow_redirects=False) as test_client:
+        real = app.state.http
+        app.state.http = httpx.AsyncClient(transport=httpx.MockTransport(services.handler))
+        services.answer("POST", IDENTITY, "/auth/login", 200, pair())
+        login = test_client.post("/connexion", data={**form_of(test_client, "/connexion"), "email": "a@exemple.fr", "password": PASSWORD})
+        assert login.status_code == 303
+        services.calls.clear()
+        try:
+            yield test_client
+        finally:
+            app.state.http = real
+
+
+def family_file(status: str = "draft", **changes: Any) -> dict[str, Any]:
+    """Household's family view of a file with one guardian and two children."""
+    view = {
+        "id": "d-1", "status": status, "status_label": {"draft": "Brouillon", "submitted": "Transmis au Service Scolaire, en attente d'examen",
+                                                         "corrections_requested": "Corrections demandées"}.get(status, status),
+        "version": 3, "created_at": "2026-01-15T09:05:00Z", "submitted_at": None,
+        "address": {"number": "12 bis", "street": "rue des Lilas", "postcode": "45000", "town": "Montclair",
+                    "proof_document_id": "doc-addr", "validated": False, "corrections": []},
+        "guardians": [{"guardian_id": GUARDIAN, "first_name": "Camille", "last_name": "Martin", "relationship": "mère",
+                       "phone": None, "email": "camille@exemple.fr", "identity_document_id": None, "corrections": []}],
+        "children": [
+            {"child_id": CHILD, "first_name": "Léa", "last_name": "Martin", "birth_date": "2019-03-14",
+             "identity_document_id": "doc-lea", "validated": False, "corrections": []},
+            {"child_id": CHILD_2, "first_name": "Noé", "last_name": "Martin", "birth_date": "2021-09-21",
+             "identity_document_id": None, "validated": False, "corrections": []},
+        ],
+        "recommended": [{"kind": "insurance", "document_id": "doc-ins", "child_id": None, "label": "Attestation d'assurance scolaire (recommandé)",
+                         "corrections": []}],
+        "corrections": [], "rejection_reason": None, "timeline": [],
+        "submission_problems": ["Il manque la pièce d'identité de Camille Martin (ou une attestation sur l'honneur)."],
+    }
+    view.update(changes)
+    return view
+
+
+def my_documents(*documents: dict[str, Any]) -> dict[str, Any]:
+    return {"documents": list(documents)}
+
+
+def document(doc_id: str, status: str, name: str = "piece.pdf", **extra: Any) -> dict[str, Any]:
+    return {"id": doc_id, "kind": "child_identity", "kind_label": "Identité de l'enfant", "status": status, "name": name,
+            "uploaded_at": "2026-01-15T09:10:00Z", **extra}
+
+
+def declared(**changes: str) -> dict[str, str]:
+    fields = {
+        "adresse-numero": "12 bis", "adresse-voie": "rue des Lilas", "adresse-code-postal": "45000", "adresse-commune": "Montclair",
+        "parent-1-prenom": "Camille", "parent-1-nom": "Martin", "parent-1-lien": "mère", "parent-1-telephone": "",
+        "parent-1-email": "camille@exemple.fr", "enfants": "2", "enfant-1-prenom": "Léa", "enfant-1-nom": "Martin",
+        "enfant-1-naissance": "2019-03-14", "enfant-2-prenom": "Noé", "enfant-2-nom": "Martin", "enfant-2-naissance": "21/09/2021",
+        "action": "enregistrer",
+    }
+    return {**fields, **changes}
+
+
+def post_declaration(client: TestClient, fields: dict[str, str]) -> httpx.Response:
+    return client.post("/entourage", data={**Page(client.get("/entourage").text).hidden(), **fields})
+
+
+def summary_links(page: Page) -> list[str]:
+    return [link for link in page.links if link.startswith("#") and link != "#contenu"]
+
+
+# ---- Déclarer mon entourage -------------------------------------------------------------------
+
+def test_the_empty_declaration_form_is_accessible_and_never_cached(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    response = client.get("/entourage")
+    page = accessible(response)
+    assert page.h1 == ["Déclarer mon entourage"] and title(response).startswith("Déclarer mon entourage")
+    assert response.headers["cache-control"] == "no-store"
+    names = {i["name"] for i in page.visible_inputs()}
+    assert {"adresse-code-postal", "parent-1-prenom", "parent-2-email", "enfant-1-naissance"} <= names
+    assert "Enregistrer et continuer" in response.text and 'value="ajouter-enfant"' in response.text
+    # The save button comes first in the form: the Enter key saves, it does not add a child.
+    assert response.text.index('value="enregistrer"') < response.text.index('value="ajouter-enfant"')
+
+
+def test_adding_a_child_shows_one_more_block_keeps_what_was_typed_and_saves_nothing(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    response = post_declaration(client, declared(action="ajouter-enfant"))
+    assert response.status_code == 200
+    page = accessible(response)
+    assert {"enfant-3-prenom", "enfant-3-naissance"} <= {i["name"] for i in page.inputs}
+    assert 'value="Noé"' in response.text and 'role="status"' in response.text
+    assert services.made(HOUSEHOLD) == [("GET", "/dossier"), ("GET", "/dossier")]
+
+
+def test_bad_input_is_listed_in_page_order_next_to_its_fields_without_calling_household(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    response = post_declaration(client, declared(**{
+        "adresse-code-postal": "4500", "parent-1-lien": "tante", "parent-2-email": "dominique", "enfant-2-naissance": "2090-01-01",
+        "enfant-1-prenom": "",
+    }))
+    assert response.status_code == 422
+    page = accessible(response)
+    assert title(response).startswith("Erreur : Déclarer mon entourage")
+    assert summary_links(page) == ["#adresse-code-postal", "#parent-1-lien", "#parent-2-prenom", "#parent-2-nom", "#parent-2-lien",
+                                   "#parent-2-email", "#enfant-1-prenom", "#enfant-2-naissance"]
+    text = shown(response)
+    assert pages.FIELD_MESSAGES["postcode"] in text and pages.BIRTH_IN_FUTURE in text
+    assert 'aria-describedby="adresse-code-postal-aide adresse-code-postal-erreur" aria-invalid="true"' in response.text
+    assert ("POST", "/dossier") not in services.made(HOUSEHOLD) and ("PUT", "/dossier") not in services.made(HOUSEHOLD)
+
+
+def test_a_child_of_eighteen_is_refused_with_a_clear_reason() -> None:
+    errors = pages.declaration_errors(pages.Declaration.of_form(declared(**{"enfant-1-naissance": "2008-01-01"})),
+                                      pages.date(2026, 1, 2))
+    assert errors == {"enfant-1-naissance": pages.TOO_OLD}
+
+
+def test_a_first_declaration_creates_the_file_and_goes_to_the_proofs(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    services.answer("POST", HOUSEHOLD, "/dossier", 201, family_file())
+    response = post_declaration(client, declared())
+    assert response.status_code == 303 and response.headers["location"] == "/pieces-justificatives"
+    sent = services.last("POST", "/dossier").body
+    assert sent["address"] == {"number": "12 bis", "street": "rue des Lilas", "postcode": "45000", "town": "Montclair", "proof_document_id": None}
+    assert [g["first_name"] for g in sent["guardians"]] == ["Camille"]  # the empty other parent is left out
+    assert sent["guardians"][0]["phone"] is None and sent["guardians"][0]["guardian_id"] is None
+    assert [(c["first_name"], c["birth_date"]) for c in sent["children"]] == [("Léa", "2019-03-14"), ("Noé", "2021-09-21")]
+    assert "version" not in sent
+
+
+def test_saving_again_keeps_the_attached_proofs_and_sends_the_version_read(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("PUT", HOUSEHOLD, "/dossier", 200, family_file())
+    form = Page(client.get("/entourage").text).hidden()
+    assert form["enfant-1-id"] == CHILD and form["version"] == "3"
+    response = client.post("/entourage", data={**form, **declared(**{"enfant-2-id": "not-ours", "enfant-1-retirer": ""})})
+    assert response.status_code == 303
+    sent = services.last("PUT", "/dossier").body
+    assert sent["version"] == 3
+    assert sent["address"]["proof_document_id"] == "doc-addr"
+    assert sent["children"][0] == {"child_id": CHILD, "first_name": "Léa", "last_name": "Martin", "birth_date": "2019-03-14",
+                                        "identity_document_id": "doc-lea"}
+    assert sent["children"][1]["child_id"] is None  # an id household did not give is a new child
+    assert sent["recommended"] == [{"kind": "insurance", "document_id": "doc-ins", "child_id": None}]
+
+
+def test_a_ticked_child_is_removed_on_save(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("PUT", HOUSEHOLD, "/dossier", 200, family_file())
+    post_declaration(client, declared(**{"enfant-2-retirer": "oui"}))
+    assert [c["first_name"] for c in services.last("PUT", "/dossier").body["children"]] == ["Léa"]
+
+
+def test_household_field_errors_are_shown_next_to_the_field_they_came_from(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("PUT", HOUSEHOLD, "/dossier", 422, {"detail": "Les données envoyées ne sont pas valides.", "errors": [
+        {"loc": ["body", "children", 1, "last_name"], "msg": "String should have at most 100 characters", "type": "string_too_long"}]})
+    # An empty block between the two children: household's index 1 is the form's third child.
+    fields = declared(**{"enfants": "3", "enfant-2-prenom": "", "enfant-2-nom": "", "enfant-2-naissance": "",
+                         "enfant-3-prenom": "Noé", "enfant-3-nom": "Martin", "enfant-3-naissance": "2021-09-21"})
+    response = post_declaration(client, fields)
+    assert response.status_code == 422
+    assert summary_links(accessible(response)) == ["#enfant-3-nom"]
+    assert pages.FIELD_MESSAGES["last_name"] in shown(response) and "String should" not in response.text
+
+
+def test_a_file_under_review_is_shown_read_only_and_a_save_is_refused_saying_why(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file("submitted"))
+    response = client.get("/entourage")
+    accessible(response)
+    assert pages.UNDER_REVIEW in shown(response) and "Enregistrer et continuer" not in response.text
+    assert response.text.count("disabled") >= 3
+    refused = client.post("/entourage", data={**Page(response.text).hidden(), **declared()})
+    assert refused.status_code == 409 and pages.UNDER_REVIEW in shown(refused)
+    assert ("PUT", "/dossier") not in services.made(HOUSEHOLD)
+
+
+def test_household_unreachable_is_a_french_503_page(client: TestClient, services: FakeServices) -> None:
+    services.down.add(HOUSEHOLD)
+    response = client.get("/entourage")
+    assert response.status_code == 503
+    assert "ne répond pas" in shown(response) and "Traceback" not in response.text
+
+
+def test_posting_the_declaration_without_the_csrf_pair_is_refused_before_any_call(client: TestClient, services: FakeServices) -> None:
+    response = client.post("/entourage", data=declared())
+    assert response.status_code == 403 and "Formulaire expiré" in response.text
+    assert services.calls == []
+
+
+# ---- Mes pièces justificatives ----------------------------------------------------------------
+
+def proofs_answers(services: FakeServices, view: dict[str, Any] | None = None) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, view or family_file())
+    services.answer("GET", DOCUMENTS, "/documents", 200, my_documents(
+        document("doc-addr", "clean", "facture.pdf"), document("doc-lea", "pending", "IMG_0042.jpg")))
+
+
+def test_the_proofs_page_has_one_block_per_required_proof_with_its_scan_status(client: TestClient, services: FakeServices) -> None:
+    corrections = ["La photo est illisible : envoyez une copie nette."]
+    view = family_file("corrections_requested")
+    view["children"][0]["corrections"] = corrections
+    proofs_answers(services, view)
+    response = client.get("/pieces-justificatives")
+    page = accessible(response)
+    assert page.h1 == ["Mes pièces justificatives"] and response.headers["cache-control"] == "no-store"
+    slots = [i["value"] for i in page.inputs if i.get("name") == "piece"]
+    assert slots == ["domicile", f"representant-{GUARDIAN}", f"enfant-{CHILD}", f"enfant-{CHILD_2}"]
+    text = shown(response)
+    assert "Pièce d'identité de l'enfant Noé Martin" in text and "Aucun document envoyé" in text
+    assert "facture.pdf" in text and ">Sain<" in text and ">En cours d'analyse<" in text
+    assert corrections[0] in text
+    assert f"/pieces-justificatives/attestation?piece=enfant-{CHILD_2}" in page.links
+    assert text.count("Remplacer ce document") == 2 and text.count("Envoyer ce document") == 2
+    assert 'enctype="multipart/form-data"' in response.text and "/static/upload.js" in response.text
+    # What household says is missing, with a link to the block that fixes it
+    assert f"/pieces-justificatives#piece-representant-{GUARDIAN}" in page.links
+    assert "Transmettre mon dossier" in text
+
+
+def test_an_infected_document_says_so_with_its_reason(client: TestClient, services: FakeServices) -> None:
+    reason = "Ce fichier contient un virus (Eicar-Signature) : il a été supprimé."
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("GET", DOCUMENTS, "/documents", 200, my_documents(document("doc-lea", "infected", reason=reason)))
+    text = shown(client.get("/pieces-justificatives"))
+    assert ">Infecté<" in text and reason in text
+
+
+def upload(client: TestClient, slot: str, kind: str, data: bytes = b"%PDF-1.4 piece", name: str = "piece.pdf") -> httpx.Response:
+    hidden = Page(client.get("/pieces-justificatives").text).hidden()
+    return client.post("/pieces-justificatives", data={"csrf_token": hidden["csrf_token"], "piece": slot, "type": kind},
+                       files={"fichier": (name, data, "application/pdf")})
+
+
+def test_an_upload_is_stored_then_attached_and_the_replaced_document_deleted(client: TestClient, services: FakeServices) -> None:
+    proofs_answers(services)
+    services.answer("POST", DOCUMENTS, "/documents", 201, document("doc-new", "pending"))
+    services.answer("PUT", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("DELETE", DOCUMENTS, "/documents/doc-lea", 204)
+    response = upload(client, f"enfant-{CHILD}", "sworn_statement")
+    assert response.status_code == 303 and response.headers["location"] == f"/pieces-justificatives?envoi=enfant-{CHILD}"
+    stored = services.last("POST", "/documents")
+    assert b'name="kind"\r\n\r\nsworn_statement' in stored.raw and b"%PDF-1.4 piece" in stored.raw
+    sent = services.last("PUT", "/dossier").body
+    assert sent["children"][0]["identity_document_id"] == "doc-new" and sent["version"] == 3
+    assert sent["address"]["proof_document_id"] == "doc-addr"  # the other proofs untouched
+    assert services.made(DOCUMENTS)[-1] == ("DELETE", "/documents/doc-lea")
+    confirmation = client.get(response.headers["location"])
+    assert "Pièce d'identité de l'enfant Léa Martin » a été envoyé" in shown(confirmation) and 'role="status"' in confirmation.text
+
+
+def test_a_refused_file_is_explained_next_to_its_proof_and_nothing_is_attached(client: TestClient, services: FakeServices) -> None:
+    proofs_answers(services)
+    refusal = "Ce fichier n'est ni un PDF ni une photo (JPEG, PNG, HEIC) : nous ne pouvons pas l'accepter."
+    services.answer("POST", DOCUMENTS, "/documents", 415, {"detail": refusal})
+    response = upload(client, "domicile", "proof_of_address", b"texte", "facture.txt")
+    assert response.status_code == 415
+    page = accessible(response)
+    assert summary_links(page) == ["#fichier-domicile"] and refusal in shown(response)
+    assert ("PUT", "/dossier") not in services.made(HOUSEHOLD)
+
+
+def test_when_the_file_refuses_the_new_document_it_is_deleted_again(client: TestClient, services: FakeServices) -> None:
+    proofs_answers(services)
+    services.answer("POST", DOCUMENTS, "/documents", 201, document("doc-new", "pending"))
+    services.answer("PUT", HOUSEHOLD, "/dossier", 409, {"detail": "Votre dossier a été modifié entre-temps."})
+    services.answer("DELETE", DOCUMENTS, "/documents/doc-new", 204)
+    response = upload(client, f"representant-{GUARDIAN}", "guardian_identity")
+    assert response.status_code == 409 and "modifié entre-temps" in shown(response)
+    assert services.made(DOCUMENTS)[-1] == ("DELETE", "/documents/doc-new")
+
+
+def test_an_unknown_proof_or_kind_is_refused_without_storing_anything(client: TestClient, services: FakeServices) -> None:
+    proofs_answers(services)
+    assert upload(client, "enfant-someone-else", "child_identity").status_code == 422
+    wrong_kind = upload(client, "domicile", "child_identity")
+    assert wrong_kind.status_code == 422 and pages.BAD_KIND in shown(wrong_kind)
+    assert ("POST", "/documents") not in services.made(DOCUMENTS)
+
+
+def test_an_upload_without_the_csrf_pair_is_refused_before_any_call(client: TestClient, services: FakeServices) -> None:
+    response = client.post("/pieces-justificatives", data={"piece": "domicile", "type": "proof_of_address"},
+                           files={"fichier": ("a.pdf", b"%PDF", "application/pdf")})
+    assert response.status_code == 403
+    assert services.calls == []
+
+
+def test_the_sworn_statement_is_relayed_pre_filled_for_the_proof(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("GET", DOCUMENTS, "/sworn-statement", 200, b"%PDF-1.7 attestation",
+                    {"content-type": "application/pdf", "content-disposition": 'attachment; filename="attestation-sur-l-honneur-child_identity.pdf"'})
+    response = client.get(f"/pieces-justificatives/attestation?piece=enfant-{CHILD_2}")
+    assert response.status_code == 200 and response.content == b"%PDF-1.7 attestation"
+    assert response.headers["content-disposition"].startswith("attachment") and response.headers["cache-control"] == "no-store"
+    assert services.last("GET", "/sworn-statement").params == {"subject": "child_identity", "declarant": "Camille Martin", "child": "Noé Martin"}
+
+
+def test_a_sworn_statement_for_no_proof_of_the_file_is_a_french_422(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    response = client.get("/pieces-justificatives/attestation?piece=inconnue")
+    assert response.status_code == 422 and pages.BAD_PROOF in shown(response)
+
+
+# ---- Transmettre, Mon dossier -----------------------------------------------------------------
+
+def test_submitting_an_incomplete_file_lists_what_is_missing_with_links_to_fix_it(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    problems = ["Il manque la pièce d'identité de l'enfant Noé Martin (ou une attestation sur l'honneur).",
+                "La date de naissance de l'enfant Léa Martin est dans le futur."]
+    services.answer("POST", HOUSEHOLD, "/dossier/submit", 422, {"detail": "Votre dossier ne peut pas encore être transmis.", "problems": problems})
+    response = client.post("/dossier/transmettre", data=Page(client.get("/dossier").text).hidden())
+    assert response.status_code == 422
+    page = accessible(response)
+    assert title(response).startswith("Erreur : Mon dossier")
+    assert f"/pieces-justificatives#piece-enfant-{CHILD_2}" in page.links and "/entourage" in page.links
+    assert all(p in shown(response) for p in problems)
+
+
+def test_a_submitted_file_goes_to_my_file_with_a_confirmation(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("POST", HOUSEHOLD, "/dossier/submit", 200, family_file("submitted"))
+    response = client.post("/dossier/transmettre", data=Page(client.get("/dossier").text).hidden())
+    assert response.status_code == 303 and response.headers["location"] == "/dossier?transmis=1"
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file("submitted"))
+    page = client.get("/dossier?transmis=1")
+    assert pages.SUBMITTED_NOTICE in shown(page) and "Transmettre mon dossier" not in page.text
+
+
+def test_my_file_shows_status_next_step_corrections_and_the_timeline_in_paris_time(client: TestClient, services: FakeServices) -> None:
+    view = family_file("corrections_requested", corrections=[
+        {"item": f"children.{CHILD}.birth_date", "reason": "La date ne correspond pas à l'acte de naissance."},
+        {"item": "doc-lea", "reason": "Photo floue."}])
+    view["timeline"] = [
+        {"at": "2026-01-16T08:00:00Z", "action": "submitted", "label": "Dossier transmis", "reason": None, "corrections": None},
+        {"at": "2026-07-01T12:30:00Z", "action": "corrections_requested", "label": "Corrections demandées", "reason": None,
+         "corrections": view["corrections"]},
+    ]
+    services.answer("GET", HOUSEHOLD, "/dossier", 200, view)
+    response = client.get("/dossier")
+    page = accessible(response)
+    assert page.h1 == ["Mon dossier"] and response.headers["cache-control"] == "no-store"
+    text = shown(response)
+    assert "15 janvier 2026 à 10:05" in text and "16 janvier 2026 à 09:00" in text and "1 juillet 2026 à 14:30" in text
+    assert "Enfant : Léa Martin" in text and "Pièce d'identité de l'enfant Léa Martin" in text and "Photo floue." in text
+    assert "<caption>" in response.text and '<th scope="col">Date</th>' in response.text
+    assert f"/pieces-justificatives#piece-enfant-{CHILD}" in page.links
+    assert "transmettez à nouveau" in text and "Transmettre mon dossier" in text
+
+
+def test_without_a_file_my_file_and_the_proofs_invite_to_declare(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    for path in ("/dossier", "/pieces-justificatives"):
+        page = accessible(client.get(path))
+        assert "/entourage" in page.links
+
+
+def test_french_dates_are_in_paris_time_summer_and_winter() -> None:
+    assert pages.french_datetime("2026-12-31T23:30:00+00:00") == "1 janvier 2027 à 00:30"
+    assert pages.french_datetime("2026-08-15T06:00:00Z") == "15 août 2026 à 08:00"
+    assert pages.french_date("2019-03-01") == "1 mars 2019"
+
+
+def test_problems_link_to_the_block_that_fixes_them_even_when_a_guardian_and_a_child_share_a_name() -> None:
+    view = family_file()
+    view["guardians"][0].update(first_name="Léa", last_name="Martin")  # same name as a child
+    proofs = pages.required_proofs(copy.deepcopy(view))
+    assert pages.fix_link("Il manque la pièce d'identité de l'enfant Léa Martin.", proofs) == f"/pieces-justificatives#piece-enfant-{CHILD}"
+    assert pages.fix_link("Il manque la pièce d'identité de Léa Martin.", proofs) == f"/pieces-justificatives#piece-representant-{GUARDIAN}"
+    assert pages.fix_link("Indiquez au moins un enfant.", proofs) == "/entourage"
