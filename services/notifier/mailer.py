@@ -40,14 +40,15 @@ def classify(exc: Exception) -> Exception:
 
 
 class SmtpMailer:
-    """One SMTP connection reused for every email (a new TCP + SMTP handshake per email would
-    cost more than the email), reopened after any failure. A lock serialises the notifier's
-    consumers on it: one SMTP transaction at a time per connection."""
+    """A small pool of long-lived SMTP connections (a new TCP + SMTP handshake per email would
+    cost more than the email): up to ``smtp_connections`` transactions at once, each on its own
+    connection, opened on first use and kept for the next email. A connection that failed is
+    closed and a fresh one is opened by the next send, so a restarted server is picked up."""
 
     def __init__(self, settings: NotifierSettings) -> None:
         self._settings = settings
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(max(1, settings.smtp_connections))
 
     def _new_client(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -62,36 +63,46 @@ class SmtpMailer:
 
     async def send(self, message: EmailMessage, recipient: str) -> str:
         """Sends to exactly ``recipient`` (the envelope, not the To header); returns the reply."""
-        async with self._lock:
+        async with self._slots:
+            client = self._idle.pop() if self._idle else None
+            if client is not None and client.is_connected:
+                try:
+                    errors, reply = await client.send_message(message, recipients=[recipient])
+                except aiosmtplib.SMTPServerDisconnected:
+                    # Idle too long, the server hung up before this transaction: nothing was
+                    # sent, so a fresh connection tries at once instead of counting a failure.
+                    _discard(client)
+                except Exception as exc:
+                    _discard(client)
+                    raise classify(exc) from exc
+                else:
+                    return self._accepted(client, errors, reply)
+            client = self._new_client()
             try:
-                if self._client is None or not self._client.is_connected:
-                    self._client = self._new_client()
-                    await self._client.connect()
-                errors, reply = await self._client.send_message(message, recipients=[recipient])
+                await client.connect()
+                errors, reply = await client.send_message(message, recipients=[recipient])
             except Exception as exc:
-                await self._drop()
+                _discard(client)
                 raise classify(exc) from exc
-            if errors:  # a refused recipient among several; we only ever send to one
-                code, text = next(iter(errors.values()))
-                raise PermanentSmtpError(f"{code} {text}", code) if 500 <= code < 600 else TransientSmtpError(text)
-            return reply
+            return self._accepted(client, errors, reply)
 
-    async def _drop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # already broken: nothing left to close
-                pass
+    def _accepted(self, client: aiosmtplib.SMTP, errors: dict[str, aiosmtplib.SMTPResponse], reply: str) -> str:
+        """Puts the healthy connection back for the next email; the server's reply or refusal."""
+        self._idle.append(client)
+        if errors:  # a refused recipient among several; we only ever send to one
+            code, text = next(iter(errors.values()))
+            raise PermanentSmtpError(f"{code} {text}", code) if 500 <= code < 600 else TransientSmtpError(text)
+        return reply
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._client is not None and self._client.is_connected:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            if client.is_connected:
                 try:
-                    await self._client.quit()
-                except Exception:
+                    await client.quit()
+                except Exception:  # closing anyway
                     pass
-            await self._drop()
+            _discard(client)
 
     async def ping(self) -> None:
         """Readiness: a fresh connection and a NOOP (not the shared one, which may be busy)."""
@@ -101,3 +112,11 @@ class SmtpMailer:
             await client.noop()
         finally:
             await client.quit()
+
+
+def _discard(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None:
+        try:
+            client.close()
+        except Exception:  # already broken: nothing left to close
+            pass

@@ -3,14 +3,16 @@ Run with ``python -m services.notifier.main``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
 
 from fastapi import FastAPI
 
 from services.kernel.health import ReadinessCheck
-from services.kernel.runtime import ConsumerSpec, ServiceRuntime, retry_forever
+from services.kernel.runtime import ServiceRuntime, retry_forever
 from services.kernel.service import backend_app, serve
 from services.notifier import api, events
+from services.notifier.concurrent_consumer import run_consumer
 from services.notifier.consumers import Notifier
 from services.notifier.mailer import SmtpMailer
 from services.notifier.settings import NotifierSettings
@@ -23,14 +25,21 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.store = NotifierStore(runtime.db)
     await retry_forever(app.state.store.ensure_indexes, "notifier indexes")
     app.state.notifier = Notifier(settings, app.state.store, app.state.mailer, events_queued=runtime.events_queued)
+    # The notifier's consumer groups handle a batch concurrently (concurrent_consumer), so they
+    # run here rather than as the kernel's sequential consumers.
+    app.state.consumer_tasks = [
+        asyncio.create_task(run_consumer(runtime, spec, settings.consumer_concurrency), name=f"consumer-{spec.group_id}")
+        for spec in app.state.notifier.consumer_specs()
+    ]
 
 
 async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
+    for task in app.state.consumer_tasks:
+        task.cancel()
+    for task in app.state.consumer_tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
     await app.state.mailer.close()
-
-
-def consumers(app: FastAPI, runtime: ServiceRuntime) -> Sequence[ConsumerSpec]:
-    return app.state.notifier.consumer_specs()
 
 
 def create_app() -> FastAPI:
@@ -41,7 +50,6 @@ def create_app() -> FastAPI:
         "and the delivery log agents read.",
         routers=[api.router],
         outbox_collections=[events.OUTBOX_COLLECTION],
-        consumers=consumers,
         on_start=open_clients,
         on_stop=close_clients,
         extra_checks=lambda app, runtime: [ReadinessCheck("smtp", app.state.mailer.ping)],

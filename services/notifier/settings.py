@@ -21,6 +21,12 @@ class NotifierSettings(CommonSettings):
     # backoff then retries it for as long as the SMTP server stays unreachable.
     smtp_attempts: int = 3
     smtp_backoff_initial_s: float = 0.2
+    # Long-lived SMTP connections kept open, one transaction at a time on each.
+    smtp_connections: int = 4
+    # Events of one fetched batch handled at once, for different accounts (one account's events
+    # stay in order). Also the most emails a kill -9 can catch between the server's 250 and the
+    # ``sent`` record, i.e. the most duplicates a crash can cause.
+    consumer_concurrency: int = 8
 
     # What every email says about who sends it (the shared layout).
     sender: str = "Espace Citoyen <ne-pas-repondre@montclair-sur-loire.fr>"
@@ -29,7 +35,7 @@ class NotifierSettings(CommonSettings):
     timezone: str = "Europe/Paris"
     # Pages of the portal the emails point to (public_base_url + path); the web pages own them.
     login_path: str = "/connexion"
-    forgot_password_path: str = "/mot-de-passe/oublie"
+    forgot_password_path: str = "/mot-de-passe/oubli"
     household_path: str = "/entourage"
     # Where a family enrols a child once its file is validated, and where it downloads the
     # certificat d'inscription (the same page today; two settings so either may move).

@@ -7,19 +7,27 @@ built from AccountRegistered / AccountActivated; AccountDeleted leaves a tombsto
 *before* the SMTP transaction (status ``sending``, leased to one process) and updated after it
 (``sent`` or ``failed``) together with its NotificationSent / NotificationFailed event in the
 embedded outbox: the outcome and its event are one single-document write.
+
+The first insert of a claim and the recording of an outcome go through a group commit
+(``batching.GroupCommit``): the emails a batch sends concurrently are claimed in one
+``insert_many`` and recorded in one ``bulk_write``, each still a single-document write with its
+own condition. The rare paths (a claim that finds its key taken, a retry) stay one by one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from services.kernel.mongo import Database, is_duplicate_key
 from services.kernel.outbox import new_document_with_events, with_events
+from services.notifier.batching import GroupCommit
 from services.notifier.domain import DeliveryStatus
 
 RECIPIENTS = "recipients"
@@ -42,10 +50,32 @@ class Claim:
     created_at: datetime | None = None
 
 
+class AlreadyClaimed(Exception):
+    """The delivery's key is taken: a redelivered event, or a resumed attempt."""
+
+
 class NotifierStore:
     def __init__(self, db: Database) -> None:
         self.recipients = db[RECIPIENTS]
         self.deliveries = db[DELIVERIES]
+        self._inserts: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert_deliveries)
+        self._finishes: GroupCommit[UpdateOne, None] = GroupCommit(self._update_deliveries)
+
+    async def _insert_deliveries(self, documents: Sequence[dict[str, Any]]) -> list[None | Exception]:
+        outcomes: list[None | Exception] = [None] * len(documents)
+        try:
+            await self.deliveries.insert_many(list(documents), ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                duplicate = error.get("code") == 11000
+                outcomes[error["index"]] = AlreadyClaimed() if duplicate else RuntimeError(error.get("errmsg", "insert failed"))
+        return outcomes
+
+    async def _update_deliveries(self, updates: Sequence[UpdateOne]) -> list[None | Exception]:
+        # Each update carries its own condition (still ``sending``); which ones matched is not
+        # needed: a delivery finished elsewhere already queued its event, and ours is dropped.
+        await self.deliveries.bulk_write(list(updates), ordered=False)
+        return [None] * len(updates)
 
     async def ensure_indexes(self) -> None:
         # The delivery log query; the unique (event, recipient) key is the _id itself.
@@ -108,11 +138,10 @@ class NotifierStore:
             "updated_at": now,
         }
         try:
-            await self.deliveries.insert_one(new_document_with_events(fresh, []))
+            await self._inserts.submit(new_document_with_events(fresh, []))
             return Claim(ClaimState.NEW, 1, now)
-        except Exception as exc:
-            if not is_duplicate_key(exc):
-                raise
+        except AlreadyClaimed:
+            pass
         taken = await self.deliveries.find_one_and_update(
             {
                 "_id": document["_id"],
@@ -147,14 +176,14 @@ class NotifierStore:
 
     async def finish(
         self, delivery_id: str, *, status: DeliveryStatus, fields: dict[str, Any], events: list[dict[str, Any]]
-    ) -> bool:
-        """``sending`` → ``sent`` / ``failed`` with its event, in one write. False if another
-        process finished it first (then its event was already queued, and ours is dropped)."""
-        result = await self.deliveries.update_one(
+    ) -> None:
+        """``sending`` → ``sent`` / ``failed`` with its event, in one single-document write (group
+        committed with the other deliveries finishing now). A no-op if another process finished
+        it first: its event was already queued, and ours is dropped with the update."""
+        await self._finishes.submit(UpdateOne(
             {"_id": delivery_id, "status": DeliveryStatus.SENDING},
             with_events({"$set": {"status": status, **fields}, "$unset": {"owner": "", "lease_until": ""}}, events),
-        )
-        return result.modified_count == 1
+        ))
 
     async def record_failed(self, document: dict[str, Any], events: list[dict[str, Any]]) -> bool:
         """A delivery that fails before any SMTP traffic (no address, stale event): one insert

@@ -66,13 +66,11 @@ class MemoryStore:
         d.update(last_error=error, attempts=d["attempts"] + (1 if next_attempt else 0))
         return d["attempts"]
 
-    async def finish(self, delivery_id: str, *, status: DeliveryStatus, fields: dict[str, Any], events: list[dict[str, Any]]) -> bool:
+    async def finish(self, delivery_id: str, *, status: DeliveryStatus, fields: dict[str, Any], events: list[dict[str, Any]]) -> None:
         d = self.deliveries[delivery_id]
-        if d["status"] != "sending":
-            return False
-        d.update(status=status, **fields)
-        d["outbox"] += events
-        return True
+        if d["status"] == "sending":
+            d.update(status=status, **fields)
+            d["outbox"] += events
 
     async def record_failed(self, document: dict[str, Any], events: list[dict[str, Any]]) -> bool:
         if document["_id"] in self.deliveries:
