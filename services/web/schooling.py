@@ -110,7 +110,10 @@ def _checked(request: Request, reply: ServiceReply) -> ServiceReply:
     return reply
 
 
-async def _enrolment_data(request: Request, services: ServiceClient, token: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+EnrolmentData = tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]
+
+
+async def _enrolment_data(request: Request, services: ServiceClient, token: str) -> EnrolmentData:
     """Eligibility, my enrolments and the schools, read at once."""
     eligible, mine, schools = await asyncio.gather(
         services.get("enrolment", "/enrolments/eligible", token),
@@ -174,7 +177,8 @@ def _children(eligibility: dict[str, Any], enrolments: list[dict[str, Any]],
         current = child.get("enrolment") or {}
         enrolment = next((e for e in this_year if e.get("id") == current.get("id")), None)
         # A refused request frees the child for a new one; the family still sees why it was refused.
-        refused = next((e for e in this_year if e.get("child_id") == child.get("child_id") and e.get("status") == "refused"), None)
+        refused = next((e for e in this_year
+                        if e.get("child_id") == child.get("child_id") and e.get("status") == "refused"), None)
         children.append({
             "id": child.get("child_id"),
             "first_name": child.get("first_name", ""),

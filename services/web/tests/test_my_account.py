@@ -1,0 +1,176 @@
+"""« Mon compte » with identity faked (no I/O): my email and name, change my password, delete my account."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from services.web import session
+from services.web.tests.test_account import IDENTITY, PASSWORD, FakeServices, client, logged_in, pair, services  # noqa: F401
+from services.web.tests.test_links import Page, accessible, shown, title
+from services.web.tests.test_schooling import summary_links
+
+NEW = "lampe verte sur le piano"
+ME = {"account_id": "acc-1", "email": "camille@exemple.fr", "display_name": "Camille Martin", "role": "family"}
+
+
+def my_account(client: TestClient, services: FakeServices) -> dict[str, str]:
+    """Logged in on « Mon compte »; returns the page's hidden fields (the CSRF token)."""
+    logged_in(client, services)
+    services.answer(IDENTITY, "/me", 200, ME)
+    response = client.get("/mon-compte")
+    assert response.status_code == 200, response.text
+    services.calls.clear()
+    return {"csrf_token": Page(response.text).hidden()["csrf_token"]}
+
+
+def change(client: TestClient, form: dict[str, str], current: str = PASSWORD, new: str = NEW, confirmation: str = NEW) -> httpx.Response:
+    return client.post("/mon-compte", data={**form, "action": "mot-de-passe", "current_password": current,
+                                             "new_password": new, "confirmation": confirmation})
+
+
+def delete(client: TestClient, form: dict[str, str], password: str = PASSWORD, confirm: str | None = "oui") -> httpx.Response:
+    data = {**form, "action": "suppression", "password": password}
+    if confirm is not None:
+        data["confirm"] = confirm
+    return client.post("/mon-compte", data=data)
+
+
+def test_my_account_shows_my_email_and_name_and_both_forms(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services)
+    services.answer(IDENTITY, "/me", 200, ME)
+    response = client.get("/mon-compte")
+    page = accessible(response)
+    text = shown(response)
+    assert page.h1 == ["Mon compte"] and title(response).startswith("Mon compte")
+    assert "camille@exemple.fr" in text and "Camille Martin" in text
+    assert response.headers["cache-control"] == "no-store"
+    autocompletes = {i["id"]: i.get("autocomplete") for i in page.visible_inputs()}
+    assert autocompletes == {"mot-de-passe-actuel": "current-password", "nouveau-mot-de-passe": "new-password",
+                             "confirmation-mot-de-passe": "new-password", "mot-de-passe-suppression": "current-password",
+                             "confirmer-suppression": None}
+    assert "Ce qui sera effacé" in text and "Ce que la ville doit conserver" in text
+    assert "Changer mon mot de passe" in text and "Supprimer définitivement mon compte" in text
+    assert '<a href="/mon-compte" aria-current="page">Mon compte</a>' in response.text
+
+
+def test_a_revoked_session_on_my_account_asks_to_log_in_again(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services)
+    services.answer(IDENTITY, "/me", 401, {"detail": "Session expirée."})
+    response = client.get("/mon-compte")
+    assert response.status_code == 303 and response.headers["location"] == "/connexion?suite=%2Fmon-compte"
+    assert client.cookies.get(session.COOKIE_NAME) is None
+
+
+# ---- changer mon mot de passe -------------------------------------------------------------------
+
+def test_missing_or_different_passwords_are_listed_without_calling_identity(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    response = change(client, form, current="", new=NEW, confirmation="autre chose")
+    assert response.status_code == 422
+    accessible(response)
+    assert summary_links(response) == ["#mot-de-passe-actuel", "#confirmation-mot-de-passe"]
+    assert NEW not in response.text  # passwords are never written back
+    assert "/me/password" not in services.paths()
+    same = change(client, form, current=NEW)
+    assert same.status_code == 422 and "différent du mot de passe actuel" in shown(same)
+
+
+def test_identitys_policy_reason_is_shown_next_to_the_new_password(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    reason = "Ce mot de passe est trop facile à deviner. Choisissez une phrase de plusieurs mots."
+    services.answer(IDENTITY, "/me/password", 422, {"detail": reason, "errors": [
+        {"loc": ["body", "new_password"], "msg": reason, "type": "value_error"}]})
+    response = change(client, form)
+    assert response.status_code == 422
+    assert summary_links(response) == ["#nouveau-mot-de-passe"] and reason in shown(response)
+    assert 'aria-describedby="nouveau-mot-de-passe-aide nouveau-mot-de-passe-erreur" aria-invalid="true"' in response.text
+
+
+def test_a_wrong_current_password_is_shown_next_to_it(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    services.answer(IDENTITY, "/me/password", 401, {"detail": "Le mot de passe actuel est incorrect.", "errors": [
+        {"loc": ["body", "current_password"], "msg": "Le mot de passe actuel est incorrect.", "type": "value_error"}]})
+    response = change(client, form)
+    assert response.status_code == 401
+    assert summary_links(response) == ["#mot-de-passe-actuel"]
+
+
+def test_after_a_change_this_browser_logs_in_again_with_the_new_password(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    services.answer(IDENTITY, "/me/password", 204)
+    services.answer(IDENTITY, "/auth/login", 200, pair(2))
+    response = change(client, form)
+    assert response.status_code == 303 and response.headers["location"] == "/mon-compte?fait=mot-de-passe"
+    assert (IDENTITY, "/me/password", {"current_password": PASSWORD, "new_password": NEW}, "Bearer access-1") in services.calls
+    assert (IDENTITY, "/auth/login", {"email": "camille@exemple.fr", "password": NEW}, None) in services.calls
+    after = client.get(response.headers["location"])
+    assert 'role="status">Votre mot de passe a été modifié' in after.text
+    assert services.calls[-1][3] == "Bearer access-2"  # the new session
+
+
+def test_when_logging_in_again_fails_the_user_is_told_to_log_in(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    services.answer(IDENTITY, "/me/password", 204)
+    services.answer(IDENTITY, "/auth/login", 429, {"detail": "Trop de tentatives."}, {"Retry-After": "60"})
+    response = change(client, form)
+    assert response.status_code == 200
+    page = accessible(response)
+    assert "Connectez-vous avec votre nouveau mot de passe" in shown(response) and "/connexion" in page.links
+    assert client.cookies.get(session.COOKIE_NAME) is None
+
+
+def test_identity_down_during_a_change_gives_a_french_503(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    services.answer(IDENTITY, "/me/password", 500, {"detail": "boom"})
+    response = change(client, form)
+    assert response.status_code == 503 and "Service momentanément indisponible" in shown(response)
+
+
+# ---- supprimer mon compte -----------------------------------------------------------------------
+
+def test_deleting_needs_the_password_and_the_checkbox(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    response = delete(client, form, password="", confirm=None)
+    assert response.status_code == 422
+    accessible(response)
+    assert summary_links(response) == ["#mot-de-passe-suppression", "#confirmer-suppression"]
+    assert 'aria-describedby="confirmer-suppression-erreur" aria-invalid="true"' in response.text
+    assert "/me/delete" not in services.paths()
+
+
+def test_a_wrong_password_does_not_delete_the_account(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    services.answer(IDENTITY, "/me/delete", 401, {"detail": "Le mot de passe est incorrect.", "errors": [
+        {"loc": ["body", "password"], "msg": "Le mot de passe est incorrect.", "type": "value_error"}]})
+    response = delete(client, form, password="pas le bon")
+    assert response.status_code == 401
+    assert summary_links(response) == ["#mot-de-passe-suppression"] and "Le mot de passe est incorrect." in shown(response)
+    assert client.cookies.get(session.COOKIE_NAME) is not None
+
+
+def test_deleting_my_account_ends_the_session_and_confirms(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    services.answer(IDENTITY, "/me/delete", 204)
+    response = delete(client, form)
+    assert response.status_code == 200
+    page = accessible(response)
+    assert page.h1 == ["Votre compte a été supprimé"]
+    assert (IDENTITY, "/me/delete", {"password": PASSWORD}, "Bearer access-1") in services.calls
+    assert client.cookies.get(session.COOKIE_NAME) is None
+    assert client.get("/mon-compte").status_code == 303
+
+
+@pytest.mark.parametrize("action", ["", "autre-chose"])
+def test_an_unknown_action_is_a_french_400(client: TestClient, services: FakeServices, action: str) -> None:
+    form = my_account(client, services)
+    response = client.post("/mon-compte", data={**form, "action": action})
+    assert response.status_code == 400 and "Formulaire non valide" in response.text
+    assert services.calls == []
+
+
+def test_a_post_without_the_csrf_pair_is_refused_before_any_call(client: TestClient, services: FakeServices) -> None:
+    my_account(client, services)
+    response = client.post("/mon-compte", data={"action": "suppression", "password": PASSWORD, "confirm": "oui"})
+    assert response.status_code == 403 and services.calls == []
