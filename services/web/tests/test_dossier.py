@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.web import dossier as pages
-from services.web.main import create_app
-from services.web.tests.test_account import IDENTITY, PASSWORD, form_of, pair
+from services.web.tests.test_account import IDENTITY, PASSWORD, client, form_of, pair  # noqa: F401 (client: the app with faked services)
 from services.web.tests.test_links import Page, accessible, shown, title
 
 HOUSEHOLD, DOCUMENTS = 8102, 8103
@@ -67,20 +65,13 @@ def services() -> FakeServices:
     return FakeServices()
 
 
-@pytest.fixture
-def client(services: FakeServices) -> Iterator[TestClient]:
-    app = create_app()
-    with TestClient(app, follow_redirects=False) as test_client:
-        real = app.state.http
-        app.state.http = httpx.AsyncClient(transport=httpx.MockTransport(services.handler))
-        services.answer("POST", IDENTITY, "/auth/login", 200, pair())
-        login = test_client.post("/connexion", data={**form_of(test_client, "/connexion"), "email": "a@exemple.fr", "password": PASSWORD})
-        assert login.status_code == 303
-        services.calls.clear()
-        try:
-            yield test_client
-        finally:
-            app.state.http = real
+@pytest.fixture(autouse=True)
+def logged_in_family(client: TestClient, services: FakeServices) -> None:
+    """Every page here is a logged-in family's (test_account's ``client`` talks to these fakes)."""
+    services.answer("POST", IDENTITY, "/auth/login", 200, pair())
+    login = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": PASSWORD})
+    assert login.status_code == 303
+    services.calls.clear()
 
 
 def family_file(status: str = "draft", **changes: Any) -> dict[str, Any]:
