@@ -41,6 +41,9 @@ REASONS: dict[str, str] = {
     "autre": "Autre motif",
 }
 REASON_TEXT_MAX = 2000
+# A confirmation writes the certificate PDF before answering (about a second of CPU, several under
+# load): far beyond the client's default 5 s, which would report a failure for a done enrolment.
+ACTION_TIMEOUT_S = 30.0
 DEROGATION_STATES = {
     "pending": "en cours d'examen par le Service Scolaire et Périscolaire",
     "accepted": "acceptée",
@@ -63,6 +66,13 @@ class EnrolmentUnavailable(PageError):
     title = "Service momentanément indisponible"
     message = ("Le service des inscriptions scolaires ne répond pas pour le moment. Votre demande n'a pas été "
                "prise en compte : réessayez dans quelques minutes.")
+
+
+class ActionUnconfirmed(PageError):
+    status_code = 503
+    title = "Service momentanément indisponible"
+    message = ("Le service des inscriptions scolaires n'a pas répondu à temps : votre demande a peut-être été "
+               "enregistrée. Rouvrez la page Inscription scolaire pour vérifier avant de la refaire.")
 
 
 class EnrolmentNotFound(PageError):
@@ -102,11 +112,11 @@ def _ended(request: Request) -> session.LoginRequired:
     return session.LoginRequired(session.login_location(request))
 
 
-def _checked(request: Request, reply: ServiceReply) -> ServiceReply:
+def _checked(request: Request, reply: ServiceReply, unavailable: type[PageError] = EnrolmentUnavailable) -> ServiceReply:
     if reply.status == 401:
         raise _ended(request)
     if reply.status is None or reply.status >= 500:
-        raise EnrolmentUnavailable()
+        raise unavailable()
     return reply
 
 
@@ -247,7 +257,8 @@ async def enrol(request: Request, form: ProtectedForm, user: CurrentUser, servic
     if not child_id or len(child_id) > 64 or not school_year or len(school_year) > 12:
         raise BadForm()
     reply = _checked(request, await services.send(
-        "POST", "enrolment", "/enrolments", user.access_token, json={"child_id": child_id, "school_year": school_year}))
+        "POST", "enrolment", "/enrolments", user.access_token, json={"child_id": child_id, "school_year": school_year},
+        timeout=ACTION_TIMEOUT_S), ActionUnconfirmed)
     if reply.status == 201:
         location = f"{PAGE}?{urlencode({'inscription': reply.body.get('id', '')})}#enfant-{child_id}"
         return RedirectResponse(location, status_code=303)
@@ -294,7 +305,8 @@ async def ask_derogation(enrolment_id: str, request: Request, form: ProtectedFor
     if errors:
         return await _page(request, user, services, problem=FormProblem(enrolment_id, errors, values), status_code=422)
     reply = _checked(request, await services.send(
-        "POST", "enrolment", f"/enrolments/{enrolment_id}/derogation", user.access_token, json=values))
+        "POST", "enrolment", f"/enrolments/{enrolment_id}/derogation", user.access_token, json=values,
+        timeout=ACTION_TIMEOUT_S), ActionUnconfirmed)
     if reply.status == 200:
         location = f"{PAGE}?{urlencode({'derogation': enrolment_id})}#enfant-{reply.body.get('child_id', '')}"
         return RedirectResponse(location, status_code=303)

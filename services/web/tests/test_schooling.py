@@ -229,6 +229,17 @@ def test_an_enrolment_error_goes_next_to_the_button_or_becomes_a_notice(client: 
     assert summary_links(response) == [] and f'role="alert">{already}' in shown(response)
 
 
+def test_an_enrolment_left_unanswered_says_it_may_have_been_recorded(client: TestClient, services: FakeServicesWithFiles) -> None:
+    logged_in(client, services)
+    enrolment_answers(services, [child("c1", "Léa")])
+    form = Page(client.get("/inscription-scolaire").text).hidden()
+    services.down.add(ENROLMENT)  # a timeout looks the same to the page: no answer
+    response = client.post("/inscription-scolaire", data=form)
+    assert response.status_code == 503
+    accessible(response)
+    assert "votre demande a peut-être été enregistrée" in shown(response)
+
+
 def test_a_post_without_the_csrf_pair_is_refused_before_any_call(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
     services.calls.clear()
