@@ -345,7 +345,7 @@ PREVIEW_POLICY = "default-src 'none'; img-src 'self'; object-src 'self'; frame-a
 
 
 @router.get("/agents/documents/{document_id}/apercu", summary="Back-office: a document's bytes, inline, from the object store")
-async def preview(document_id: str, agent: CurrentAgent, services: Services, telecharger: bool = False) -> Response:
+async def preview(document_id: str, agent: CurrentAgent, services: Services, telecharger: str = "") -> Response:
     link = await services.get("documents", f"/documents/{_valid_id(document_id)}/download", agent.access_token)
     if link.status == 404:
         raise NotFound("Ce document n'existe pas ou n'est pas consultable (en cours de vérification ou pas encore transmis).")
@@ -358,7 +358,7 @@ async def preview(document_id: str, agent: CurrentAgent, services: Services, tel
     if stored is None or stored.status_code != 200:
         raise Unavailable("Le document ne peut pas être lu pour le moment. Réessayez dans quelques minutes.")
     content_type = str(link.body.get("content_type") or "")
-    inline = content_type in PREVIEWABLE and not telecharger
+    inline = content_type in PREVIEWABLE and not telecharger  # any value asks for the file (the link sends 1)
     disposition = "inline" if inline else "attachment"
     return Response(stored.content, media_type=content_type if content_type in PREVIEWABLE else "application/octet-stream", headers={
         "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name, safe='')}",
@@ -422,16 +422,23 @@ async def enrolments(request: Request, agent: CurrentAgent, services: Services, 
     return await _enrolments_page(request, agent, services, year=year, school=ecole if _ID.match(ecole) else "", done=fait)
 
 
+def _shown_filters(form: dict[str, str]) -> dict[str, str]:
+    """The year and school the agent was looking at (hidden in each decision form), kept after it."""
+    year, school = form.get("annee", "").strip(), form.get("ecole", "").strip()
+    return {"year": year if _YEAR.match(year) else "", "school": school if _ID.match(school) else ""}
+
+
 async def _enrolment_decision(
     request: Request, agent: CurrentAgent, services: ServiceClient, path: str, body: dict[str, Any],
-    done: str, field_id: str, values: dict[str, str],
+    done: str, field_id: str, values: dict[str, str], filters: dict[str, str],
 ) -> Response:
     reply = await services.send("POST", "enrolment", path, agent.access_token, json=body)
     if reply.status == 200:
-        return RedirectResponse(f"{ENROLMENTS}?fait={done}", status_code=303)
+        query = {"fait": done, **{name: filters[key] for name, key in (("annee", "year"), ("ecole", "school")) if filters[key]}}
+        return RedirectResponse(f"{ENROLMENTS}?{urlencode(query)}", status_code=303)
     if reply.status in (409, 422):  # no seat left, already decided, a reason or a school missing
         return await _enrolments_page(request, agent, services, errors={field_id: _detail(reply)}, values=values,
-                                      status_code=reply.status)
+                                      status_code=reply.status, **filters)
     _checked(request, reply, not_found="Cette inscription n'existe pas.")
     raise Unavailable()
 
@@ -445,17 +452,18 @@ async def enrolment_decision(request: Request, enrolment_id: str, form: Protecte
     values = {f"motif-{enrolment_id}": reason, f"ecole-{enrolment_id}": school_id}
     if decision not in ("confirm", "refuse"):
         raise BadForm()
+    filters = _shown_filters(form)
     error = _reason_error(reason, REFUSAL_REASON_MISSING if decision == "refuse" else None)
     if error is not None:
         return await _enrolments_page(request, agent, services, errors={f"motif-{enrolment_id}": error}, values=values,
-                                      status_code=422)
+                                      status_code=422, **filters)
     body = {"decision": decision, "reason": reason or None, "school_id": school_id or None}
     # A confirmation refused (no seat left, no school chosen) is shown at the school's list when
     # the form has one (the address is off the map), else at the confirm button.
     confirm_field = f"ecole-{enrolment_id}" if "school_id" in form else f"confirmer-{enrolment_id}"
     field_id = confirm_field if decision == "confirm" else f"motif-{enrolment_id}"
     return await _enrolment_decision(request, agent, services, f"/enrolments/{enrolment_id}/decision", body,
-                                     "confirmee" if decision == "confirm" else "refusee", field_id, values)
+                                     "confirmee" if decision == "confirm" else "refusee", field_id, values, filters)
 
 
 @router.post(ENROLMENTS + "/{enrolment_id}/derogation", response_class=HTMLResponse,
@@ -467,13 +475,14 @@ async def derogation_decision(request: Request, enrolment_id: str, form: Protect
     field_id = f"motif-derogation-{enrolment_id}"
     if decision not in ("accepted", "refused"):
         raise BadForm()
+    filters = _shown_filters(form)
     error = _reason_error(reason, REFUSAL_REASON_MISSING if decision == "refused" else None)
     if error is not None:
         return await _enrolments_page(request, agent, services, errors={field_id: error}, values={field_id: reason},
-                                      status_code=422)
+                                      status_code=422, **filters)
     done = "derogation-acceptee" if decision == "accepted" else "derogation-refusee"
     return await _enrolment_decision(request, agent, services, f"/enrolments/{enrolment_id}/derogation/decision",
-                                     {"decision": decision, "reason": reason or None}, done, field_id, {field_id: reason})
+                                     {"decision": decision, "reason": reason or None}, done, field_id, {field_id: reason}, filters)
 
 
 # ---- the sector map ------------------------------------------------------------------------------

@@ -595,3 +595,14 @@ def test_applying_a_map_with_errors_shows_enrolments_refusal(agent: TestClient, 
     assert response.status_code == 409
     text = shown(response)
     assert "elle ne peut pas être appliquée" in text and "Colonnes manquantes." in text and "Appliquer cette carte" not in text
+
+
+def test_after_a_decision_the_page_comes_back_with_the_school_and_year_shown(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    services.answer("POST", ENROLMENT, f"/enrolments/{ENROL_OFF_MAP}/decision", 200, enrolment(ENROL_OFF_MAP, status="refused"))
+    page = agent.get("/agents/inscriptions", params={"annee": "2027-2028", "ecole": "elem-jaures"})
+    path = f"/agents/inscriptions/{ENROL_OFF_MAP}/decision"
+    form = form_of(page, path)
+    assert form["annee"] == "2027-2028" and form["ecole"] == "elem-jaures"
+    response = agent.post(path, data={**form, "decision": "refuse", "reason": "Famille partie de la commune."})
+    assert response.headers["location"] == "/agents/inscriptions?fait=refusee&annee=2027-2028&ecole=elem-jaures"
