@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -60,13 +60,12 @@ ENROLMENT_DONE = {
     "derogation-acceptee": "La dérogation est acceptée. La famille est avertie par email.",
     "derogation-refusee": "La dérogation est refusée. La famille est avertie par email, avec le motif.",
 }
-REJECT_REASON_MISSING = "Saisissez le motif du refus : il est communiqué à la famille."
 CORRECTION_MISSING = "Saisissez au moins une correction demandée, avec son motif pour la famille."
 REASON_TOO_LONG = f"Le motif doit faire {MAX_REASON} caractères au plus."
 REFUSAL_REASON_MISSING = "Saisissez le motif du refus : il est communiqué à la famille."
 CSV_MISSING = "Choisissez le fichier CSV de la carte scolaire."
 CSV_TOO_LARGE = "Le fichier de carte scolaire est trop volumineux (900 ko au plus)."
-DATE_INVALID = "Saisissez une date valide, par exemple 2027-03-14."
+DATE_INVALID = "Saisissez une date valide, par exemple 14/03/2027."
 YEAR_INVALID = "Saisissez une année scolaire comme 2027-2028."
 PROBLEM_KINDS = {
     "malformed": "ligne illisible", "unknown_school": "école inconnue", "wrong_school_type": "type d'école incorrect",
@@ -157,11 +156,14 @@ def _family_of(review: ServiceReply) -> str:
 def _day(value: str, field_id: str, errors: dict[str, str]) -> str | None:
     if not value:
         return None
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        errors[field_id] = DATE_INVALID
-        return None
+    # A browser with a date picker sends 2027-03-14; without one, the agent types 14/03/2027.
+    for parse in (date.fromisoformat, lambda text: datetime.strptime(text, "%d/%m/%Y").date()):
+        try:
+            return parse(value).isoformat()
+        except ValueError:
+            continue
+    errors[field_id] = DATE_INVALID
+    return None
 
 
 @router.get(QUEUE, response_class=HTMLResponse, summary="Back-office: files to review (paged, filtered)")
@@ -290,7 +292,7 @@ async def validate(request: Request, dossier_id: str, form: ProtectedForm, agent
 async def reject(request: Request, dossier_id: str, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
     dossier_id = _valid_id(dossier_id)
     reason = form.get("reason", "").strip()
-    if (error := _reason_error(reason, REJECT_REASON_MISSING)) is not None:
+    if (error := _reason_error(reason, REFUSAL_REASON_MISSING)) is not None:
         return await _dossier_page(request, dossier_id, agent, services, errors={"motif-refus": error},
                                    values={"reason": reason}, status_code=422)
     return await _decide(request, dossier_id, agent, services, "reject", {"version": _version(form), "reason": reason},

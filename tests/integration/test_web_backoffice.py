@@ -57,9 +57,11 @@ async def agent_browser() -> AsyncIterator[httpx.AsyncClient]:
             assert logged.status_code == 303 and logged.headers["location"] == "/mon-espace", logged.text
         home = await web.get("/mon-espace")
         assert home.status_code == 303 and home.headers["location"] == "/agents/dossiers"
-        yield web
-        # A page may have refreshed the tokens, which rotates the cookie: keep the newest.
-        _AGENT["session"] = web.cookies.get("ecp_session") or _AGENT.get("session", "")
+        try:
+            yield web
+        finally:
+            # A page may have refreshed the tokens, which rotates the cookie: keep the newest.
+            _AGENT["session"] = web.cookies.get("ecp_session") or _AGENT.get("session", "")
 
 
 async def submitted_household(street: str = "rue des Lilas") -> tuple[Household, dict[str, str], str]:

@@ -234,7 +234,7 @@ def test_the_queue_lists_the_files_with_their_family_and_pages_on(agent: TestCli
 
 def test_the_queue_filters_by_status_and_days_the_last_day_included(agent: TestClient, services: FakeServices) -> None:
     services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [], "next_cursor": None})
-    response = agent.get("/agents/dossiers", params={"statut": "validated", "depuis": "2027-03-01", "jusque": "2027-03-31", "curseur": "c1"})
+    response = agent.get("/agents/dossiers", params={"statut": "validated", "depuis": "2027-03-01", "jusque": "31/03/2027", "curseur": "c1"})
     assert response.status_code == 200
     assert "Aucun dossier dans cet état" in shown(response)
     query = services.to(HOUSEHOLD, "/review/queue", "GET")[0].query
