@@ -23,6 +23,7 @@ from services.enrolment.usecases import (
     Forbidden,
     Invalid,
     NotFound,
+    NotReadyYet,
     Unavailable,
 )
 from services.kernel.auth import Principal, require_role
@@ -51,7 +52,7 @@ _STATUS: list[tuple[type[EnrolmentError], int]] = [
 
 def enrolment_error_response(exc: EnrolmentError) -> JSONResponse:
     code = next(c for kind, c in _STATUS if isinstance(exc, kind))
-    headers = {"Retry-After": "30"} if code == 503 else None
+    headers = {"Retry-After": "30"} if code == 503 else {"Retry-After": "5"} if isinstance(exc, NotReadyYet) else None
     return JSONResponse({"detail": exc.message, **exc.extra}, status_code=code, headers=headers)
 
 

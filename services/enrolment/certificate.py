@@ -1,9 +1,12 @@
-"""The certificat d'inscription PDF: a jinja2 HTML template rendered by WeasyPrint (in a thread)."""
+"""The certificat d'inscription PDF: a jinja2 HTML template rendered by WeasyPrint (in a separate process)."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -46,12 +49,26 @@ def _pdf(html: str) -> bytes:
 _pool: ProcessPoolExecutor | None = None
 
 
+def _leave_with(service_pid: int) -> None:
+    """Runs in the rendering process: a service killed -9 closes nothing, and its renderer
+    would wait for work forever; it leaves as soon as it has been orphaned."""
+
+    def watch() -> None:
+        while os.getppid() == service_pid:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="leave-with-service", daemon=True).start()
+
+
 def _renderer() -> ProcessPoolExecutor:
     """One rendering process (spawned, so it shares nothing with the service's threads): a
     CPU-bound render (~1 s) then never holds the service's GIL and its event loop keeps serving."""
     global _pool
     if _pool is None:
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_leave_with, initargs=(os.getpid(),)
+        )
     return _pool
 
 

@@ -1,5 +1,5 @@
 """Wiring of the enrolment service: settings, clients opened in the lifespan, routes, the
-certificate retry loop and the consumers (household dossiers, account erasure). Run with
+certificate worker and the consumers (household dossiers, account erasure). Run with
 ``python -m services.enrolment.main``."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
         await retry_forever(store.ensure_indexes, "enrolment indexes")
         if settings.load_sample_data:
             await retry_forever(enrolment.load_sample_data, "enrolment sample data")
-        await enrolment.run_certificate_retries()
+        await enrolment.run_certificate_worker()
 
     app.state.background = asyncio.create_task(background(), name="enrolment-background")
 

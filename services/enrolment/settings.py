@@ -31,8 +31,12 @@ class EnrolmentSettings(CommonSettings):
 
     # Reference data loaded at start when the database has none (schools.json, sector_map.csv).
     load_sample_data: bool = True
-    # Certificates whose PDF could not be stored at confirmation are retried this often.
+    # Certificates are rendered after the confirmation's response, by a worker woken at once; it
+    # also looks for due certificates this often (another replica's, a crash's, a failure's).
     certificate_retry_interval_s: float = 10.0
+    # A render is leased to one worker this long; a worker that died or failed leaves it to be
+    # taken again once the lease is over (so this is also the delay before a failed one is retried).
+    certificate_lease_s: float = 30.0
 
     @property
     def cutoff(self) -> tuple[int, int]:

@@ -192,9 +192,16 @@ class EnrolmentStore:
         cursor = self.enrolments.find(query, NO_OUTBOX).sort("created_at", 1).limit(limit)
         return [e async for e in cursor]
 
-    async def certificates_due(self, limit: int = 20) -> list[dict[str, Any]]:
-        cursor = self.enrolments.find({"status": Status.CONFIRMED.value, "certificate_due": True}, NO_OUTBOX).limit(limit)
-        return [e async for e in cursor]
+    async def lease_due_certificate(self, now: datetime, until: datetime) -> dict[str, Any] | None:
+        """The oldest confirmation whose certificate is due and not being rendered (no lease, or
+        the lease of a process that died or failed has expired), leased to the caller until
+        ``until``: two workers never render the same one at once."""
+        return await self.enrolments.find_one_and_update(
+            {"status": Status.CONFIRMED.value, "certificate_due": True,
+             "$or": [{"certificate_lease_until": {"$exists": False}}, {"certificate_lease_until": {"$lt": now}}]},
+            {"$set": {"certificate_lease_until": until}},
+            projection=NO_OUTBOX, sort=[("confirmed_at", 1)], return_document=ReturnDocument.AFTER,
+        )
 
     async def slot_taken(self, slot: str) -> bool:
         return await self.enrolments.find_one({"slot": slot}, {"_id": 1}) is not None

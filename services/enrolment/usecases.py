@@ -4,9 +4,13 @@ API maps to an HTTP status; none is a 500.
 
 Seats: a seat is taken by one conditional update of the (school, level, year) counter before the
 enrolment that holds it is written, and given back if that write does not happen. Certificates:
-an enrolment is confirmed with ``certificate_due``; the PDF is rendered and put in S3, then one
-update records it together with EnrolmentConfirmed. A failure there leaves ``certificate_due`` and
-a background loop retries, so EnrolmentConfirmed always means "the certificate can be downloaded".
+an enrolment is confirmed with ``certificate_due`` (in the same write), and the request answers
+at once. The certificate worker (``run_certificate_worker``, woken by the confirmation) leases a
+due enrolment, renders the PDF, puts it in S3, then one conditional update records it together
+with EnrolmentConfirmed: exactly once, since only an enrolment still ``certificate_due`` matches.
+A crash or a failure leaves ``certificate_due`` and the lease expires, so another pass (this
+process after a restart, or another replica) finishes it; EnrolmentConfirmed always means "the
+certificate can be downloaded". Until then the certificate answers a French 409.
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ class Unavailable(EnrolmentError):
     pass
 
 
+class NotReadyYet(Conflict):
+    """Will be there in a few seconds (the certificate being rendered)."""
+
+
 @dataclass(frozen=True)
 class DerogationRequest:
     requested_school_id: str
@@ -100,6 +108,7 @@ class EnrolmentService:
         self._events_queued = events_queued
         self._now = clock
         self._index_cache: dict[str, SectorIndex] = {}
+        self._certificate_wake = asyncio.Event()
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -377,7 +386,7 @@ class EnrolmentService:
             "derogation": self._derogation_doc(derogation, now) if derogation else None,
             "created_at": now, "updated_at": now,
             "confirmed_at": now if status is Status.CONFIRMED else None, "certificate_due": status is Status.CONFIRMED,
-            "certificate": None,
+            "certificate": None, "certificate_correlation_id": correlation_id,
         }
         data = events.EnrolmentRequested(
             enrolment_id=enrolment_id, account_id=account_id, child_id=child_id, school_year=label, level=level.value,
@@ -399,7 +408,7 @@ class EnrolmentService:
         self._events_queued()
         log.info("enrolment requested", enrolment_id=enrolment_id, status=status.value, pending_reason=doc["pending_reason"])
         if status is Status.CONFIRMED:
-            doc = await self.issue_certificate(doc, correlation_id=correlation_id)
+            self.certificates_due()
         return doc
 
     @staticmethod
@@ -452,7 +461,7 @@ class EnrolmentService:
         if enrolment["status"] != Status.CONFIRMED:
             raise Conflict(domain.CERTIFICATE_NONE)
         if not enrolment.get("certificate"):
-            raise Conflict(domain.CERTIFICATE_NOT_READY)
+            raise NotReadyYet(domain.CERTIFICATE_NOT_READY)
         ttl = min(self.settings.download_link_ttl_s, 300)
         filename = f"certificat-inscription-{enrolment['reference']}.pdf"
         url = await self.objects.download_url(
@@ -519,13 +528,14 @@ class EnrolmentService:
             enrolment_id, {"status": Status.PENDING_AGENT.value},
             {"$set": {"status": Status.CONFIRMED.value, "school_id": target_id, "seat_id": seat, "pending_reason": None,
                       "decided_by": agent_id, "decided_at": now, "confirmed_at": now, "updated_at": now,
-                      "certificate_due": True, "decision_note": reason or None}},
+                      "decision_note": reason or None, **self._certificate_due_fields(correlation_id)}},
             [],
         )
         if updated is None:
             await self.store.release_seat(seat)
             raise Conflict(domain.NOT_PENDING)
-        return await self.issue_certificate(updated, correlation_id=correlation_id)
+        self.certificates_due()
+        return updated
 
     async def decide_derogation(
         self, enrolment_id: str, accepted: bool, reason: str, agent_id: str, *, correlation_id: str | None = None
@@ -554,7 +564,7 @@ class EnrolmentService:
             if seat is None:
                 raise Conflict(domain.NO_SEAT.format(level=domain.level_label(level), school=school["name"], label=label))
             fields = {**decision_fields, "status": Status.CONFIRMED.value, "school_id": school["_id"], "seat_id": seat,
-                      "pending_reason": None, "confirmed_at": now, "certificate_due": True}
+                      "pending_reason": None, "confirmed_at": now, **self._certificate_due_fields(correlation_id)}
         else:
             seat = None
             fields = dict(decision_fields)
@@ -564,7 +574,7 @@ class EnrolmentService:
                 seat = await self._take_seat(sector, level, year) if sector and level in sector["levels"] else None
                 if seat:
                     fields.update({"status": Status.CONFIRMED.value, "school_id": sector["_id"], "seat_id": seat,  # type: ignore[index]
-                                   "pending_reason": None, "confirmed_at": now, "certificate_due": True})
+                                   "pending_reason": None, "confirmed_at": now, **self._certificate_due_fields(correlation_id)})
                 else:
                     fields.update({"school_id": sector["_id"] if sector else None,
                                    "pending_reason": (PendingReason.NO_SEAT if sector else PendingReason.ADDRESS).value})
@@ -578,7 +588,7 @@ class EnrolmentService:
         if accepted and old_seat and old_seat != seat:
             await self.store.release_seat(old_seat)
         if updated.get("certificate_due"):
-            updated = await self.issue_certificate(updated, correlation_id=correlation_id)
+            self.certificates_due()
         return updated
 
     async def export_csv(self, school_id: str, year: int) -> tuple[str, bytes]:
@@ -605,9 +615,45 @@ class EnrolmentService:
 
     # ---- certificates --------------------------------------------------------------------------
 
-    async def issue_certificate(self, enrolment: dict[str, Any], *, correlation_id: str | None = None) -> dict[str, Any]:
-        """Renders and stores the PDF, then records it with EnrolmentConfirmed in one update. On
-        failure the enrolment stays confirmed with ``certificate_due``; the retry loop finishes it."""
+    @staticmethod
+    def _certificate_due_fields(correlation_id: str | None) -> dict[str, Any]:
+        """Set with a confirmation: a certificate to (re)issue. A previous certificate (another
+        school before an accepted dérogation) is no longer served meanwhile."""
+        return {"certificate_due": True, "certificate": None, "certificate_correlation_id": correlation_id}
+
+    def certificates_due(self) -> None:
+        """A confirmation was written: render its certificate now rather than at the next poll."""
+        self._certificate_wake.set()
+
+    async def run_certificate_worker(self) -> None:
+        """Issues the certificates confirmations left due, one at a time (each render is a second
+        of CPU in the rendering process): woken by a confirmation of this process, and every
+        ``certificate_retry_interval_s`` for the others (another replica, a crash before or
+        during a render, a failed attempt whose lease expired)."""
+        while True:
+            self._certificate_wake.clear()  # before the pass: a confirmation during it wakes the next
+            try:
+                while await self.issue_next_certificate():
+                    pass
+            except Exception as exc:
+                log.warning("certificate pass failed, will retry", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._certificate_wake.wait(), self.settings.certificate_retry_interval_s)
+
+    async def issue_next_certificate(self) -> bool:
+        """Leases the oldest due certificate and issues it; False when none is waiting."""
+        now = self._now()
+        enrolment = await self.store.lease_due_certificate(now, now + timedelta(seconds=self.settings.certificate_lease_s))
+        if enrolment is None:
+            return False
+        await self.issue_certificate(enrolment)
+        return True
+
+    async def issue_certificate(self, enrolment: dict[str, Any]) -> dict[str, Any]:
+        """Renders and stores the PDF, then records it with EnrolmentConfirmed in one update, if
+        the enrolment is still due (a second render, by a replica whose lease expired, puts the
+        same PDF under the same key and records nothing). On failure the enrolment stays
+        ``certificate_due`` and is tried again once its lease is over."""
         try:
             school = await self._school(enrolment["school_id"])
             child = enrolment["child"]
@@ -633,15 +679,25 @@ class EnrolmentService:
             )
             updated = await self.store.update(
                 enrolment["_id"], {"status": Status.CONFIRMED.value, "certificate_due": True, "school_id": school["_id"]},
-                {"$set": {"certificate_due": False, "certificate": {"key": key, "issued_at": now, "size": len(pdf)}}},
-                self._entries(data, subject=enrolment["_id"], correlation_id=correlation_id),
+                {"$set": {"certificate_due": False, "certificate": {"key": key, "issued_at": now, "size": len(pdf)}},
+                 "$unset": {"certificate_lease_until": ""}},
+                self._entries(data, subject=enrolment["_id"], correlation_id=enrolment.get("certificate_correlation_id")),
             )
         except Exception as exc:
             log.warning("certificate not issued yet, will retry", enrolment_id=enrolment["_id"], error=repr(exc))
             return enrolment
+        if updated is None:
+            current = await self.store.get(enrolment["_id"])
+            if current is None or not current.get("certificate"):
+                # Erased or sent back meanwhile: the PDF just stored names a child nobody may
+                # download any more.
+                with contextlib.suppress(Exception):
+                    await self.objects.remove(key)
+            log.info("certificate no longer due, not recorded", enrolment_id=enrolment["_id"])
+            return current or enrolment
         self._events_queued()
         log.info("certificate issued", enrolment_id=enrolment["_id"])
-        return updated or await self.store.get(enrolment["_id"]) or enrolment
+        return updated
 
     async def _put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
         fd, path = tempfile.mkstemp(suffix=".pdf")
@@ -652,21 +708,6 @@ class EnrolmentService:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-
-    async def retry_certificates(self) -> int:
-        done = 0
-        for enrolment in await self.store.certificates_due():
-            updated = await self.issue_certificate(enrolment)
-            done += 0 if updated.get("certificate_due") else 1
-        return done
-
-    async def run_certificate_retries(self) -> None:
-        while True:
-            try:
-                await self.retry_certificates()
-            except Exception as exc:
-                log.warning("certificate retry pass failed", error=repr(exc))
-            await asyncio.sleep(self.settings.certificate_retry_interval_s)
 
     # ---- erasure -------------------------------------------------------------------------------
 

@@ -106,12 +106,27 @@ async def ensure_free(staff: httpx.AsyncClient, school: str, level: str, year: i
         assert r.status_code == 200, r.text
 
 
+CERTIFICATE_NOT_READY = "Le certificat d'inscription est en cours de préparation : réessayez dans quelques secondes."
+
+
+async def certificate_link(client: httpx.AsyncClient, enrolment_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    """The download link, once the certificate rendered after the confirmation is stored; until
+    then the answer is the French 409 saying it is being prepared."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        link = await client.get(f"/enrolments/{enrolment_id}/certificate")
+        if link.status_code != 409:
+            assert link.status_code == 200, link.text
+            return link.json()
+        assert link.json()["detail"] == CERTIFICATE_NOT_READY and link.headers["retry-after"] == "5"
+        assert time.monotonic() < deadline, "the certificate was not rendered in time"
+        await asyncio.sleep(0.3)
+
+
 async def certificate_text(client: httpx.AsyncClient, enrolment_id: str) -> str:
     from pypdf import PdfReader
 
-    link = await client.get(f"/enrolments/{enrolment_id}/certificate")
-    assert link.status_code == 200, link.text
-    body = link.json()
+    body = await certificate_link(client, enrolment_id)
     assert body["expires_in"] <= 300
     async with httpx.AsyncClient(timeout=30) as raw:
         pdf = await raw.get(body["url"])
@@ -165,7 +180,11 @@ async def test_an_in_sector_enrolment_is_confirmed_with_a_certificate_and_only_o
         assert created.status_code == 201, created.text
         enrolment = created.json()
         assert enrolment["status"] == "confirmed" and enrolment["level"] == "CP" and enrolment["school_id"] == "elem-jaures"
-        assert enrolment["certificate_available"] is True
+        # Confirmed at once; the PDF (a second of rendering) is made after the answer.
+        assert enrolment["certificate_available"] is False
+        assert enrolment["status_label"] == "inscription confirmée (certificat en préparation)"
+        not_yet = await f.api.get(f"/enrolments/{enrolment['id']}/certificate")
+        assert not_yet.status_code == 409 and not_yet.json()["detail"] == CERTIFICATE_NOT_READY
         again = await f.api.post("/enrolments", json={"child_id": kid.child_id, "school_year": year})
         assert again.status_code == 409 and "déjà inscrit" in again.json()["detail"]
 
@@ -183,6 +202,7 @@ async def test_an_in_sector_enrolment_is_confirmed_with_a_certificate_and_only_o
 
         confirmed = await wait_for_event(TOPIC, lambda e: e["type"] == "EnrolmentConfirmed" and e["subject"] == enrolment["id"])
         assert confirmed["data"]["school_id"] == "elem-jaures" and confirmed["data"]["certificate_available"] is True
+        assert (await f.api.get(f"/enrolments/{enrolment['id']}")).json()["certificate_available"] is True
 
         # The same DossierValidated published again changes nothing.
         stored = await db_client["ecp_enrolment"]["dossiers"].find_one({"_id": event.subject})
@@ -363,7 +383,7 @@ async def test_account_erasure_removes_the_certificate_and_anonymises_the_enrolm
         await publish(dossier_event(f.account_id, [kid], number="5", street="rue des Tilleuls"))
         await unlocked(f)
         enrolment = (await f.api.post("/enrolments", json={"child_id": kid.child_id, "school_year": year})).json()
-        assert enrolment["certificate_available"]
+        await certificate_link(f.api, enrolment["id"])
         objects = ObjectStore(S3Settings())
         key = f"enrolments/{enrolment['id']}.pdf"
         assert await objects.exists(key)
