@@ -173,6 +173,21 @@ def test_a_refused_derogation_shows_the_services_reason(client: TestClient, serv
     assert "refusée" in text and "Réponse du service" in text and "Plus de place en CP." in text
 
 
+def test_an_address_off_the_map_and_an_earlier_refusal_are_explained(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services)
+    off_map = {**child("c1", "Léa", sector=None), "address_on_map": False}
+    refused = {**enrolment("e-old", "c1", "Léa", status="refused", label="inscription refusée", certificate=False),
+               "refusal_reason": "Justificatif de domicile trop ancien."}
+    enrolment_answers(services, [off_map], [refused])
+    response = client.get("/inscription-scolaire")
+    accessible(response)
+    text = shown(response)
+    assert "Votre adresse ne figure pas sur la carte scolaire" in text and "À déterminer par le service" in text
+    assert "Demande précédente refusée" in text and "Justificatif de domicile trop ancien." in text
+    assert "Inscrire Léa" in text  # a refusal frees the child for a new request
+    assert "/inscription-scolaire/e-old/certificat" not in text
+
+
 def test_agents_are_sent_to_their_own_pages(client: TestClient, services: FakeServices) -> None:
     services.answer(8101, "/auth/login", 200, {"access_token": staff_token(), "refresh_token": "r", "expires_in": 600})
     form = Page(client.get("/connexion").text).hidden()
