@@ -73,7 +73,9 @@ SUBMITTED_NOTICE = (
 )
 
 ADDRESS_FIELDS = {"number": "numero", "street": "voie", "postcode": "code-postal", "town": "commune"}
-GUARDIAN_FIELDS = {"first_name": "prenom", "last_name": "nom", "relationship": "lien", "phone": "telephone", "email": "email"}
+GUARDIAN_FIELDS = {
+    "first_name": "prenom", "last_name": "nom", "relationship": "lien", "phone": "telephone", "email": "email",
+}
 CHILD_FIELDS = {"first_name": "prenom", "last_name": "nom", "birth_date": "naissance"}
 # One message per field, used for our own checks and for household's 422 ``errors`` alike
 # (their ``msg`` is pydantic's English).
@@ -85,7 +87,9 @@ FIELD_MESSAGES = {
     "first_name": "Indiquez le prénom (100 caractères au plus).",
     "last_name": "Indiquez le nom (100 caractères au plus).",
     "relationship": "Choisissez le lien avec l'enfant : mère, père ou autre représentant légal.",
-    "phone": "Le numéro de téléphone n'est pas valide : chiffres, espaces, points ou tirets, par exemple 06 12 34 56 78.",
+    "phone": (
+        "Le numéro de téléphone n'est pas valide : chiffres, espaces, points ou tirets, par exemple 06 12 34 56 78."
+    ),
     "email": "L'adresse email n'est pas valide. Format attendu : nom@exemple.fr",
     "birth_date": "Indiquez une date de naissance valide, au format JJ/MM/AAAA (par exemple 14/03/2019).",
 }
@@ -125,7 +129,9 @@ class DocumentsUnavailable(PageError):
 class UploadTooLarge(PageError):
     status_code = 413
     title = "Fichier trop volumineux"
-    message = "Le fichier est trop volumineux (10 Mo maximum). Essayez de le réduire ou de prendre une photo moins lourde."
+    message = (
+        "Le fichier est trop volumineux (10 Mo maximum). Essayez de le réduire ou de prendre une photo moins lourde."
+    )
 
 
 class SwornStatementRefused(PageError):
@@ -295,7 +301,9 @@ def _field_problem(name: str, value: str, *, required: bool = True) -> str | Non
         return FIELD_MESSAGES[name]
     if (name == "postcode" and not POSTCODE.match(value)) or (name == "phone" and not PHONE.match(value)):
         return FIELD_MESSAGES[name]
-    if (name == "email" and (not EMAIL.match(value) or len(value) > 254)) or (name == "relationship" and value not in RELATIONSHIPS):
+    if name == "email" and (not EMAIL.match(value) or len(value) > 254):
+        return FIELD_MESSAGES[name]
+    if name == "relationship" and value not in RELATIONSHIPS:
         return FIELD_MESSAGES[name]
     return None
 
@@ -321,7 +329,8 @@ def declaration_errors(declaration: Declaration, today: date) -> dict[str, str]:
         if n > 1 and not _filled(guardian, GUARDIAN_FIELDS):
             continue  # the other parent is optional
         for api, suffix in GUARDIAN_FIELDS.items():
-            if problem := _field_problem(api, guardian.get(api, ""), required=api in ("first_name", "last_name", "relationship")):
+            required = api in ("first_name", "last_name", "relationship")
+            if problem := _field_problem(api, guardian.get(api, ""), required=required):
                 errors[f"parent-{n}-{suffix}"] = problem
     declared = [(n, c) for n, c in enumerate(declaration.children, start=1) if _filled(c, CHILD_FIELDS)]
     if not declared:
@@ -347,13 +356,15 @@ class SaveRequest:
 def save_request(declaration: Declaration, current: dict[str, Any] | None) -> SaveRequest:
     """Household's PUT body: the typed data, and what the form does not show kept as it is (the
     proofs already attached to a guardian, a child or the address, the recommended pieces)."""
-    kept = file_content(current) if current is not None else {"address": None, "guardians": [], "children": [], "recommended": []}
+    nothing: dict[str, Any] = {"address": None, "guardians": [], "children": [], "recommended": []}
+    kept = file_content(current) if current is not None else nothing
     guardians_by_id = {g["guardian_id"]: g for g in kept["guardians"]}
     children_by_id = {c["child_id"]: c for c in kept["children"]}
     address = {api: declaration.address.get(api, "") for api in ADDRESS_FIELDS}
     address["proof_document_id"] = (kept["address"] or {}).get("proof_document_id")
 
-    guardians, guardian_fields = [], []
+    guardians: list[dict[str, Any]] = []
+    guardian_fields: list[str] = []
     for n, guardian in enumerate(declaration.guardians, start=1):
         if n > 1 and not _filled(guardian, GUARDIAN_FIELDS):
             continue
@@ -365,7 +376,8 @@ def save_request(declaration: Declaration, current: dict[str, Any] | None) -> Sa
         })
         guardian_fields.append(f"parent-{n}")
 
-    children, child_fields = [], []
+    children: list[dict[str, Any]] = []
+    child_fields: list[str] = []
     for n, child in enumerate(declaration.children, start=1):
         if not _filled(child, CHILD_FIELDS):
             continue
@@ -463,7 +475,8 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
                                      status_code=422)
         declaration.children.append({})
         return _declaration_page(request, declaration, status=status,
-                                 notice=f"Un bloc « Enfant {len(declaration.children)} » a été ajouté : complétez-le.")
+                                 notice=f"Un bloc « Enfant {len(declaration.children)} » a été ajouté : "
+                                        "complétez-le.")
     errors = declaration_errors(declaration, datetime.now(PARIS).date())
     if errors:
         return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
@@ -502,7 +515,8 @@ class Proof:
 
 
 def _address_line(address: dict[str, Any]) -> str:
-    return f"{address.get('number', '')} {address.get('street', '')}, {address.get('postcode', '')} {address.get('town', '')}".strip()
+    street = f"{address.get('number', '')} {address.get('street', '')}"
+    return f"{street}, {address.get('postcode', '')} {address.get('town', '')}".strip()
 
 
 def required_proofs(dossier: dict[str, Any]) -> list[Proof]:
@@ -518,11 +532,13 @@ def required_proofs(dossier: dict[str, Any]) -> list[Proof]:
             "domicile", "proof_of_address", "Justificatif de domicile",
             "Facture d'énergie, d'eau ou de téléphone fixe, quittance de loyer ou avis d'imposition récent.",
             address.get("proof_document_id"), list(address.get("corrections") or []),
-            {"subject": "proof_of_address", "declarant": declarant, "child": first_child, "address": _address_line(address)},
+            {"subject": "proof_of_address", "declarant": declarant, "child": first_child,
+             "address": _address_line(address)},
         ))
     for guardian in guardians:
         proofs.append(Proof(
-            f"representant-{guardian['guardian_id']}", "guardian_identity", f"Pièce d'identité de {person_name(guardian)}",
+            f"representant-{guardian['guardian_id']}", "guardian_identity",
+            f"Pièce d'identité de {person_name(guardian)}",
             "Carte nationale d'identité, passeport ou titre de séjour.",
             guardian.get("identity_document_id"), list(guardian.get("corrections") or []),
             {"subject": "guardian_identity", "declarant": person_name(guardian), "child": first_child},
@@ -602,7 +618,9 @@ def _no_file_yet(request: Request) -> HTMLResponse:
 
 
 @router.get(PROOFS, response_class=HTMLResponse, summary="Mes pièces justificatives: one block per required proof")
-async def proofs_page(request: Request, user: CurrentUser, services: Services, envoi: str | None = None) -> HTMLResponse:
+async def proofs_page(
+    request: Request, user: CurrentUser, services: Services, envoi: str | None = None,
+) -> HTMLResponse:
     dossier = await my_file(request, services, user.access_token)
     if dossier is None:
         return _no_file_yet(request)
@@ -624,7 +642,8 @@ async def upload_form(request: Request) -> tuple[str, str, UploadFile | None]:
             upload if isinstance(upload, UploadFile) and upload.filename else None)
 
 
-@router.post(PROOFS, response_class=HTMLResponse, summary="Send a proof: stored by documents, then attached to the file")
+@router.post(PROOFS, response_class=HTMLResponse,
+             summary="Send a proof: stored by documents, then attached to the file")
 async def upload_proof(request: Request, user: CurrentUser, services: Services) -> Response:
     slot, kind, upload = await upload_form(request)
     try:
@@ -647,7 +666,8 @@ async def upload_proof(request: Request, user: CurrentUser, services: Services) 
             return refused(NO_UPLOADED_FILE, 422)
         stored = await services.send(
             "POST", "documents", "/documents", user.access_token, data={"kind": kind},
-            files={"file": (upload.filename or "document", upload.file, upload.content_type or "application/octet-stream")},
+            files={"file": (upload.filename or "document", upload.file,
+                            upload.content_type or "application/octet-stream")},
             timeout=UPLOAD_TIMEOUT_S,
         )
         if stored.status != 201 or not isinstance(stored.body.get("id"), str):
@@ -655,7 +675,8 @@ async def upload_proof(request: Request, user: CurrentUser, services: Services) 
                 return refused(str(stored.body["detail"]), 422 if stored.status == 400 else stored.status)
             return refused(DOCUMENTS_DOWN, 503)
         new_id = stored.body["id"]
-        saved = await services.send("PUT", "household", "/dossier", user.access_token, json=attach(dossier, slot, new_id))
+        attached = attach(dossier, slot, new_id)
+        saved = await services.send("PUT", "household", "/dossier", user.access_token, json=attached)
         if saved.status != 200:
             # The file did not take it: the new document goes too, nothing stays half-written.
             await services.send("DELETE", "documents", f"/documents/{new_id}", user.access_token)
@@ -686,7 +707,8 @@ async def sworn_statement(request: Request, user: CurrentUser, services: Service
             detail = str(pdf.json().get("detail") or "")
         except ValueError:
             detail = ""
-        raise SwornStatementRefused(detail or "L'attestation n'a pas pu être préparée. Vérifiez votre entourage puis réessayez.")
+        raise SwornStatementRefused(
+            detail or "L'attestation n'a pas pu être préparée. Vérifiez votre entourage puis réessayez.")
     disposition = pdf.headers.get("content-disposition", 'attachment; filename="attestation-sur-l-honneur.pdf"')
     return Response(pdf.content, media_type="application/pdf",
                     headers={"Content-Disposition": disposition, **NO_STORE})
@@ -741,13 +763,14 @@ def _file_page(
     proofs = required_proofs(dossier)
 
     def corrections(entries: list[dict[str, str]] | None) -> list[dict[str, str]]:
-        out = []
+        out: list[dict[str, str]] = []
         for entry in entries or []:
             label, href = label_of(str(entry.get("item", "")), labels)
             out.append({"label": label, "href": href, "reason": str(entry.get("reason", ""))})
         return out
 
-    timeline = [{"at": french_datetime(dossier.get("created_at")), "label": "Dossier créé", "reason": None, "corrections": []}]
+    created_at = french_datetime(dossier.get("created_at"))
+    timeline = [{"at": created_at, "label": "Dossier créé", "reason": None, "corrections": []}]
     timeline += [
         {"at": french_datetime(e.get("at")), "label": e.get("label"), "reason": e.get("reason"),
          "corrections": corrections(e.get("corrections"))}
@@ -760,8 +783,9 @@ def _file_page(
         "timeline": timeline if dossier.get("created_at") else timeline[1:],
         "submittable": status in SUBMITTABLE, "editable": status in EDITABLE,
         "submit_problems": [{"text": p, "href": fix_link(p, proofs)} for p in problems or []],
-        "problem": problem, "submitted": submitted,
-        "children": [{"name": person_name(c), "born": french_date(c.get("birth_date"))} for c in dossier.get("children") or []],
+        "problem": problem, "submitted_notice": SUBMITTED_NOTICE if submitted else None,
+        "children": [{"name": person_name(c), "born": french_date(c.get("birth_date"))}
+                     for c in dossier.get("children") or []],
         "guardians": [person_name(g) for g in dossier.get("guardians") or []],
         "address": _address_line(dossier["address"]) if dossier.get("address") else None,
     }
@@ -769,7 +793,9 @@ def _file_page(
 
 
 @router.get(MY_FILE, response_class=HTMLResponse, summary="Mon dossier: status, what to do next, timeline, corrections")
-async def file_page(request: Request, user: CurrentUser, services: Services, transmis: str | None = None) -> HTMLResponse:
+async def file_page(
+    request: Request, user: CurrentUser, services: Services, transmis: str | None = None,
+) -> HTMLResponse:
     dossier = await my_file(request, services, user.access_token)
     return _file_page(request, dossier, submitted=transmis == "1" and (dossier or {}).get("status") == "submitted")
 
