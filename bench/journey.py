@@ -85,9 +85,14 @@ class Journey:
     certificates: int = 0
     transitions: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # email subject → 2xx times
     retried_calls: int = 0
+    phases: dict[str, float] = field(default_factory=dict)  # step → seconds, in journey order
     started: float = 0.0
     finished: float | None = None
     error: str | None = None
+
+    def phase_done(self, name: str) -> None:
+        """Ends the step ``name``: its duration is the time since the previous step ended."""
+        self.phases[name] = time.time() - self.started - sum(self.phases.values())
 
 
 @dataclass
@@ -212,7 +217,9 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
                                    json={"email": j.email, "password": PASSWORD, "display_name": f"Famille Banc {j.index}"})
     expect(registered, 202)
     j.transitions[ACTIVATION].append(time.time())
+    j.phase_done("register")
     token, _ = await mailpit.link_token(j.email, ACTIVATION, settings.wait_s)
+    j.phase_done("wait for the activation email")
     activated = await person.call("POST", "/api/identity/auth/activation", json={"token": token})
     # 4xx after a retry: the first attempt did activate (the link is single use); the login tells.
     if activated.status_code == 200 or not person.retried:
@@ -221,6 +228,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
     tokens = expect(await person.call("POST", "/api/identity/auth/login", json={"email": j.email, "password": PASSWORD}), 200)
     person.token = tokens["access_token"]
     j.account_id = account_of(person.token)
+    j.phase_done("activate, log in")
 
     async def created() -> dict[str, Any] | None:
         response = await person.call("POST", "/api/household/dossier", json=family_content(j, settings.school_year))
@@ -243,6 +251,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
     body["guardians"] = [{**g, "guardian_id": mine["guardian_id"]} for g, mine in zip(body["guardians"], dossier["guardians"])]
     body["children"] = [{**c, "child_id": mine["child_id"]} for c, mine in zip(body["children"], dossier["children"])]
     expect(await person.call("PUT", "/api/household/dossier", json=body), 200)
+    j.phase_done("create the file, upload 3 documents, attach them")
 
     for document_id in docs.values():
         async def clean(document_id: str = document_id) -> bool:
@@ -252,6 +261,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
             return status == "clean"
 
         await until(clean, "documents scanned clean", settings.wait_s, 0.2)
+    j.phase_done("wait for the virus scans")
 
     async def submitted() -> bool:
         response = await person.call("POST", "/api/household/dossier/submit")
@@ -265,6 +275,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
     await until(submitted, "submission accepted", settings.wait_s, 0.2)
     j.submitted = True
     j.transitions[SUBMITTED].append(time.time())
+    j.phase_done("submit")
 
     expect(await agent.call("GET", f"/api/household/review/dossiers/{j.dossier_id}", "GET /api/household/review/dossiers/{id}"), 200)
     decided = await agent.call("POST", f"/api/household/review/dossiers/{j.dossier_id}/validate", "POST /api/household/review/dossiers/{id}/validate")
@@ -272,6 +283,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
         expect(decided, 200)
     j.validated_at = time.time()
     j.transitions[VALIDATED].append(j.validated_at)
+    j.phase_done("agent opens and validates")
 
     async def eligible() -> dict[str, Any] | None:
         body = expect(await person.call("GET", "/api/enrolment/enrolments/eligible"), 200)
@@ -279,6 +291,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
 
     eligibility = await until(eligible, "enrolment unlocked", settings.wait_s, settings.poll_s)
     j.unlocked_at = time.time()
+    j.phase_done("wait for enrolment to unlock")
 
     for kid in eligibility["children"]:
         if not kid["can_enrol"]:
@@ -293,6 +306,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
         if enrolment["status"] != "confirmed":
             raise AssertionError(f"enrolment {enrolment['id']} is {enrolment['status']} ({enrolment.get('pending_reason')})")
         j.enrolments.append(enrolment["id"])
+    j.phase_done("enrol both children")
 
     for enrolment_id in j.enrolments:
         async def link(enrolment_id: str = enrolment_id) -> dict[str, Any] | None:
@@ -304,6 +318,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
         if pdf.status_code != 200 or not pdf.content.startswith(b"%PDF"):
             raise AssertionError(f"certificate download: HTTP {pdf.status_code}")
         j.certificates += 1
+    j.phase_done("wait for and download both certificates")
 
 
 # ---- processes -----------------------------------------------------------------------------------
@@ -526,6 +541,7 @@ def round_figures(r: Round) -> dict[str, Any]:
         "elapsed_s": round(r.elapsed_s, 2),
         "journeys_per_s": round(len(done) / r.elapsed_s, 3),
         "journey_duration": pcts(journey_s),
+        "phases": {name: pcts([j.phases[name] for j in done if name in j.phases]) for name in (done[0].phases if done else {})},
         "routes": {route: pcts(values) for route, values in sorted(r.recorder.successful_latencies().items())},
         "statuses": {route: dict(s) for route, s in sorted(statuses.items())},
         "unlock_hop": {**pcts(unlock), "poll_ms": r.poll_ms},
@@ -596,6 +612,8 @@ def print_round(f: dict[str, Any], base: dict[str, Any] | None) -> None:
           f"→ {f['journeys_per_s']} journeys/s (journey p50 {f['journey_duration'].get('p50_ms', 0) / 1000:.1f} s)")
     print(f"   the system's processes burn {f['system_cpu_s_per_journey']} CPU s per journey (background removed): "
           f"at most {f['cpu_ceiling_journeys_per_s']} journeys/s on {os.cpu_count()} cores with nothing else running")
+    print("   where a journey's time goes (p50 / p95 s): " + "; ".join(
+        f"{name} {p['p50_ms'] / 1000:.2f} / {p['p95_ms'] / 1000:.2f}" for name, p in f["phases"].items()))
     for lost in f["lost"]:
         print(f"   lost: {lost['email']}: {lost['error']}")
     print("\n| route | n | p50 ms | p95 ms | p99 ms | max ms | non-2xx answers |")

@@ -1,0 +1,75 @@
+"""The fault run's invariant checks (bench/faults.py) on hand-made outcomes: each one passes on a
+clean run and breaks, naming the culprit, on the fault it is there to catch. No server needed."""
+
+from __future__ import annotations
+
+from bench.faults import Outage, failures_by_outage, lost_journeys, one_email_per_transition
+from bench.journey import ACTIVATION, CONFIRMED, SUBMITTED, VALIDATED, WELCOME, Journey, Round
+from bench.journey_client import Attempt, Recorder
+
+T0 = 1_800_000_000.0
+
+
+def finished_journey(index: int = 0) -> Journey:
+    j = Journey(index, f"famille.{index}@example.org", account_id=f"acc-{index}", finished=T0 + 60)
+    for subject in (ACTIVATION, WELCOME, SUBMITTED, VALIDATED, CONFIRMED, CONFIRMED):
+        j.transitions[subject].append(T0)
+    return j
+
+
+def message(subject: str) -> dict[str, str]:
+    return {"Subject": subject, "Created": "2027-01-15T08:00:00.000Z"}
+
+
+def round_with(journeys: list[Journey], mailbox: dict[str, list[dict[str, str]]]) -> Round:
+    return Round(len(journeys), 1, journeys, Recorder(), 60.0, {}, mailbox, 50.0)
+
+
+def every_email_once(j: Journey) -> list[dict[str, str]]:
+    return [message(s) for s in (ACTIVATION, WELCOME, SUBMITTED, VALIDATED, CONFIRMED, CONFIRMED)]
+
+
+def test_one_email_per_transition_holds_when_each_transition_has_its_email() -> None:
+    j = finished_journey()
+    check = one_email_per_transition(round_with([j], {j.email: every_email_once(j)}))
+    assert check.ok, check.details
+
+
+def test_a_second_copy_of_an_email_is_reported_as_a_duplicate_for_that_recipient_and_subject() -> None:
+    j = finished_journey()
+    check = one_email_per_transition(round_with([j], {j.email: [*every_email_once(j), message(VALIDATED)]}))
+    assert not check.ok
+    assert check.details[0].startswith("duplicates: 1, losses: 0")
+    assert any(j.email in line and VALIDATED in line and "×2" in line for line in check.details)
+
+
+def test_a_missing_confirmation_email_is_reported_as_a_loss() -> None:
+    j = finished_journey()
+    mails = every_email_once(j)
+    mails.remove(message(CONFIRMED))
+    check = one_email_per_transition(round_with([j], {j.email: mails}))
+    assert not check.ok and check.details[0].startswith("duplicates: 0, losses: 1")
+
+
+def test_an_email_for_no_transition_of_the_journey_is_listed_without_breaking_the_invariant() -> None:
+    j = finished_journey()
+    attempt = "Une inscription a été tentée avec votre adresse email"
+    check = one_email_per_transition(round_with([j], {j.email: [*every_email_once(j), message(attempt)]}))
+    assert check.ok and any(attempt in line for line in check.details)
+
+
+def test_a_journey_that_gave_up_is_a_lost_journey_with_its_reason() -> None:
+    ok, lost = finished_journey(0), Journey(1, "famille.1@example.org", error="GaveUp: POST /api/documents/documents")
+    check = lost_journeys([ok, lost])
+    assert not check.ok and check.details == ["famille.1@example.org: GaveUp: POST /api/documents/documents"]
+    assert lost_journeys([ok]).ok
+
+
+def test_a_5xx_during_an_outage_is_attributed_to_it_and_one_outside_any_outage_breaks_the_invariant() -> None:
+    kafka = Outage("kafka", killed_at=T0, started_at=T0 + 10, ready_at=T0 + 12, start_ok=True)
+    during = Attempt("POST /api/household/dossier/submit", 503, 0.01, T0 + 5)
+    check = failures_by_outage([during], [kafka])
+    assert check.ok and check.details == ["1 × HTTP 503 on POST /api/household/dossier/submit during the kafka outage"]
+    later = Attempt("GET /api/enrolment/enrolments/eligible", 500, 0.01, T0 + 300)
+    check = failures_by_outage([during, later], [kafka])
+    assert not check.ok and "1 × HTTP 500 on GET /api/enrolment/enrolments/eligible during NO outage" in check.details
