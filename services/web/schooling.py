@@ -41,8 +41,9 @@ REASONS: dict[str, str] = {
     "autre": "Autre motif",
 }
 REASON_TEXT_MAX = 2000
-# A confirmation writes the certificate PDF before answering (about a second of CPU, several under
-# load): far beyond the client's default 5 s, which would report a failure for a done enrolment.
+# Enrolling takes a seat and writes the enrolment with its events; under load (the certificates
+# rendered on the same 2 cores) that went past the client's default 5 s, which would report a
+# failure for an enrolment that was in fact recorded.
 ACTION_TIMEOUT_S = 30.0
 DEROGATION_STATES = {
     "pending": "en cours d'examen par le Service Scolaire et Périscolaire",
