@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.identity_client import GATEWAY, GOOD_PASSWORD, logged_in, person, registered_and_activated
-from tests.integration.test_documents import image_bytes, pdf_bytes
+from tests.integration.test_documents import eicar, image_bytes, pdf_bytes
 from tests.integration.test_web_links import HiddenFields, browser
 
 SLOT = re.compile(r'name="piece" value="([^"]+)"')
@@ -204,3 +204,27 @@ async def test_a_bad_declaration_is_a_french_422_next_to_its_fields_and_nothing_
     assert "Le code postal doit comporter 5 chiffres" in text and "dans le futur" in text
     assert 'aria-invalid="true"' in response.text and 'value="Noé"' in response.text  # typed values kept
     assert (await family.household()).status_code == 404
+
+
+async def test_a_too_large_or_infected_file_is_explained_in_french_and_never_counts_as_a_proof(family: Family) -> None:
+    assert (await saved(family, declaration())).status_code == 303
+
+    # Over documents' 10 MB (under the gateway's 12 MB for this page): documents' French reason
+    too_large = await family.upload("domicile", "proof_of_address", "scan.pdf", pdf_bytes() + b"0" * (10 * 1024 * 1024), "application/pdf")
+    assert too_large.status_code == 413
+    assert "trop volumineux (10 Mo maximum)" in html.unescape(too_large.text) and 'href="#fichier-domicile"' in too_large.text
+    # Over the gateway's limit for this page: its French JSON, before the web service
+    huge = await family.upload("domicile", "proof_of_address", "scan.pdf", b"0" * (13 * 1024 * 1024), "application/pdf")
+    assert huge.status_code == 413 and huge.json()["detail"] == "Le fichier est trop volumineux (10 Mo maximum)."
+    assert (await family.household()).json()["address"]["proof_document_id"] is None
+
+    # A virus: stored, then found by the scan; the page says so with the reason, submission names it
+    assert (await family.upload("domicile", "proof_of_address", "facture.pdf", b"%PDF-1.4\n" + eicar() + b"\n%%EOF\n",
+                                "application/pdf")).status_code == 303
+    deadline = time.monotonic() + 30
+    while "statut--infected" not in (page := await family.page("/pieces-justificatives")).text and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    text = html.unescape(page.text)
+    assert ">Infecté<" in text and "contient un virus" in text
+    problems = (await ready_to_submit(family, timeout_s=0)).get("submission_problems")
+    assert any("virus" in p or "vérification antivirus" in p for p in problems)
