@@ -614,7 +614,8 @@ def _proofs_page(
 
 
 def _no_file_yet(request: Request) -> HTMLResponse:
-    return _file_page(request, None)
+    """No file yet: the proofs depend on the household declared, the page says to declare it first."""
+    return _proofs_page(request, {}, {})
 
 
 @router.get(PROOFS, response_class=HTMLResponse, summary="Mes pièces justificatives: one block per required proof")

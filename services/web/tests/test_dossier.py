@@ -409,9 +409,11 @@ def test_my_file_shows_status_next_step_corrections_and_the_timeline_in_paris_ti
 
 def test_without_a_file_my_file_and_the_proofs_invite_to_declare(client: TestClient, services: FakeServices) -> None:
     services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
-    for path in ("/dossier", "/pieces-justificatives"):
-        page = accessible(client.get(path))
-        assert "/entourage" in page.links
+    for path, heading in (("/dossier", "Mon dossier"), ("/pieces-justificatives", "Mes pièces justificatives")):
+        response = client.get(path)
+        page = accessible(response)
+        assert page.h1 == [heading] and "/entourage" in page.links
+        assert "Transmettre mon dossier" not in response.text
 
 
 def test_french_dates_are_in_paris_time_summer_and_winter() -> None:
