@@ -606,3 +606,28 @@ def test_after_a_decision_the_page_comes_back_with_the_school_and_year_shown(age
     assert form["annee"] == "2027-2028" and form["ecole"] == "elem-jaures"
     response = agent.post(path, data={**form, "decision": "refuse", "reason": "Famille partie de la commune."})
     assert response.headers["location"] == "/agents/inscriptions?fait=refusee&annee=2027-2028&ecole=elem-jaures"
+
+
+def test_corrections_on_a_large_family_are_read_beyond_the_usual_twenty_fields(agent: TestClient, services: FakeServices) -> None:
+    large = review()
+    large["children"] = [{"child_id": f"c{n}", "first_name": f"Enfant{n}", "last_name": "Martin", "birth_date": "2015-01-01"}
+                         for n in range(12)]
+    large["documents"] += [{"document_id": f"doc-c{n}", "requirement": "child_identity", "url": None, "note": "En cours d'analyse.",
+                            "label": f"la pièce d'identité de l'enfant Enfant{n} Martin"} for n in range(12)]
+    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", 200, large)
+    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/audit", 200, AUDIT)
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections", 200, {"id": DOSSIER_ID})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"), "correction:children.c11": "Certificat de naissance manquant."}
+    assert len(form) > 20
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form)
+    assert response.status_code == 303
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections")[0].json()["corrections"] == [
+        {"item": "children.c11", "reason": "Certificat de naissance manquant."}]
+
+
+def test_a_token_the_services_no_longer_accept_sends_the_agent_to_the_login_page(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 401, {"detail": "Votre session a expiré ou n'est pas valide."})
+    response = agent.get("/agents/dossiers")
+    assert response.status_code == 303 and response.headers["location"] == "/connexion?suite=%2Fagents%2Fdossiers"
+    assert 'ecp_session=""' in response.headers["set-cookie"]
