@@ -16,6 +16,7 @@ from services.web.errors import PageError
 
 FAMILY_LINKS = (
     ("/mon-espace", "Mon espace"),
+    ("/dossier", "Mon dossier"),
     ("/entourage", "Mon entourage"),
     ("/pieces-justificatives", "Mes pièces justificatives"),
     ("/mon-compte", "Mon compte"),

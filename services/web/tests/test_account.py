@@ -302,6 +302,8 @@ def test_my_space_greets_and_says_no_file_declared_yet(client: TestClient, servi
     assert page.h1 == ["Bonjour Camille Martin"]
     assert "Vous n'avez pas encore déclaré votre entourage" in shown(response)
     assert "Inscription scolaire" not in response.text
+    assert '<a class="button" href="/entourage">Déclarer mon entourage</a>' in response.text
+    assert 'href="/mon-espace" aria-current="page"' in response.text  # the header says where we are
     assert "/deconnexion" in page.forms
     assert response.headers["cache-control"] == "no-store"
     assert {auth for port, _, _, auth in services.calls if port != IDENTITY or _ == "/me"} == {"Bearer access-1"}
