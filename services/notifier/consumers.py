@@ -17,7 +17,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any, Protocol
 
 from services.identity.events import (
@@ -72,7 +72,7 @@ class Store(Protocol):
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage, recipient: str) -> str: ...
+    async def send(self, message: Message, recipient: str) -> str: ...
 
 
 class Notifier:

@@ -7,7 +7,7 @@ refused, timeouts, 4xx replies: try again later) and permanent (5xx replies: rec
 from __future__ import annotations
 
 import asyncio
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -61,7 +61,7 @@ class SmtpMailer:
             timeout=s.smtp_timeout_s,
         )
 
-    async def send(self, message: EmailMessage, recipient: str) -> str:
+    async def send(self, message: Message, recipient: str) -> str:
         """Sends to exactly ``recipient`` (the envelope, not the To header); returns the reply."""
         async with self._slots:
             client = self._idle.pop() if self._idle else None

@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email import charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,10 @@ from services.notifier import domain
 from services.notifier.settings import NotifierSettings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+UTF8 = "utf-8"
+# Quoted-printable bodies: French text stays readable in the raw message (base64 would not).
+_QUOTED_PRINTABLE_UTF8 = charset.Charset(UTF8)
+_QUOTED_PRINTABLE_UTF8.body_encoding = charset.QP
 
 
 @dataclass(frozen=True)
@@ -78,14 +85,17 @@ def build_message(
     display_name: str | None,
     event_id: str,
     date: datetime,
-) -> EmailMessage:
+) -> Message:
     """The MIME message: multipart/alternative, text first (the fallback), HTML second.
 
     Message-ID and Date come from the event, so every retry of the same delivery is byte-for-byte
-    the same email and a receiving system can deduplicate it.
+    the same email and a receiving system can deduplicate it. Built with the ``compat32`` MIME
+    classes, whose headers are stored as given (encoded here): the default policy's header
+    objects cost four times as much CPU, most of what the notifier spent per email.
     """
-    message = EmailMessage()
-    message["Subject"] = rendered.subject
+    message = MIMEMultipart("alternative", boundary=f"==ecp-{domain.recipient_hash(event_id, recipient)}==")
+    # A boundary derived from the delivery instead of a random one: retries are identical bytes.
+    message["Subject"] = Header(rendered.subject)  # plain when ASCII, else RFC 2047 in UTF-8
     message["From"] = sender
     message["To"] = _address_header(display_name, recipient)
     message["Date"] = format_datetime(date)
@@ -94,16 +104,14 @@ def build_message(
     # Tells mail servers and autoresponders that nobody wrote it by hand (RFC 3834).
     message["Auto-Submitted"] = "auto-generated"
     message["X-ECP-Template"] = rendered.template
-    message.set_content(rendered.text, subtype="plain", charset="utf-8")
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    # A boundary derived from the delivery instead of a random one: retries are identical bytes.
-    message.set_boundary(f"==ecp-{domain.recipient_hash(event_id, recipient)}==")
+    message.attach(MIMEText(rendered.text, "plain", _QUOTED_PRINTABLE_UTF8))  # type: ignore[arg-type]
+    message.attach(MIMEText(rendered.html, "html", _QUOTED_PRINTABLE_UTF8))  # type: ignore[arg-type]
     return message
 
 
 def _address_header(display_name: str | None, recipient: str) -> str:
     if not display_name:
         return recipient
-    local, _, domain_part = recipient.partition("@")
-    # Address() quotes and encodes the name, so a name cannot inject another header or address.
-    return str(Address(display_name=" ".join(display_name.split()), username=local, domain=domain_part))
+    # formataddr quotes the name and RFC 2047-encodes it when it is not ASCII; whitespace (and so
+    # any line break) is collapsed first, so a name cannot inject another header or address.
+    return formataddr((" ".join(display_name.split()), recipient), charset=UTF8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 import pytest
@@ -84,9 +84,9 @@ class ScriptedMailer:
 
     def __init__(self, *outcomes: Exception | None) -> None:
         self.outcomes = list(outcomes)
-        self.sent: list[tuple[str, EmailMessage]] = []
+        self.sent: list[tuple[str, Message]] = []
 
-    async def send(self, message: EmailMessage, recipient: str) -> str:
+    async def send(self, message: Message, recipient: str) -> str:
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome is not None:
             raise outcome

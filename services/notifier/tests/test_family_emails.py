@@ -4,6 +4,7 @@ French (text and HTML), sent to the projected address once per event."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
@@ -83,7 +84,8 @@ def test_each_family_event_asks_for_its_french_email_with_both_parts(template: s
     for part in (rendered.text, rendered.html):
         assert "Bonjour Marie Dupont" in part and "Ville de Testville" in part and "contact@testville.fr" in part
     assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
-    message = build_message(rendered, sender=SETTINGS.sender, recipient="m@example.org", display_name="Marie", event_id="e", date=NOW)
+    built = build_message(rendered, sender=SETTINGS.sender, recipient="m@example.org", display_name="Marie", event_id="e", date=NOW)
+    message = message_from_bytes(built.as_bytes(), policy=policy.default)
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert message["Subject"] == SUBJECTS[template]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,11 @@ from services.notifier import domain
 from services.notifier.render import TEMPLATES_DIR, Renderer, build_message
 from services.notifier.render_samples import SAMPLE_TIME, render_all, sample_data
 from services.notifier.settings import NotifierSettings
+
+def as_received(message: Message) -> EmailMessage:
+    """The message as a mail client reads it: its bytes parsed with the modern policy."""
+    return message_from_bytes(message.as_bytes(), policy=policy.default)  # type: ignore[return-value]
+
 
 SETTINGS = NotifierSettings(town_name="Ville de Testville", town_contact_email="contact@testville.fr")
 
@@ -71,13 +78,15 @@ def test_message_has_both_parts_a_stable_message_id_and_the_event_date() -> None
     mail = domain.MAILS[0]
     rendered = Renderer(SETTINGS).render(mail, sample_data(mail), SAMPLE_TIME)
     args = dict(sender=SETTINGS.sender, recipient="marie@example.org", display_name="Marie, \"la\" Dupont", event_id="evt-1", date=SAMPLE_TIME)
-    first, again = build_message(rendered, **args), build_message(rendered, **args)  # type: ignore[arg-type]
-    assert first["Message-ID"] == again["Message-ID"] == domain.message_id("evt-1", "marie@example.org")
-    assert first.as_bytes() == again.as_bytes()  # a retry is the very same email
+    built, built_again = build_message(rendered, **args), build_message(rendered, **args)  # type: ignore[arg-type]
+    assert built.as_bytes() == built_again.as_bytes()  # a retry is the very same email
+    first = as_received(built)
+    assert first["Message-ID"] == domain.message_id("evt-1", "marie@example.org")
     assert first.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in first.iter_parts()] == ["text/plain", "text/html"]
     assert first["Subject"] == "Activez votre Espace Citoyen"
     assert first["To"].addresses[0].addr_spec == "marie@example.org"
+    assert first["To"].addresses[0].display_name == 'Marie, "la" Dupont'
     assert first["Date"].datetime == SAMPLE_TIME
     assert first["Auto-Submitted"] == "auto-generated"
 
@@ -85,3 +94,14 @@ def test_message_has_both_parts_a_stable_message_id_and_the_event_date() -> None
 def test_render_samples_writes_every_template(tmp_path: Path) -> None:
     written = render_all(tmp_path, SETTINGS)
     assert {p.name for p in written} >= {f"{m.template}.{ext}" for m in domain.MAILS for ext in ("txt", "html", "eml")}
+
+
+def test_a_name_cannot_inject_a_header_or_another_recipient() -> None:
+    mail = domain.MAILS[0]
+    rendered = Renderer(SETTINGS).render(mail, sample_data(mail), SAMPLE_TIME)
+    hostile = "Marie\r\nBcc: pirate@example.org, <pirate@example.org>"
+    received = as_received(build_message(rendered, sender=SETTINGS.sender, recipient="marie@example.org", display_name=hostile,
+                                         event_id="evt-1", date=SAMPLE_TIME))
+    assert received["Bcc"] is None
+    assert [a.addr_spec for a in received["To"].addresses] == ["marie@example.org"]
+    assert received["Subject"] == "Activez votre Espace Citoyen"
