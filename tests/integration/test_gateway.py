@@ -51,6 +51,13 @@ def test_security_headers_are_on_every_response() -> None:
     assert "unsafe-inline" not in httpx.get(f"{GATEWAY}/").headers["content-security-policy"]
 
 
+def test_only_the_back_office_document_preview_may_be_framed_and_only_by_the_site_itself() -> None:
+    preview = httpx.get(f"{GATEWAY}/agents/documents/0123456789abcdef/apercu")
+    assert preview.headers["x-frame-options"] == "SAMEORIGIN"
+    for path in ["/agents/documents/0123456789abcdef", "/agents/documents/x/apercu/extra", "/agents/dossiers"]:
+        assert httpx.get(f"{GATEWAY}{path}").headers["x-frame-options"] == "DENY"
+
+
 def test_an_oversized_body_is_refused_with_a_french_413_before_reaching_a_service() -> None:
     response = httpx.post(f"{GATEWAY}/api/identity/anything", content=b"x" * (2 * 1024 * 1024))
     assert response.status_code == 413
