@@ -14,7 +14,7 @@ import asyncio
 import re
 from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -299,23 +299,9 @@ async def reject(request: Request, dossier_id: str, form: ProtectedForm, agent: 
                          "refuse", "motif-refus", {"reason": reason})
 
 
-async def _corrections_form(request: Request) -> dict[str, str]:
-    """Like ``ProtectedForm``, for the one form with a field per item of the file (more than the
-    20 fields ``forms.read_form`` accepts for a family with many children and documents)."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise BadForm()
-    body = await request.body()
-    if len(body) > 200 * 1024:
-        raise BadForm()
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadForm() from exc
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        form.setdefault(name, value)
-    csrf.verify(request, form.get(csrf.FIELD_NAME))
-    return form
+# The one form with a field per item of the file: more than the account forms' 20 fields for a
+# family with many children and documents.
+_corrections_form = csrf.protected_form_of(max_fields=200, max_bytes=200 * 1024)
 
 
 @router.post(QUEUE + "/{dossier_id}/corrections", response_class=HTMLResponse,

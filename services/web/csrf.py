@@ -10,7 +10,8 @@ man-in-the-middle on plain HTTP) still cannot forge the matching field without t
 cookie and not a server-side session: the pages stay stateless, so any replica can check a post.
 
 Use: render forms with ``pages.render`` (the template calls ``csrf_field()``), and take the posted
-fields through the ``protected_form`` dependency, which rejects the request before the route runs.
+fields through ``ProtectedForm`` (or a ``protected_form_of(...)`` with a longer form's limits),
+which rejects the request before the route runs.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
 from services.web.errors import PageError
-from services.web.forms import read_form
+from services.web.forms import MAX_FIELDS, MAX_FORM_BYTES, read_form
 
 COOKIE_NAME = "ecp_csrf"
 # Browsers only accept a "__Host-" cookie when it is Secure, host-only and on path "/": it then
@@ -101,11 +103,16 @@ def verify(request: Request, submitted: str | None) -> None:
         raise CsrfRejected()
 
 
-async def protected_form(request: Request) -> dict[str, str]:
-    """Dependency for every page POST: the posted fields, once the CSRF pair has been checked."""
-    form = await read_form(request)
-    verify(request, form.get(FIELD_NAME))
-    return form
+def protected_form_of(*, max_fields: int = MAX_FIELDS, max_bytes: int = MAX_FORM_BYTES) -> Callable[[Request], Awaitable[dict[str, str]]]:
+    """A dependency for page POSTs: the posted fields (within these limits), once the CSRF pair
+    has been checked."""
+
+    async def protected_form(request: Request) -> dict[str, str]:
+        form = await read_form(request, max_fields=max_fields, max_bytes=max_bytes)
+        verify(request, form.get(FIELD_NAME))
+        return form
+
+    return protected_form
 
 
-ProtectedForm = Annotated[dict[str, str], Depends(protected_form)]
+ProtectedForm = Annotated[dict[str, str], Depends(protected_form_of())]

@@ -214,16 +214,7 @@ def french_datetime(value: str | None) -> str:
 MAX_DECLARATION_FIELDS = 120
 
 
-async def declaration_form(request: Request) -> dict[str, str]:
-    """Dependency: the posted declaration once the CSRF pair is checked (``csrf.verify``)."""
-    try:
-        posted = await request.form(max_files=0, max_fields=MAX_DECLARATION_FIELDS)
-    except (StarletteHTTPException, ValueError) as exc:  # unreadable, or too many fields
-        raise BadForm() from exc
-    form = {name: value for name, value in posted.multi_items() if isinstance(value, str)}
-    csrf.verify(request, form.get(csrf.FIELD_NAME))
-    return form
-
+declaration_form = csrf.protected_form_of(max_fields=MAX_DECLARATION_FIELDS, max_bytes=64 * 1024)
 
 DeclarationForm = Annotated[dict[str, str], Depends(declaration_form)]
 

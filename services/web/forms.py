@@ -17,8 +17,11 @@ MAX_FORM_BYTES = 16 * 1024
 MAX_FIELDS = 20
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """The posted fields (first value of each name); empty for another content type."""
+async def read_form(request: Request, *, max_fields: int = MAX_FIELDS, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """The posted fields (first value of each name); empty for another content type.
+
+    The limits are the account forms'; a longer form (a household declaration, an agent's
+    corrections) passes its own."""
     cached: dict[str, str] | None = getattr(request.state, "form", None)
     if cached is not None:
         return cached
@@ -26,10 +29,10 @@ async def read_form(request: Request) -> dict[str, str]:
     form: dict[str, str] = {}
     if content_type == "application/x-www-form-urlencoded":
         body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > max_bytes:
             raise BadForm()
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadForm() from exc
         for name, value in pairs:
