@@ -4,24 +4,56 @@ a screenshot), and each step checks what the person should see there."""
 
 from __future__ import annotations
 
+import io
+import random
 import re
+import string
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from playwright.sync_api import expect
+from playwright.sync_api import FilePayload, Locator, Page, expect
+from pypdf import PdfReader
 
 from tests.e2e.journey import Journey
 from tests.e2e.mailbox import link_in, wait_for_mail
+from tests.integration.test_documents import image_bytes, pdf_bytes
 
 GATEWAY = "http://127.0.0.1:8080"
 PASSWORD = "tartine au miel de mai"
+SECTOR_SCHOOLS = ("mat-tilleuls", "elem-jaures")  # those of rue des Tilleuls on the sample map
+
+
+def _surname() -> str:
+    """A family name no other file in the agents' queue has, so the agent finds this one."""
+    return "Lefèvre-" + "".join(random.choices(string.ascii_lowercase, k=6)).capitalize()
+
+
+@dataclass(frozen=True)
+class Child:
+    first_name: str
+    birth_date: str  # ISO, as a date field takes it
 
 
 @dataclass(frozen=True)
 class Family:
     email: str = field(default_factory=lambda: f"famille.{uuid.uuid4().hex[:10]}@example.org")
-    name: str = "Dominique Lefèvre"
+    first_name: str = "Dominique"
+    last_name: str = field(default_factory=_surname)
     password: str = PASSWORD
+    # On the sample sector map: both schools of rue des Tilleuls (maternelle and élémentaire).
+    number: str = "12"
+    street: str = "rue des Tilleuls"
+    postcode: str = "45190"
+    town: str = "Montclair-sur-Loire"
+    children: tuple[Child, ...] = (Child("Léa", "2021-05-14"), Child("Noé", "2023-09-02"))
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    def child_name(self, child: Child) -> str:
+        return f"{child.first_name} {self.last_name}"
 
 
 def create_account(journey: Journey, family: Family) -> None:
@@ -71,3 +103,135 @@ def my_space(journey: Journey, family: Family) -> None:
     page = journey.page
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Bonjour {family.name}")
     journey.step("mon espace")
+
+
+def declare_household(journey: Journey, family: Family) -> None:
+    """Déclarer mon entourage: the address, the parent, and the children, one « Ajouter un
+    enfant » at a time (a round trip to the server, so it works without JavaScript too)."""
+    page = journey.page
+    go_to(journey, "Mon entourage")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Déclarer mon entourage")
+    journey.step("declarer mon entourage")
+    address = page.get_by_role("group", name="Adresse du domicile")
+    address.get_by_label("Numéro").fill(family.number)
+    address.get_by_label("Voie").fill(family.street)
+    address.get_by_label("Code postal").fill(family.postcode)
+    address.get_by_label("Commune").fill(family.town)
+    parent = page.get_by_role("group", name="Vous, représentant légal")
+    parent.get_by_label("Prénom").fill(family.first_name)
+    parent.get_by_label("Nom", exact=True).fill(family.last_name)
+    parent.get_by_label("Lien avec l'enfant").select_option("mère")
+    for number, child in enumerate(family.children, start=1):
+        block = page.get_by_role("group", name=f"Enfant {number}", exact=True)
+        if block.count() == 0:
+            page.get_by_role("button", name="Ajouter un enfant").click()
+            expect(page.get_by_role("status")).to_contain_text(f"Enfant {number}")
+            journey.step(f"enfant {number} ajoute")
+        block.get_by_label("Prénom").fill(child.first_name)
+        block.get_by_label("Nom", exact=True).fill(family.last_name)
+        block.get_by_label("Date de naissance").fill(child.birth_date)
+    page.get_by_role("button", name="Enregistrer et continuer").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Mes pièces justificatives")
+    journey.step("pieces justificatives")
+
+
+def proof(page: Page, title: str) -> Locator:
+    """The block of one required proof, found by its heading."""
+    return page.get_by_role("region", name=title, exact=True)
+
+
+def send_proof(journey: Journey, title: str, file: FilePayload, *, replacing: bool = False) -> None:
+    page = journey.page
+    block = proof(page, title)
+    block.get_by_label("Nouveau fichier" if replacing else "Fichier", exact=True).set_input_files(file)
+    block.get_by_role("button", name="Remplacer ce document" if replacing else "Envoyer ce document").click()
+    expect(page.get_by_role("status").filter(has_text=f"Votre document « {title} » a été envoyé")).to_be_visible()
+    journey.step(f"envoye {title}")
+
+
+def wait_for_virus_scans(journey: Journey) -> None:
+    page = journey.page
+    journey.reload_until(lambda: page.get_by_role("link", name="Actualiser la page").count() == 0,
+                         "the documents' virus scans")
+    journey.step("pieces analysees")
+
+
+def submit_file(journey: Journey) -> None:
+    page = journey.page
+    page.get_by_role("button", name="Transmettre mon dossier").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Mon dossier")
+    expect(page.get_by_role("status")).to_contain_text("Votre dossier a été transmis")
+    journey.step("dossier transmis")
+
+
+def submits_a_complete_file(parent: Journey, family: Family) -> None:
+    """From the home page to a file sent to the service: the account, its activation from the
+    email, the household with two children and the four proofs (one of them a phone photo)."""
+    create_account(parent, family)
+    activate_from_email(parent, family)
+    log_in(parent, family.email, family.password)
+    my_space(parent, family)
+    expect(parent.page.get_by_text("Vous n'avez pas encore déclaré votre entourage.")).to_be_visible()
+    expect(parent.page.get_by_role("link", name="Inscription scolaire")).to_have_count(0)
+    declare_household(parent, family)
+    lea, noe = family.children
+    send_proof(parent, "Justificatif de domicile", pdf_file("facture-electricite.pdf"))
+    # A phone photo: documents converts HEIC to JPEG.
+    send_proof(parent, f"Pièce d'identité de {family.name}", image_file("IMG_0042.HEIC", "HEIF", "image/heic"))
+    send_proof(parent, f"Pièce d'identité de l'enfant {family.child_name(lea)}", pdf_file("livret-de-famille.pdf"))
+    send_proof(parent, f"Pièce d'identité de l'enfant {family.child_name(noe)}",
+               image_file("acte-naissance-noe.png", "PNG", "image/png"))
+    wait_for_virus_scans(parent)
+    submit_file(parent)
+    wait_for_mail(family.email, "Votre dossier a bien été transmis")
+
+
+def go_to(journey: Journey, menu_entry: str) -> None:
+    journey.page.get_by_role("navigation", name="Menu principal").get_by_role("link", name=menu_entry).click()
+
+
+def enrols_both_children(parent: Journey, family: Family, artifacts: Path) -> None:
+    """Once the file is validated: « Inscription scolaire » on Mon espace, each child enrolled in
+    the sector school, and each certificate downloaded (a real PDF naming the child)."""
+    wait_for_mail(family.email, "Votre dossier est validé")
+    page = parent.page
+    go_to(parent, "Mon espace")
+    parent.reload_until(lambda: page.get_by_role("link", name="Inscription scolaire").count() > 0,
+                        "the « Inscription scolaire » button after the validation")
+    parent.step("mon espace dossier valide")
+    page.get_by_role("link", name="Inscription scolaire").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Inscription scolaire")
+    parent.step("inscription scolaire")
+    for child in family.children:
+        page.get_by_role("button", name=f"Inscrire {child.first_name}").click()
+        expect(page.get_by_role("region", name=family.child_name(child))).to_contain_text("Inscription de")
+        parent.step(f"{child.first_name} inscrit")
+    # Each certificate is written just after its confirmation.
+    parent.reload_until(lambda: page.get_by_text("Le certificat est en cours de préparation").count() == 0,
+                        "the certificates")
+    parent.step("certificats prets")
+    for child in family.children:
+        certificate = downloaded_certificate(parent, child.first_name, artifacts)
+        text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(certificate)).pages)
+        assert "Certificat d'inscription scolaire" in text, text
+        assert f"{family.last_name.upper()} {child.first_name}" in text, text
+
+
+def downloaded_certificate(parent: Journey, first_name: str, artifacts: Path) -> bytes:
+    page = parent.page
+    with page.expect_download() as download:
+        page.get_by_role("link", name=f"Télécharger le certificat d'inscription de {first_name} (PDF)").click()
+    saved = artifacts / (download.value.suggested_filename or f"certificat-{first_name}.pdf")
+    download.value.save_as(saved)
+    print(f"[e2e] certificate of {first_name}: {saved}")
+    body = saved.read_bytes()
+    assert body.startswith(b"%PDF"), body[:40]
+    return body
+
+
+def pdf_file(name: str) -> FilePayload:
+    return {"name": name, "mimeType": "application/pdf", "buffer": pdf_bytes(name)}
+
+
+def image_file(name: str, image_format: str, mime: str) -> FilePayload:
+    return {"name": name, "mimeType": mime, "buffer": image_bytes(image_format, (640, 480))}

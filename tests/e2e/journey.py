@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
@@ -59,6 +62,7 @@ class Journey:
     steps: list[str] = field(default_factory=list)
     findings: list[PageViolations] = field(default_factory=list)
     unaudited: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # loaded, then left for another page unaudited
     counter: list[int] = field(default_factory=lambda: [0])  # shared by the tabs of one test
 
     def __post_init__(self) -> None:
@@ -72,12 +76,24 @@ class Journey:
         violations = self._axe()
         if violations:
             self.findings.append(PageViolations(label, self.page.url, self.page.title(), violations))
+        # Reloads of this page while waiting (for a virus scan, say) are this page; any other is not.
+        here = urlsplit(self.page.url).path
+        self.skipped.extend(url for url in self.unaudited if urlsplit(url).path != here)
         self.unaudited.clear()
         shot = self.artifacts / f"{label}.png"
         self.page.screenshot(path=shot, full_page=True)
         self.steps.append(label)
-        print(f"[e2e] {label}: {self.page.url} → {shot}")
+        print(f"[e2e] {time.strftime('%H:%M:%S')} {label}: {self.page.url} → {shot}")
         return self.page
+
+    def reload_until(self, ready: Callable[[], bool], what: str, *, timeout_s: float = 40) -> None:
+        """Reloads the page until ``ready()`` (what the services do after an event takes a moment)."""
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: still not the case after {timeout_s:.0f} s on {self.page.url}")
+            time.sleep(1)
+            self.page.reload()
 
     def _axe(self) -> list[dict[str, Any]]:
         if self.audit_twin is None:
@@ -131,7 +147,7 @@ class Tabs:
         """A fresh profile (no cookies), French, with short waits so a missing button fails fast."""
         context = self.browser.new_context(java_script_enabled=javascript, locale="fr-FR", accept_downloads=True,
                                            viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(20_000)
         self._contexts.append(context)
         return context
 
@@ -140,8 +156,8 @@ class Tabs:
         parts: list[str] = []
         for journey in self.journeys:
             parts.extend(finding.describe() for finding in journey.findings)
-            if journey.unaudited:
-                parts.append(f"— pages loaded but never audited ({journey.who}): {journey.unaudited}")
+            if journey.skipped or journey.unaudited:
+                parts.append(f"— pages loaded but never audited ({journey.who}): {journey.skipped + journey.unaudited}")
         return "\n".join(parts)
 
     def assert_every_page_accessible(self) -> None:

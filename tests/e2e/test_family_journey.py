@@ -1,21 +1,70 @@
-"""The whole family and agent journey of issue 8 in Chromium, with axe-core on every page."""
+"""The whole family and agent journey of issue 8 in Chromium, with axe-core on every page.
+
+Needs `make up` and `deploy/local/ecp test` (or its browser install); screenshots of each step
+and the axe findings go to .local/artifacts/e2e/<test>/."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from playwright.sync_api import expect
 
-from tests.e2e.family_steps import Family, activate_from_email, create_account, log_in, my_space
-from tests.e2e.journey import Tabs
+from tests.e2e.agent_steps import agent_joins, ask_for_a_correction, make_room_at, open_family_file, validate
+from tests.e2e.family_steps import (
+    GATEWAY,
+    SECTOR_SCHOOLS,
+    Family,
+    enrols_both_children,
+    go_to,
+    pdf_file,
+    proof,
+    send_proof,
+    submit_file,
+    submits_a_complete_file,
+    wait_for_virus_scans,
+)
+from tests.e2e.journey import Journey, Tabs
+from tests.e2e.mailbox import wait_for_mail
+
+CORRECTION = "La photo est floue : envoyez une copie lisible de l'acte de naissance."
 
 
-def test_a_family_creates_its_space_and_reaches_it_and_every_page_passes_axe(tabs: Tabs) -> None:
+def test_a_family_and_an_agent_go_from_a_new_account_to_two_school_certificates_and_every_page_passes_axe(
+    tabs: Tabs, artifacts: Path
+) -> None:
     family = Family()
+    noe = family.children[1]
     parent = tabs.open("famille")
-    create_account(parent, family)
-    activate_from_email(parent, family)
-    log_in(parent, family.email, family.password)
-    my_space(parent, family)
-    expect(parent.page.get_by_text("Vous n'avez pas encore déclaré votre entourage.")).to_be_visible()
-    expect(parent.page.get_by_role("link", name="Inscription scolaire")).to_have_count(0)
+    submits_a_complete_file(parent, family)
+
+    agent = tabs.open("agent")
+    agent_joins(agent)
+    open_family_file(agent, family)
+    ask_for_a_correction(agent, f"{noe.first_name}.*\\(pièce jointe\\)", CORRECTION)
+
+    wait_for_mail(family.email, "Votre dossier est à corriger")
+    sees_the_correction_and_replaces_the_document(parent, f"Pièce d'identité de l'enfant {family.child_name(noe)}")
+    submit_file(parent)
+
+    open_family_file(agent, family)
+    expect(agent.page.get_by_text("transmis à nouveau après corrections")).to_be_visible()
+    validate(agent)
+
+    make_room_at(SECTOR_SCHOOLS)
+    enrols_both_children(parent, family, artifacts)
 
     tabs.assert_every_page_accessible()
+
+
+def sees_the_correction_and_replaces_the_document(parent: Journey, title: str) -> None:
+    page = parent.page
+    go_to(parent, "Mon espace")
+    parent.step("mon espace a corriger")
+    page.goto(f"{GATEWAY}/dossier")
+    expect(page.get_by_role("region", name="État de mon dossier")).to_contain_text(CORRECTION)
+    parent.step("mon dossier corrections")
+    go_to(parent, "Mes pièces justificatives")
+    expect(proof(page, title)).to_contain_text(CORRECTION)
+    parent.step("pieces a corriger")
+    send_proof(parent, title, pdf_file("acte-naissance-lisible.pdf"), replacing=True)
+    wait_for_virus_scans(parent)
