@@ -45,7 +45,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
         await retry_forever(store.ensure_indexes, "enrolment indexes")
         if settings.load_sample_data:
             await retry_forever(enrolment.load_sample_data, "enrolment sample data")
-        await enrolment.run_certificate_worker()
+        await asyncio.gather(enrolment.run_certificate_worker(), enrolment.run_seat_repair())
 
     app.state.background = asyncio.create_task(background(), name="enrolment-background")
 

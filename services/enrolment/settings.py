@@ -37,6 +37,10 @@ class EnrolmentSettings(CommonSettings):
     # A render is leased to one worker this long; a worker that died or failed leaves it to be
     # taken again once the lease is over (so this is also the delay before a failed one is retried).
     certificate_lease_s: float = 30.0
+    # Seats taken for an enrolment that was never written (a crash in between) are given back by
+    # a repair pass this often, once their hold is older than the grace (no request lasts that long).
+    seat_repair_interval_s: float = 300.0
+    seat_hold_grace_s: float = 600.0
 
     @property
     def cutoff(self) -> tuple[int, int]:

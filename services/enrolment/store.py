@@ -106,13 +106,42 @@ class EnrolmentStore:
         except DuplicateKeyError:
             pass  # created by a concurrent request
 
-    async def take_seat(self, seat_id: str) -> bool:
-        """The atomic check: one update that matches only while a seat is free."""
-        result = await self.seats.update_one({"_id": seat_id, "free": {"$gt": 0}}, {"$inc": {"free": -1, "count": 1}})
+    async def take_seat(self, seat_id: str, holder: str, now: datetime) -> bool:
+        """The atomic check: one update that matches only while a seat is free. It also records
+        which enrolment holds the seat (``holds.<enrolment id>``), in the same write, so a seat
+        whose enrolment was never written (a crash in between) can be found and given back."""
+        result = await self.seats.update_one(
+            {"_id": seat_id, "free": {"$gt": 0}},
+            {"$inc": {"free": -1, "count": 1}, "$set": {f"holds.{holder}": {"at": now}}},
+        )
         return result.modified_count == 1
 
-    async def release_seat(self, seat_id: str) -> None:
-        await self.seats.update_one({"_id": seat_id, "count": {"$gt": 0}}, {"$inc": {"free": 1, "count": -1}})
+    async def release_seat(self, seat_id: str, holder: str) -> bool:
+        """Gives back the seat ``holder`` holds; False if it holds none there (already given back)."""
+        result = await self.seats.update_one(
+            {"_id": seat_id, f"holds.{holder}": {"$exists": True}},
+            {"$inc": {"free": 1, "count": -1}, "$unset": {f"holds.{holder}": ""}},
+        )
+        if result.modified_count == 1:
+            return True
+        seat = await self.seats.find_one({"_id": seat_id})
+        if seat is None or holder in seat.get("holds", {}) or seat["count"] <= len(seat.get("holds", {})):
+            return False
+        # Taken before holders were recorded: every counted seat beyond the recorded holds is
+        # such an older one, and this is compare-and-set on the count.
+        result = await self.seats.update_one(
+            {"_id": seat_id, "count": seat["count"]}, {"$inc": {"free": 1, "count": -1}}
+        )
+        return result.modified_count == 1
+
+    async def seats_with_holds(self) -> list[dict[str, Any]]:
+        # A few documents per school, level and year: the repair reads them all.
+        return [s async for s in self.seats.find({"holds": {"$exists": True}}, {"holds": 1})]
+
+    async def hold_checked(self, seat_id: str, holder: str) -> None:
+        await self.seats.update_one(
+            {"_id": seat_id, f"holds.{holder}": {"$exists": True}}, {"$set": {f"holds.{holder}.checked": True}}
+        )
 
     async def change_capacity(self, seat_id: str, old: int, new: int) -> bool:
         """Sets the capacity if it is still ``old`` and the seats taken fit in ``new``."""

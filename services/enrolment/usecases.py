@@ -136,10 +136,37 @@ class EnrolmentService:
         override = school.get("capacities", {}).get(str(year), {})
         return int(override.get(level, school.get("capacity", {}).get(level, 0)))
 
-    async def _take_seat(self, school: dict[str, Any], level: str, year: int) -> str | None:
+    async def _take_seat(self, school: dict[str, Any], level: str, year: int, enrolment_id: str) -> str | None:
         seat = domain.seat_id(school["_id"], level, year)
         await self.store.ensure_seat(seat, school["_id"], level, year, self.capacity_for(school, level, year))
-        return seat if await self.store.take_seat(seat) else None
+        return seat if await self.store.take_seat(seat, enrolment_id, self._now()) else None
+
+    async def repair_seats(self) -> int:
+        """Gives back the seats taken for an enrolment that does not hold them: the service died
+        between taking the seat and writing the enrolment (or its new school). Only holds older
+        than ``seat_hold_grace_s`` are looked at: a request in flight has not written yet. A
+        hold whose enrolment has it is marked checked and not looked at again."""
+        cutoff = self._now() - timedelta(seconds=self.settings.seat_hold_grace_s)
+        repaired = 0
+        for seat in await self.store.seats_with_holds():
+            for enrolment_id, hold in seat["holds"].items():
+                if hold.get("checked") or _aware(hold["at"]) > cutoff:
+                    continue
+                enrolment = await self.store.get(enrolment_id)
+                if enrolment is not None and enrolment.get("seat_id") == seat["_id"]:
+                    await self.store.hold_checked(seat["_id"], enrolment_id)
+                elif await self.store.release_seat(seat["_id"], enrolment_id):
+                    repaired += 1
+                    log.warning("seat given back: its enrolment was never written", seat_id=seat["_id"], enrolment_id=enrolment_id)
+        return repaired
+
+    async def run_seat_repair(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.seat_repair_interval_s)
+            try:
+                await self.repair_seats()
+            except Exception as exc:
+                log.warning("seat repair pass failed, will retry", error=repr(exc))
 
     # ---- reference data ------------------------------------------------------------------------
 
@@ -373,7 +400,7 @@ class EnrolmentService:
         elif sector is None:
             status, reason = Status.PENDING_AGENT, PendingReason.ADDRESS
         else:
-            seat = await self._take_seat(sector, level.value, year)
+            seat = await self._take_seat(sector, level.value, year, enrolment_id)
             status, reason = (Status.CONFIRMED, None) if seat else (Status.PENDING_AGENT, PendingReason.NO_SEAT)
         school_id = requested["_id"] if requested else sector["_id"] if sector else None
         doc: dict[str, Any] = {
@@ -398,12 +425,12 @@ class EnrolmentService:
             await self.store.insert_enrolment(doc, self._entries(data, subject=enrolment_id, correlation_id=correlation_id))
         except AlreadyExists:
             if seat:
-                await self.store.release_seat(seat)
+                await self.store.release_seat(seat, enrolment_id)
             raise Conflict(domain.ALREADY.format(label=label)) from None
         except Exception:
             if seat:
-                with contextlib.suppress(Exception):
-                    await self.store.release_seat(seat)
+                with contextlib.suppress(Exception):  # else the repair gives it back later
+                    await self.store.release_seat(seat, enrolment_id)
             raise
         self._events_queued()
         log.info("enrolment requested", enrolment_id=enrolment_id, status=status.value, pending_reason=doc["pending_reason"])
@@ -521,7 +548,7 @@ class EnrolmentService:
         level = enrolment["level"]
         if level not in school["levels"]:
             raise Invalid(domain.LEVEL_NOT_OFFERED.format(school=school["name"], level=domain.level_label(level)))
-        seat = await self._take_seat(school, level, enrolment["school_year"])
+        seat = await self._take_seat(school, level, enrolment["school_year"], enrolment_id)
         if seat is None:
             raise Conflict(domain.NO_SEAT.format(level=domain.level_label(level), school=school["name"], label=label))
         updated = await self.store.update(
@@ -532,7 +559,7 @@ class EnrolmentService:
             [],
         )
         if updated is None:
-            await self.store.release_seat(seat)
+            await self.store.release_seat(seat, enrolment_id)
             raise Conflict(domain.NOT_PENDING)
         self.certificates_due()
         return updated
@@ -560,7 +587,7 @@ class EnrolmentService:
         old_seat = enrolment.get("seat_id")
         if accepted:
             school = await self._school(derogation["requested_school_id"])
-            seat = await self._take_seat(school, level, year)
+            seat = await self._take_seat(school, level, year, enrolment_id)
             if seat is None:
                 raise Conflict(domain.NO_SEAT.format(level=domain.level_label(level), school=school["name"], label=label))
             fields = {**decision_fields, "status": Status.CONFIRMED.value, "school_id": school["_id"], "seat_id": seat,
@@ -571,7 +598,7 @@ class EnrolmentService:
             if enrolment["status"] == Status.PENDING_AGENT and enrolment.get("pending_reason") == PendingReason.DEROGATION:
                 # The child keeps the sector school: a seat there if one is free, else an agent decides.
                 sector = await self.store.school(enrolment["sector_school_id"]) if enrolment.get("sector_school_id") else None
-                seat = await self._take_seat(sector, level, year) if sector and level in sector["levels"] else None
+                seat = await self._take_seat(sector, level, year, enrolment_id) if sector and level in sector["levels"] else None
                 if seat:
                     fields.update({"status": Status.CONFIRMED.value, "school_id": sector["_id"], "seat_id": seat,  # type: ignore[index]
                                    "pending_reason": None, "confirmed_at": now, **self._certificate_due_fields(correlation_id)})
@@ -582,11 +609,11 @@ class EnrolmentService:
                                           self._entries(decided, subject=enrolment_id, correlation_id=correlation_id))
         if updated is None:
             if seat:
-                await self.store.release_seat(seat)
+                await self.store.release_seat(seat, enrolment_id)
             raise Conflict(domain.DEROGATION_NONE)
         self._events_queued()
         if accepted and old_seat and old_seat != seat:
-            await self.store.release_seat(old_seat)
+            await self.store.release_seat(old_seat, enrolment_id)
         if updated.get("certificate_due"):
             self.certificates_due()
         return updated
@@ -727,6 +754,11 @@ class EnrolmentService:
         await self.store.delete_dossiers(account_id)
         log.info("account erased", enrolments=len(enrolments))
         return len(enrolments)
+
+
+def _aware(moment: datetime) -> datetime:
+    # A database client that is not tz-aware gives naive UTC datetimes back.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _csv_cell(value: Any) -> str:
