@@ -185,8 +185,12 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
         await admin.close()
 
 
+# The broker is unreachable or refused for now: worth retrying, and a 503 for a request.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (KafkaError,)
+
+
 def is_transient_kafka_error(exc: BaseException) -> bool:
-    return isinstance(exc, KafkaError)
+    return isinstance(exc, TRANSIENT_ERRORS)
 
 
 def message_headers(pairs: dict[str, str]) -> list[tuple[str, bytes]]:

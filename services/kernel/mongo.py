@@ -23,8 +23,12 @@ async def ping(db: Database, timeout_s: float = 2.0) -> None:
     await asyncio.wait_for(db.command("ping"), timeout_s)
 
 
+# The database is unreachable or too slow right now: worth retrying, and a 503 for a request.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError)
+
+
 def is_transient_db_error(exc: BaseException) -> bool:
-    return isinstance(exc, AutoReconnect | ConnectionFailure | NetworkTimeout | ServerSelectionTimeoutError)
+    return isinstance(exc, TRANSIENT_ERRORS)
 
 
 def is_duplicate_key(exc: BaseException) -> bool:

@@ -25,13 +25,14 @@ from services.kernel.settings import CommonSettings
 log = get_logger(__name__)
 
 
+# A dependency down or slow right now (database, broker, S3 — the object store raises a
+# ConnectionError — or anything timing out): consumers retry these, requests answer a 503.
+DEPENDENCY_DOWN: tuple[type[Exception], ...] = (*mongo.TRANSIENT_ERRORS, *kafka.TRANSIENT_ERRORS, ConnectionError, TimeoutError)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures worth retrying: a dependency that is down or slow right now."""
-    return (
-        mongo.is_transient_db_error(exc)
-        or kafka.is_transient_kafka_error(exc)
-        or isinstance(exc, ConnectionError | TimeoutError)
-    )
+    return isinstance(exc, DEPENDENCY_DOWN)
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,17 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from services.kernel.app import create_service_app
 from services.kernel.auth import TokenVerifier, session_router
 from services.kernel.health import ReadinessCheck
-from services.kernel.runtime import ConsumerSpec, ServiceRuntime
+from services.kernel.logging import get_logger
+from services.kernel.runtime import DEPENDENCY_DOWN, ConsumerSpec, ServiceRuntime
 from services.kernel.settings import CommonSettings
+
+log = get_logger(__name__)
+DEPENDENCY_DOWN_DETAIL = "Le service est momentanément indisponible. Veuillez réessayer dans quelques instants."
 
 Wiring = Callable[[FastAPI, ServiceRuntime], Awaitable[None]]
 # Builds the HTTP answer for one of a service's own error types (its api module knows the shape).
@@ -63,9 +67,19 @@ def backend_app(
         startup=startup,
         shutdown=shutdown,
     )
+    # Before the service's own mappings, which may answer some of these more precisely.
+    for kind in DEPENDENCY_DOWN:
+        app.add_exception_handler(kind, _dependency_down)
     for kind, respond in (error_responses or {}).items():
         app.add_exception_handler(kind, _handler(respond))
     return app
+
+
+async def _dependency_down(request: Request, exc: Exception) -> Response:
+    """The database, the broker or S3 unreachable in the middle of a request: the client may
+    retry, so a French 503 with Retry-After rather than a 500."""
+    log.warning("dependency unavailable", error=repr(exc), path=request.url.path)
+    return JSONResponse({"detail": DEPENDENCY_DOWN_DETAIL}, status_code=503, headers={"Retry-After": "30"})
 
 
 def _handler(respond: ErrorResponse) -> Callable[[Request, Exception], Awaitable[Response]]:
