@@ -291,7 +291,7 @@ def failures_by_outage(failures: list[Attempt], outages: list[Outage]) -> Check:
     counts: Counter[str] = Counter()
     for a in failures:
         during = next((o.component for o in outages if o.covers(a.at)), None)
-        label = "no answer" if a.status == 0 else f"HTTP {a.status}"
+        label = f"no answer ({a.error})" if a.status == 0 else f"HTTP {a.status}"
         counts[f"{label} on {a.route} during {'the ' + during + ' outage' if during else 'NO outage'}"] += 1
     outside = sum(n for k, n in counts.items() if k.endswith("NO outage"))
     details = [f"{n} × {k}" for k, n in counts.most_common()]

@@ -530,7 +530,7 @@ def round_figures(r: Round) -> dict[str, Any]:
     emails = email_latencies(r.journeys, r.mailbox)
     statuses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for a in r.recorder.attempts:
-        statuses[a.route][str(a.status)] += 1
+        statuses[a.route][a.error or str(a.status)] += 1
     system_cpu = sum(p["cpu_s_net"] for g, p in r.processes.items() if not g.startswith("("))
     per_journey = system_cpu / len(done) if done else 0.0
     return {

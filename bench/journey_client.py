@@ -47,6 +47,7 @@ class Attempt:
     status: int  # 0: no HTTP answer (connection refused, reset, timeout)
     seconds: float
     at: float  # wall clock (time.time()) when the answer came
+    error: str = ""  # the transport error's name when there was no answer
 
 
 @dataclass
@@ -55,8 +56,8 @@ class Recorder:
 
     attempts: list[Attempt] = field(default_factory=list)
 
-    def add(self, route: str, status: int, seconds: float) -> None:
-        self.attempts.append(Attempt(route, status, seconds, time.time()))
+    def add(self, route: str, status: int, seconds: float, error: str = "") -> None:
+        self.attempts.append(Attempt(route, status, seconds, time.time(), error))
 
     def successful_latencies(self) -> dict[str, list[float]]:
         by_route: dict[str, list[float]] = defaultdict(list)
@@ -100,7 +101,7 @@ class ApiClient:
             try:
                 response = await self.http.request(method, path, headers=self.headers(), **kwargs)
             except httpx.TransportError as exc:
-                self.recorder.add(route, 0, time.perf_counter() - started)
+                self.recorder.add(route, 0, time.perf_counter() - started, type(exc).__name__)
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 self.recorder.add(route, response.status_code, time.perf_counter() - started)
