@@ -1,11 +1,12 @@
-"""Group commit: concurrent callers' single-document writes reach the database as one bulk call.
+"""Group commit: concurrent callers' single-document operations reach the database as one bulk call.
 
 The notifier handles a batch's emails concurrently; each still claims and records its own
-delivery (the exactly-once protocol is per document), but a round trip to the database server
-costs far more than the write itself, so the writes queued while one bulk call is in flight go
-together in the next one. A caller waits no longer than it would for its own write: the first
-write of an idle batcher leaves at once (after one turn of the event loop, so callers woken by
-the same event join it).
+delivery (the exactly-once protocol is per document) and looks up its own recipient, but a round
+trip to the database server costs far more than the operation itself, so the operations queued
+while one bulk call is in flight go together in the next one (``insert_many``, ``bulk_write``,
+one ``find`` with ``$in``). A caller waits no longer than it would for its own call: the first
+of an idle batcher leaves at once (after one turn of the event loop, so callers woken by the
+same event join it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ Result = TypeVar("Result")
 BulkWrite = Callable[[Sequence[Item]], Awaitable[Sequence["Result | Exception"]]]
 
 
-class GroupCommit(Generic[Item, Result]):
+class BulkBatcher(Generic[Item, Result]):
     def __init__(self, bulk_write: BulkWrite[Item, Result], *, max_batch: int = 200) -> None:
         self._bulk_write = bulk_write
         self._max_batch = max_batch

@@ -9,9 +9,10 @@ built from AccountRegistered / AccountActivated; AccountDeleted leaves a tombsto
 embedded outbox: the outcome and its event are one single-document write.
 
 The first insert of a claim and the recording of an outcome go through a group commit
-(``batching.GroupCommit``): the emails a batch sends concurrently are claimed in one
+(``batching.BulkBatcher``): the emails a batch sends concurrently are claimed in one
 ``insert_many`` and recorded in one ``bulk_write``, each still a single-document write with its
-own condition. The rare paths (a claim that finds its key taken, a retry) stay one by one.
+own condition; the recipient look-ups of those emails are one ``find`` with ``$in``. The rare
+paths (a claim that finds its key taken, a retry) stay one by one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pymongo.errors import BulkWriteError
 
 from services.kernel.mongo import Database, is_duplicate_key
 from services.kernel.outbox import new_document_with_events, with_events
-from services.notifier.batching import GroupCommit
+from services.notifier.batching import BulkBatcher
 from services.notifier.domain import DeliveryStatus
 
 RECIPIENTS = "recipients"
@@ -58,8 +59,13 @@ class NotifierStore:
     def __init__(self, db: Database) -> None:
         self.recipients = db[RECIPIENTS]
         self.deliveries = db[DELIVERIES]
-        self._inserts: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert_deliveries)
-        self._finishes: GroupCommit[UpdateOne, None] = GroupCommit(self._update_deliveries)
+        self._inserts: BulkBatcher[dict[str, Any], None] = BulkBatcher(self._insert_deliveries)
+        self._finishes: BulkBatcher[UpdateOne, None] = BulkBatcher(self._update_deliveries)
+        self._recipient_reads: BulkBatcher[str, dict[str, Any] | None] = BulkBatcher(self._read_recipients)
+
+    async def _read_recipients(self, account_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        found = {d["_id"]: d async for d in self.recipients.find({"_id": {"$in": list(set(account_ids))}})}
+        return [found.get(account_id) for account_id in account_ids]
 
     async def _insert_deliveries(self, documents: Sequence[dict[str, Any]]) -> list[None | Exception]:
         outcomes: list[None | Exception] = [None] * len(documents)
@@ -103,10 +109,12 @@ class NotifierStore:
             raise
 
     async def recipient(self, account_id: str) -> dict[str, Any] | None:
-        return await self.recipients.find_one({"_id": account_id, "deleted": {"$ne": True}})
+        known = await self._recipient_reads.submit(account_id)
+        return None if known is None or known.get("deleted") else known
 
     async def is_forgotten(self, account_id: str) -> bool:
-        return await self.recipients.find_one({"_id": account_id, "deleted": True}, {"_id": 1}) is not None
+        known = await self._recipient_reads.submit(account_id)
+        return known is not None and known.get("deleted") is True
 
     async def forget(self, account_id: str, now: datetime) -> int:
         """Erasure: the projection keeps a tombstone (id only, so a late mail event is not sent),

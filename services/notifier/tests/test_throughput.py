@@ -15,7 +15,7 @@ from services.identity.events import AccountRegistered, PasswordChanged
 from services.kernel.envelope import CloudEvent, event_json, new_event
 from services.kernel.kafka import IncomingMessage, OutgoingMessage
 from services.notifier import mailer as mailer_module
-from services.notifier.batching import GroupCommit
+from services.notifier.batching import BulkBatcher
 from services.notifier.concurrent_consumer import ConcurrentConsumer
 from services.notifier.mailer import PermanentSmtpError, SmtpMailer
 from services.notifier.settings import NotifierSettings
@@ -31,7 +31,7 @@ async def test_writes_queued_together_go_in_one_bulk_call_and_each_caller_gets_i
         calls.append(list(items))
         return [ValueError(f"refused {i}") if i % 2 else f"ok {i}" for i in items]
 
-    commit: GroupCommit[int, str] = GroupCommit(bulk)
+    commit: BulkBatcher[int, str] = BulkBatcher(bulk)
     outcomes = await asyncio.gather(*(commit.submit(i) for i in range(6)), return_exceptions=True)
     assert calls == [[0, 1, 2, 3, 4, 5]]
     assert [str(o) for o in outcomes] == ["ok 0", "refused 1", "ok 2", "refused 3", "ok 4", "refused 5"]
@@ -50,7 +50,7 @@ async def test_writes_arriving_during_a_bulk_call_go_in_the_next_one_and_a_faile
             raise ConnectionError("database unreachable")
         return [None] * len(items)
 
-    commit: GroupCommit[str, None] = GroupCommit(bulk)
+    commit: BulkBatcher[str, None] = BulkBatcher(bulk)
     first = asyncio.ensure_future(commit.submit("a"))
     await first_in_flight.wait()
     later = [asyncio.ensure_future(commit.submit(x)) for x in ("b", "c")]
