@@ -73,3 +73,12 @@ def test_a_5xx_during_an_outage_is_attributed_to_it_and_one_outside_any_outage_b
     later = Attempt("GET /api/enrolment/enrolments/eligible", 500, 0.01, T0 + 300)
     check = failures_by_outage([during, later], [kafka])
     assert not check.ok and "1 × HTTP 500 on GET /api/enrolment/enrolments/eligible during NO outage" in check.details
+
+
+def test_a_second_activation_email_after_a_retried_registration_is_explained_not_a_duplicate() -> None:
+    j = finished_journey()
+    j.retried_subjects.add(ACTIVATION)
+    check = one_email_per_transition(round_with([j], {j.email: [*every_email_once(j), message(ACTIVATION)]}))
+    assert check.ok and any("retried request" in line for line in check.details)
+    check = one_email_per_transition(round_with([j], {j.email: [*every_email_once(j), message(ACTIVATION), message(ACTIVATION)]}))
+    assert not check.ok
