@@ -206,6 +206,7 @@ def enrols_both_children(parent: Journey, family: Family, artifacts: Path) -> No
         page.get_by_role("button", name=f"Inscrire {child.first_name}").click()
         expect(page.get_by_role("region", name=family.child_name(child))).to_contain_text("Inscription de")
         parent.step(f"{child.first_name} inscrit")
+    wait_for_mail(family.email, "Votre inscription scolaire est confirmée")
     # Each certificate is written just after its confirmation.
     parent.reload_until(lambda: page.get_by_text("Le certificat est en cours de préparation").count() == 0,
                         "the certificates")

@@ -5,6 +5,7 @@ and the axe findings go to .local/artifacts/e2e/<test>/."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -40,6 +41,7 @@ def test_a_family_and_an_agent_go_from_a_new_account_to_two_school_certificates_
     agent = tabs.open("agent")
     agent_joins(agent)
     open_family_file(agent, family)
+    sees_the_documents(agent)
     ask_for_a_correction(agent, f"{noe.first_name}.*\\(pièce jointe\\)", CORRECTION)
 
     wait_for_mail(family.email, "Votre dossier est à corriger")
@@ -54,6 +56,19 @@ def test_a_family_and_an_agent_go_from_a_new_account_to_two_school_certificates_
     enrols_both_children(parent, family, artifacts)
 
     tabs.assert_every_page_accessible()
+
+
+def sees_the_documents(agent: Journey) -> None:
+    """The four proofs are in the review; the phone photo was converted to JPEG, and the photos'
+    previews really load from the object store (a broken image has no natural width)."""
+    page = agent.page
+    expect(page.get_by_role("link", name=re.compile(r"^Télécharger IMG_0042\.jpg"))).to_be_visible()
+    previews = page.get_by_role("img", name=re.compile("^Aperçu"))
+    expect(previews).to_have_count(2)  # the HEIC photo (now a JPEG) and the PNG
+    for preview in previews.all():
+        preview.scroll_into_view_if_needed()  # they load lazily
+        expect(preview).to_have_js_property("complete", True)
+        assert preview.evaluate("image => image.naturalWidth") == 640, preview
 
 
 def sees_the_correction_and_replaces_the_document(parent: Journey, title: str) -> None:
