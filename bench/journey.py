@@ -659,7 +659,7 @@ def chart(rounds: list[dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     routes = sorted({route for f in rounds for route in f["routes"]})
-    fig, axes = plt.subplots(1, len(rounds), figsize=(7 * len(rounds), 0.4 * len(routes) + 2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(rounds), figsize=(7 * len(rounds), 0.4 * len(routes) + 2), sharex=True, sharey=True, squeeze=False)
     for ax, f in zip(axes[0], rounds):
         y = range(len(routes))
         for offset, (key, colour) in enumerate((("p50_ms", "#4c72b0"), ("p95_ms", "#dd8452"), ("p99_ms", "#c44e52"))):
