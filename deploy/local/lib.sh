@@ -52,8 +52,13 @@ apt_install() {
 
 # pid_alive NAME: true when the process recorded for NAME is running.
 pid_alive() {
-  local f="$ECP_RUN/$1.pid"
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+  local f="$ECP_RUN/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid="$(cat "$f")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  # A process killed -9 stays a zombie (kill -0 succeeds) until its parent reaps it, which can
+  # take seconds here: it is dead, so `ecp start` right after a crash must start it again.
+  [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
 # start_bg NAME CMD...: starts CMD detached in its own session (so its children can be stopped
