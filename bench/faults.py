@@ -75,6 +75,7 @@ class Outage:
     ready_at: float | None = None  # every service's /readyz answered 200 again
     start_output: str = ""
     start_ok: bool = False
+    start_attempts: int = 0
 
     def covers(self, t: float) -> bool:
         end = (self.ready_at or self.started_at or float("inf")) + AFTERMATH_S
@@ -157,13 +158,13 @@ async def inject(components: list[str], down_s: float, gap_s: float, warmup_s: f
         print(f"[faults] {stamp(outage.killed_at)} kill -9 {component} (pids {pids})", flush=True)
         await gone(pids)
         await asyncio.sleep(down_s)
-        outage.start_ok, outage.start_output = await ecp_start(component)
-        outage.started_at = time.time()
-        if not outage.start_ok:
-            print(f"[faults] `ecp start {component}` FAILED:\n{outage.start_output}", flush=True)
-            # Try once more: the runner may have been racing another engineer's restart.
-            outage.start_ok, outage.start_output = await ecp_start(component)
+        while outage.start_attempts < 2 and not outage.start_ok:  # a second try: it may have raced someone's restart
+            outage.start_attempts += 1
+            outage.start_ok, output = await ecp_start(component)
+            outage.start_output += output
             outage.started_at = time.time()
+            if not outage.start_ok:
+                print(f"[faults] `ecp start {component}` FAILED:\n{output}", flush=True)
         outage.ready_at = await everything_ready()
         print(f"[faults] {stamp(outage.started_at)} {component} started ({'ok' if outage.start_ok else 'FAILED'}), "
               f"all services ready at {stamp(outage.ready_at)}", flush=True)
@@ -343,7 +344,7 @@ async def main() -> int:
     print("|---|---|---|---|---:|")
     for o in outages:
         down = f"{(o.ready_at or o.started_at or o.killed_at) - o.killed_at:.1f} s"
-        print(f"| {o.component} | {stamp(o.killed_at)} | {stamp(o.started_at)}{'' if o.start_ok else ' FAILED'} | {stamp(o.ready_at)} | {down} |")
+        print(f"| {o.component} | {stamp(o.killed_at)} | {stamp(o.started_at)}{'' if o.start_ok else ' FAILED'}{f' (attempt {o.start_attempts})' if o.start_attempts > 1 else ''} | {stamp(o.ready_at)} | {down} |")
     print("\nInvariants:")
     for c in checks:
         print(f"  [{'ok' if c.ok else 'BROKEN'}] {c.name}")
