@@ -15,6 +15,7 @@ from services.notifier import api, events
 from services.notifier.concurrent_consumer import run_consumer
 from services.notifier.consumers import Notifier
 from services.notifier.mailer import SmtpMailer
+from services.notifier.relay import IndexedClaimRelay, run_relay
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
 
@@ -24,19 +25,28 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.mailer = SmtpMailer(settings)
     app.state.store = NotifierStore(runtime.db)
     await retry_forever(app.state.store.ensure_indexes, "notifier indexes")
-    app.state.notifier = Notifier(settings, app.state.store, app.state.mailer, events_queued=runtime.events_queued)
+    # The notifier's own relay (relay.IndexedClaimRelay) publishes the deliveries' outcomes: the
+    # kernel's claim query scans the whole collection on the local database server.
+    assert runtime.publisher is not None
+    relay = IndexedClaimRelay(
+        [runtime.db[events.OUTBOX_COLLECTION]], runtime.publisher, owner=f"{settings.service_name}-{id(app):x}",
+        lease_s=settings.outbox_lease_s, batch_size=settings.outbox_batch_size, poll_interval_s=settings.outbox_poll_interval_s,
+    )
+    app.state.notifier = Notifier(settings, app.state.store, app.state.mailer, events_queued=relay.notify)
     # The notifier's consumer groups handle a batch concurrently (concurrent_consumer), so they
     # run here rather than as the kernel's sequential consumers.
-    app.state.consumer_tasks = [
+    app.state.background = [
         asyncio.create_task(run_consumer(runtime, spec, settings.consumer_concurrency), name=f"consumer-{spec.group_id}")
         for spec in app.state.notifier.consumer_specs()
     ]
+    if settings.run_outbox_relay:
+        app.state.background.append(asyncio.create_task(run_relay(runtime, relay), name="outbox-relay"))
 
 
 async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
-    for task in app.state.consumer_tasks:
+    for task in app.state.background:
         task.cancel()
-    for task in app.state.consumer_tasks:
+    for task in app.state.background:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     await app.state.mailer.close()
@@ -49,7 +59,6 @@ def create_app() -> FastAPI:
         description="French emails for every family-facing transition, delivered over SMTP exactly once, "
         "and the delivery log agents read.",
         routers=[api.router],
-        outbox_collections=[events.OUTBOX_COLLECTION],
         on_start=open_clients,
         on_stop=close_clients,
         extra_checks=lambda app, runtime: [ReadinessCheck("smtp", app.state.mailer.ping)],

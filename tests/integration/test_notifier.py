@@ -6,6 +6,7 @@ Some tests stop the mail catcher or kill -9 the notifier: each restores what it 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -169,6 +170,9 @@ async def test_the_same_event_published_twice_sends_one_email(db_client: Any) ->
     await asyncio.sleep(1)
     assert len(await mails_to(email)) == 1
     assert await db_client[NOTIFIER_DB]["deliveries"].count_documents({"event_id": event["id"]}) == 1
+    # The outcome reaches the delivery topic through the notifier's relay, once.
+    outcomes = [e for e in (json.loads(r.value) for r in await read_all("notifier.delivery.v1")) if e["causationid"] == event["id"]]
+    assert [e["type"] for e in outcomes] == ["NotificationSent"] and outcomes[0]["data"]["template"] == "activation"
 
 
 async def test_with_the_smtp_server_down_the_email_is_retried_and_delivered_once_it_is_back(db_client: Any) -> None:
