@@ -224,13 +224,25 @@ class EnrolmentStore:
     async def lease_due_certificate(self, now: datetime, until: datetime) -> dict[str, Any] | None:
         """The oldest confirmation whose certificate is due and not being rendered (no lease, or
         the lease of a process that died or failed has expired), leased to the caller until
-        ``until``: two workers never render the same one at once."""
-        return await self.enrolments.find_one_and_update(
-            {"status": Status.CONFIRMED.value, "certificate_due": True,
-             "$or": [{"certificate_lease_until": {"$exists": False}}, {"certificate_lease_until": {"$lt": now}}]},
-            {"$set": {"certificate_lease_until": until}},
-            projection=NO_OUTBOX, sort=[("confirmed_at", 1)], return_document=ReturnDocument.AFTER,
-        )
+        ``until``: two workers never render the same one at once. The candidates come from the
+        (status, certificate_due) index and the lease is checked again in the conditional
+        update: a ``$or`` on the lease would make the local database server scan every enrolment."""
+        due = self.enrolments.find(
+            {"status": Status.CONFIRMED.value, "certificate_due": True}, {"certificate_lease_until": 1, "confirmed_at": 1}
+        ).sort("confirmed_at", 1).limit(50)
+        async for candidate in due:
+            lease = candidate.get("certificate_lease_until")
+            if lease is not None and (lease if lease.tzinfo else lease.replace(tzinfo=now.tzinfo)) >= now:
+                continue  # being rendered elsewhere
+            still = {"certificate_lease_until": {"$exists": False}} if lease is None else {"certificate_lease_until": lease}
+            leased = await self.enrolments.find_one_and_update(
+                {"_id": candidate["_id"], "status": Status.CONFIRMED.value, "certificate_due": True, **still},
+                {"$set": {"certificate_lease_until": until}},
+                projection=NO_OUTBOX, return_document=ReturnDocument.AFTER,
+            )
+            if leased is not None:
+                return leased
+        return None
 
     async def slot_taken(self, slot: str) -> bool:
         return await self.enrolments.find_one({"slot": slot}, {"_id": 1}) is not None
