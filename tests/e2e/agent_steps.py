@@ -51,8 +51,9 @@ def agent_joins(journey: Journey) -> str:
     return email
 
 
-def open_family_file(journey: Journey, family: Family) -> None:
-    """From the queue, filtered on files sent today, page by page to this family's file."""
+def open_family_file(journey: Journey, family: Family) -> str:
+    """From the queue, filtered on files sent today, page by page to this family's file; returns
+    the file's address."""
     page = journey.page
     page.goto(f"{GATEWAY}/agents/dossiers")
     expect(page.get_by_role("heading", level=1)).to_have_text("Dossiers à instruire")
@@ -71,6 +72,14 @@ def open_family_file(journey: Journey, family: Family) -> None:
     examine.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Examen du dossier")
     journey.step("examen du dossier")
+    return page.url
+
+
+def reopen_file(journey: Journey, address: str) -> None:
+    """The agent comes back to a file already opened (from the browser's history)."""
+    journey.page.goto(address)
+    expect(journey.page.get_by_role("heading", level=1)).to_have_text("Examen du dossier")
+    journey.step("dossier rouvert")
 
 
 def ask_for_a_correction(journey: Journey, item: str, reason: str) -> None:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.e2e.agent_steps import agent_joins, ask_for_a_correction, make_room_at, open_family_file, validate
+from tests.e2e.agent_steps import (
+    agent_joins,
+    ask_for_a_correction,
+    make_room_at,
+    open_family_file,
+    reopen_file,
+    validate,
+)
 from tests.e2e.family_steps import (
     GATEWAY,
     SECTOR_SCHOOLS,
@@ -40,7 +47,7 @@ def test_a_family_and_an_agent_go_from_a_new_account_to_two_school_certificates_
 
     agent = tabs.open("agent")
     agent_joins(agent)
-    open_family_file(agent, family)
+    file_address = open_family_file(agent, family)
     sees_the_documents(agent)
     ask_for_a_correction(agent, f"{noe.first_name}.*\\(pièce jointe\\)", CORRECTION)
 
@@ -48,7 +55,7 @@ def test_a_family_and_an_agent_go_from_a_new_account_to_two_school_certificates_
     sees_the_correction_and_replaces_the_document(parent, f"Pièce d'identité de l'enfant {family.child_name(noe)}")
     submit_file(parent)
 
-    open_family_file(agent, family)
+    reopen_file(agent, file_address)
     expect(agent.page.get_by_text("transmis à nouveau après corrections")).to_be_visible()
     validate(agent)
 
