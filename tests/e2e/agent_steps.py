@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TypeVar
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.e2e.family_steps import GATEWAY, Family, log_in
 from tests.e2e.journey import Journey
 from tests.e2e.mailbox import link_in, wait_for_mail
-from tests.integration.identity_client import NEW_PASSWORD, invited_staff
-from tests.integration.test_enrolment import agent as enrolment_agent
+from tests.integration.identity_client import NEW_PASSWORD, invited_staff, staff_token
+from tests.integration.test_enrolment import API as ENROLMENT_API
 from tests.integration.test_enrolment import ensure_free
 
 T = TypeVar("T")
@@ -103,7 +104,10 @@ def make_room_at(schools: tuple[str, ...], seats: int = 2) -> None:
     """Raises the coming year's capacity where fewer than ``seats`` are free: every run enrols
     children in the same sample schools, and a full level would refuse this family."""
     async def top_up() -> None:
-        async with await enrolment_agent() as staff:
+        # A staff member of its own: test_enrolment's cached agent token would outlive its
+        # 10 minutes if this test made it first.
+        headers = {"Authorization": f"Bearer {await staff_token('agent', 'Agnès Agent')}"}
+        async with httpx.AsyncClient(base_url=ENROLMENT_API, headers=headers, timeout=30) as staff:
             for school in schools:
                 overview = await staff.get(f"/schools/{school}/enrolments")
                 assert overview.status_code == 200, overview.text
