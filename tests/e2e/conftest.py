@@ -51,7 +51,9 @@ def axe_source() -> str:
     return AXE_JS.read_text()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API runs, this thread has an event loop of
+# Playwright's, and the async tests that come after (tests/integration) could not run theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(f"Chromium is not installed at {CHROMIUM}: {INSTALL_HINT}")
