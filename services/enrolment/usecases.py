@@ -751,6 +751,10 @@ class EnrolmentService:
                                         {"$set": {"status": Status.REFUSED.value, "refusal_reason": "Compte supprimé.",
                                                   "slot": f"{e['slot']}:erased:{e['_id']}"}}, [])
             await self.store.anonymise(e["_id"], now, has_derogation=bool(e.get("derogation")))
+            # A certificate being rendered meanwhile may have been stored after the removal
+            # above (the worker deletes its own once it sees the enrolment erased).
+            with contextlib.suppress(Exception):
+                await self.objects.remove(domain.certificate_key(e["_id"]))
         await self.store.delete_dossiers(account_id)
         log.info("account erased", enrolments=len(enrolments))
         return len(enrolments)
