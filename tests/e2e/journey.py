@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urldefrag, urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
@@ -98,8 +98,8 @@ class Journey:
     def _axe(self) -> list[dict[str, Any]]:
         if self.audit_twin is None:
             return _run_axe(self.page, self.axe_source)
-        html = self.page.content()
-        url = self.page.url
+        html, title = self.page.content(), self.page.title()
+        url = urldefrag(self.page.url).url  # a request never carries the #fragment
 
         def is_this_page(address: str) -> bool:
             return address == url
@@ -110,6 +110,9 @@ class Journey:
         self.audit_twin.route(is_this_page, serve_snapshot)
         try:
             self.audit_twin.goto(url)
+            # Had the snapshot not been served, this would be whatever the server gives a tab
+            # without the session (the login page): never audit that in its place.
+            assert self.audit_twin.title() == title, f"the audit twin shows {self.audit_twin.title()!r}, not {title!r}"
             return _run_axe(self.audit_twin, self.axe_source)
         finally:
             self.audit_twin.unroute(is_this_page, serve_snapshot)
