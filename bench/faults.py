@@ -18,7 +18,8 @@ Invariants:
   in Mailpit; other emails are listed);
 - no acknowledged document missing from S3 (record live and object present);
 - no orphan object in S3 under the families' prefixes (an object no document record points to);
-- every 5xx (or no answer) seen by a client, attributed to the outage during which it happened.
+- every 5xx (or no answer) seen by a client, attributed to the outage during which it happened;
+- every component runs again at the end (`ecp status`).
 
 Usage: python -m bench.faults [--families 60] [--concurrency 4] [--components notifier]
 Results: bench/results/faults.json (and the journey figures of that run: faults-journey.png).
@@ -196,6 +197,7 @@ async def check_invariants(r: Round, outages: list[Outage]) -> list[Check]:
             one_email_per_transition(r),
             *await documents_in_s3(client, objects, r.journeys),
             failures_by_outage(r.recorder.failures(), outages),
+            await all_running(),
         ]
     finally:
         client.close()
@@ -288,6 +290,15 @@ async def documents_in_s3(client: Any, objects: Any, journeys: list[Journey]) ->
         Check(f"no acknowledged document missing from S3 ({acknowledged} checked)", not missing, missing),
         Check("no orphan object in S3 under the families' prefixes", not orphans, orphans + awaiting_sweep),
     ]
+
+
+async def all_running() -> Check:
+    """`ecp status` after the run: every component the runner started is running again."""
+    process = await asyncio.create_subprocess_exec(ECP, "status", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    out, _ = await process.communicate()
+    down = [line for line in out.decode().splitlines() if "NOT running" in line]
+    return Check("every component runs again (ecp status)", process.returncode == 0 and not down, down)
 
 
 def failures_by_outage(failures: list[Attempt], outages: list[Outage]) -> Check:
