@@ -367,12 +367,12 @@ def test_the_certificate_is_relayed_as_a_pdf_attachment_with_a_french_name(clien
 
 def test_a_certificate_not_ready_yet_says_to_retry_shortly(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
-    certificate_link(services, 409, "Le certificat d'inscription est en cours de préparation : réessayez dans un instant.")
+    certificate_link(services, 409, "Le certificat d'inscription est en cours de préparation : réessayez dans quelques secondes.")
     response = client.get("/inscription-scolaire/e-lea/certificat")
     assert response.status_code == 409 and response.headers["retry-after"] == "10"
     page = accessible(response)
     assert page.h1 == ["Certificat pas encore disponible"]
-    assert "réessayez dans un instant" in shown(response) and "/inscription-scolaire/e-lea/certificat" in page.links
+    assert "réessayez dans quelques secondes" in shown(response) and "/inscription-scolaire/e-lea/certificat" in page.links
 
 
 def test_an_unreachable_object_store_gives_a_french_503_not_a_broken_file(client: TestClient, services: FakeServicesWithFiles) -> None:
