@@ -23,6 +23,11 @@ from services.kernel.outbox import LEASE_FIELD, OUTBOX_FIELD, PENDING_FIELD
 log = get_logger(__name__)
 
 
+def _aware(moment: datetime) -> datetime:
+    # A client that is not tz-aware gives naive UTC datetimes back.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Publisher(Protocol):
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None: ...
 
@@ -104,18 +109,33 @@ class OutboxRelay:
         return total
 
     async def _claim(self, coll: Any) -> list[dict[str, Any]]:
-        """Leases up to a batch of aggregates with pending events: a fixed number of round trips."""
+        """Leases up to a batch of aggregates with pending events: a fixed number of round trips.
+
+        No ``$or``: the local database server scans the whole collection for one (on 3,800
+        deliveries, 230 ms for the find and 810 ms for the update, while every other write
+        waited). The candidates come from the ``outbox_pending`` index alone and are split in
+        Python; each kind is then leased by its own update whose filter repeats the lease
+        condition, so a document is still leased only if it has no live lease.
+        """
         now = datetime.now(UTC)
-        claimable = {
-            PENDING_FIELD: True,
-            "$or": [{LEASE_FIELD: {"$exists": False}}, {f"{LEASE_FIELD}.until": {"$lt": now}}],
-        }
-        candidates = [d["_id"] async for d in coll.find(claimable, {"_id": 1}).limit(self._batch_size)]
-        if not candidates:
+        # A few more than a batch: some may be leased by another relay right now.
+        pending = [d async for d in coll.find({PENDING_FIELD: True}, {LEASE_FIELD: 1}).limit(self._batch_size * 4)]
+        unleased = [d["_id"] for d in pending if LEASE_FIELD not in d][: self._batch_size]
+        expired = [d["_id"] for d in pending if LEASE_FIELD in d and _aware(d[LEASE_FIELD]["until"]) < now]
+        expired = expired[: self._batch_size - len(unleased)]
+        if not unleased and not expired:
             return []
         # The token tells this pass's claims apart from any other relay's (or an earlier pass's).
         lease = {"owner": self.owner, "token": uuid.uuid4().hex, "until": now + self._lease}
-        await coll.update_many({**claimable, "_id": {"$in": candidates}}, {"$set": {LEASE_FIELD: lease}})
+        still_claimable = (
+            (unleased, {LEASE_FIELD: {"$exists": False}}),
+            (expired, {f"{LEASE_FIELD}.until": {"$lt": now}}),
+        )
+        for ids, lease_condition in still_claimable:
+            if ids:
+                await coll.update_many(
+                    {"_id": {"$in": ids}, PENDING_FIELD: True, **lease_condition}, {"$set": {LEASE_FIELD: lease}}
+                )
         return [d async for d in coll.find({f"{LEASE_FIELD}.token": lease["token"]}, {OUTBOX_FIELD: 1, LEASE_FIELD: 1})]
 
     @staticmethod

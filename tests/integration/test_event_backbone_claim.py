@@ -1,0 +1,98 @@
+"""The kernel relay's claim against the real database server (a throwaway database): pending
+aggregates without a lease or with an expired one, never one another relay holds, their events
+published once, and without a ``$or`` the local server answers by scanning the collection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.kernel.kafka import OutgoingMessage
+from services.kernel.relay import OutboxRelay
+
+
+class Published:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.ids += [dict(m.headers)["ce_id"].decode() for m in messages]
+
+
+def pending(doc_id: str, lease: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": doc_id, "outbox_pending": True,
+        "outbox": [{"id": f"{doc_id}-event", "topic": "t", "key": doc_id, "type": "T", "value": b"{}"}],
+    }
+    if lease is not None:
+        doc["outbox_lease"] = lease
+    return doc
+
+
+async def test_it_publishes_unleased_and_expired_aggregates_once_and_leaves_a_live_lease_alone(db_client: Any) -> None:
+    name = f"ecp_test_relay_{uuid.uuid4().hex[:8]}"
+    coll = db_client[name]["deliveries"]
+    now = datetime.now(UTC)
+    try:
+        await coll.insert_many([
+            pending("free"),
+            pending("expired", {"owner": "dead", "token": "t1", "until": now - timedelta(seconds=5)}),
+            pending("held", {"owner": "alive", "token": "t2", "until": now + timedelta(seconds=60)}),
+            {"_id": "done", "outbox": []},
+        ])
+        published = Published()
+        relay = OutboxRelay([coll], published)
+        await relay.ensure_indexes()
+        assert await relay.relay_once() == 2
+        assert sorted(published.ids) == ["expired-event", "free-event"]
+        assert await relay.relay_once() == 0  # pulled: nothing twice
+        held = await coll.find_one({"_id": "held"})
+        assert held["outbox_lease"]["owner"] == "alive" and len(held["outbox"]) == 1
+        assert await coll.count_documents({"outbox_pending": True}) == 1
+    finally:
+        await db_client.drop_database(name)
+
+
+class RecordedFilters:
+    """The collection, recording every filter the relay sends it."""
+
+    def __init__(self, coll: Any) -> None:
+        self._coll = coll
+        self.filters: list[dict[str, Any]] = []
+
+    def find(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self.filters.append(filter_)
+        return self._coll.find(filter_, *args, **kwargs)
+
+    async def update_many(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self.filters.append(filter_)
+        return await self._coll.update_many(filter_, *args, **kwargs)
+
+    async def create_index(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._coll.create_index(*args, **kwargs)
+
+
+def operators(filter_: Any) -> set[str]:
+    if isinstance(filter_, dict):
+        return {k for k in filter_ if k.startswith("$")} | {op for v in filter_.values() for op in operators(v)}
+    if isinstance(filter_, list):
+        return {op for v in filter_ for op in operators(v)}
+    return set()
+
+
+async def test_a_relay_pass_sends_no_or_which_the_local_server_answers_by_scanning_everything(db_client: Any) -> None:
+    name = f"ecp_test_relay_{uuid.uuid4().hex[:8]}"
+    coll = RecordedFilters(db_client[name]["deliveries"])
+    now = datetime.now(UTC)
+    try:
+        await coll._coll.insert_many([
+            pending("free"), pending("expired", {"owner": "dead", "token": "t1", "until": now - timedelta(seconds=5)}),
+        ])
+        relay = OutboxRelay([coll], Published())
+        assert await relay.relay_once() == 2
+        assert len(coll.filters) >= 4  # claim, leases, pull: the pass really went through the spy
+        assert not any({"$or", "$nor", "$where"} & operators(f) for f in coll.filters)
+    finally:
+        await db_client.drop_database(name)
