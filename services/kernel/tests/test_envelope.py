@@ -1,9 +1,11 @@
+import gc
+import weakref
 from datetime import UTC, datetime
 
 import pytest
 
 from services.identity.events import AccountActivated
-from services.kernel.envelope import UnknownEventType, event_json, new_event, parse_event
+from services.kernel.envelope import UnknownEventType, envelope_class, event_json, new_event, parse_event
 
 
 def _activated() -> AccountActivated:
@@ -50,3 +52,12 @@ def test_an_unknown_event_type_is_reported_as_such() -> None:
     )
     with pytest.raises(UnknownEventType):
         parse_event(raw)
+
+
+def test_the_typed_envelope_class_is_built_once_and_kept_for_every_later_event() -> None:
+    first = parse_event(event_json(new_event(_activated(), source="/t", subject="a1")))
+    built = weakref.ref(type(first))
+    del first
+    gc.collect()  # pydantic alone keeps parametrised classes weakly: its own copy would go here
+    second = new_event(_activated(), source="/t", subject="a2")
+    assert built() is type(second) is type(parse_event(event_json(second))) is envelope_class(AccountActivated)
