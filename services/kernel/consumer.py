@@ -6,6 +6,10 @@ failures a few times), record the id, and commit offsets after the batch. A mess
 be handled goes to ``<topic>.dlq`` unchanged, with headers naming the group and the error, and
 the partition keeps flowing.
 
+With ``concurrency`` above 1, a batch's events are split into lanes by message key (the
+aggregate or account id) and up to that many lanes run at once: one key's events keep their
+order, handlers that mostly wait (a database, an SMTP server) overlap.
+
 Handlers make their own effect idempotent by event id (``outbox.applied_once``, or an insert
 whose key derives from the event id): a consumer killed after the effect but before the commit
 sees the event again and changes nothing.
@@ -26,6 +30,8 @@ from services.kernel.logging import get_logger, log_context
 log = get_logger(__name__)
 
 Handler = Callable[[CloudEvent[Any]], Awaitable[None]]
+# One lane: a key's messages in offset order, each with its event or the reason it is malformed.
+Lane = list[tuple[IncomingMessage, "CloudEvent[Any] | str"]]
 T = TypeVar("T")
 
 
@@ -63,6 +69,7 @@ class EventConsumer:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        concurrency: int = 1,
     ) -> None:
         self.group_id = group_id
         self._subscription = subscription
@@ -75,6 +82,8 @@ class EventConsumer:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._sleep = sleep
+        # Lanes (message keys) of one batch handled at once: worth it when handlers mostly wait.
+        self._concurrency = max(1, concurrency)
         self.handled = 0
         self.dead_lettered = 0
 
@@ -86,6 +95,8 @@ class EventConsumer:
         """Handles one fetched batch, records what it handled, then commits; returns the batch size.
 
         The processed-ids look-up and record are one round trip each per batch, not per message.
+        Offsets are committed after the whole batch, so a crash replays it and the handlers'
+        idempotence drops what was already done.
         """
         messages = await self._subscription.fetch(timeout_ms)
         if not messages:
@@ -93,23 +104,47 @@ class EventConsumer:
         parsed = [(message, self._parse(message)) for message in messages]
         ids = [event.id for _, event in parsed if isinstance(event, CloudEvent) and event.type in self._handlers]
         done = await self._retry_transient(lambda: self._processed.seen(self.group_id, ids)) if ids else set()
-        handled: list[str] = []
-        next_offsets: dict[tuple[str, int], int] = {}
+        lanes: dict[str | None, Lane] = {}
         for message, event in parsed:
-            if isinstance(event, str):
-                await self._dead_letter(message, event)
-            elif event is not None and event.id not in done and (handler := self._handlers.get(event.type)):
-                with log_context(event_id=event.id, event_type=event.type, correlation_id=event.correlationid):
-                    error = await self._handle_with_retries(handler, event)
+            if isinstance(event, CloudEvent):
+                if event.id in done or event.type not in self._handlers:
+                    continue
+                done.add(event.id)  # a duplicate later in the same batch is skipped too
+            elif event is None:
+                continue  # a type nobody here handles
+            # One lane per message key (the aggregate): its events keep their order. With a
+            # concurrency of 1, a single lane keeps the whole batch in offset order.
+            lanes.setdefault(message.key if self._concurrency > 1 else None, []).append((message, event))
+        handled: list[str] = []
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def run(lane: Lane) -> None:
+            async with slots:
+                for message, event in lane:
+                    if isinstance(event, str):
+                        await self._dead_letter(message, event)
+                        continue
+                    with log_context(event_id=event.id, event_type=event.type, correlation_id=event.correlationid):
+                        error = await self._handle_with_retries(self._handlers[event.type], event)
                     if error is None:
                         handled.append(event.id)
                     else:
                         await self._dead_letter(message, error)
-                done.add(event.id)  # a duplicate later in the same batch is skipped too
-            next_offsets[(message.topic, message.partition)] = message.offset + 1
+
+        try:
+            async with asyncio.TaskGroup() as lanes_running:
+                for lane in lanes.values():
+                    lanes_running.create_task(run(lane))
+        except BaseExceptionGroup as failed:
+            # The other lanes are cancelled; callers expect the failure itself, as one lane raises it.
+            raise failed.exceptions[0] from None
         if handled:
             await self._retry_transient(lambda: self._processed.remember(self.group_id, handled))
             self.handled += len(handled)
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            position = (message.topic, message.partition)
+            next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
         await self._subscription.commit(next_offsets)
         return len(messages)
 

@@ -42,6 +42,8 @@ class ConsumerSpec:
     group_id: str
     topics: Sequence[str]
     handlers: Mapping[type[EventData], Handler]
+    # Lanes (message keys) of a batch handled at once; one key's events always stay in order.
+    concurrency: int = 1
 
 
 @dataclass
@@ -90,6 +92,7 @@ class ServiceRuntime:
             max_attempts=s.consumer_max_attempts,
             backoff_initial_s=s.consumer_backoff_initial_s,
             backoff_max_s=s.consumer_backoff_max_s,
+            concurrency=spec.concurrency,
         )
         self.consumers.append(consumer)
         self._spawn(self._run_consumer(subscription, consumer), f"consumer-{spec.group_id}")
@@ -100,13 +103,17 @@ class ServiceRuntime:
         if self.relay is not None:
             self.relay.notify()
 
-    async def stop(self) -> None:
+    async def stop_background(self) -> None:
+        """Stops the relay and the consumers, before the clients their handlers use are closed."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+
+    async def stop(self) -> None:
+        await self.stop_background()
         if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await self.publisher.stop()

@@ -54,6 +54,8 @@ def backend_app(
 
     async def shutdown(app: FastAPI) -> None:
         runtime: ServiceRuntime = app.state.runtime
+        # A handler still running would use a client on_stop closes (the notifier's SMTP pool).
+        await runtime.stop_background()
         if on_stop is not None:
             await on_stop(app, runtime)
         await app.state.http.aclose()

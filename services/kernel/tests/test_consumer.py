@@ -4,6 +4,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncio
+
 from services.identity.events import AccountDeleted
 from services.kernel.consumer import EventConsumer, TransientError
 from services.kernel.envelope import CloudEvent, event_json, new_event
@@ -55,7 +57,7 @@ def deleted(account_id: str) -> bytes:
 
 
 def make_consumer(
-    messages: list[IncomingMessage], handler: Any | None
+    messages: list[IncomingMessage], handler: Any | None, concurrency: int = 1
 ) -> tuple[EventConsumer, FakeSubscription, FakePublisher]:
     subscription = FakeSubscription(messages)
     dlq = FakePublisher()
@@ -68,6 +70,7 @@ def make_consumer(
         is_transient=lambda exc: isinstance(exc, ConnectionError),
         max_attempts=3,
         sleep=no_sleep,
+        concurrency=concurrency,
     )
     return consumer, subscription, dlq
 
@@ -139,3 +142,66 @@ async def test_events_of_types_without_a_handler_are_skipped_and_committed() -> 
     await consumer.consume_once()
     assert dlq.sent == []
     assert subscription.commits == [{("identity.account.v1", 0): 5}]
+
+
+class Overlap:
+    """A handler that waits a little and records which handlers ran at once, and in what order."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most_at_once = 0
+        self.order: list[str] = []
+
+    async def __call__(self, event: CloudEvent[Any]) -> None:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        await asyncio.sleep(0.01)
+        self.order.append(event.id)
+        self.running -= 1
+
+
+def interleaved(accounts: int, per_account: int) -> list[IncomingMessage]:
+    """Events of several accounts mixed in one partition, as the broker delivers them."""
+    values = [(f"acc{a}", deleted(f"acc{a}")) for _ in range(per_account) for a in range(accounts)]
+    return [message(offset, value, key=key) for offset, (key, value) in enumerate(values)]
+
+
+async def test_with_a_concurrency_keys_run_at_once_up_to_the_bound_and_each_keys_events_stay_in_order() -> None:
+    messages = interleaved(accounts=6, per_account=3)
+    handler = Overlap()
+    consumer, subscription, _ = make_consumer(messages, handler, concurrency=4)
+    assert await consumer.consume_once() == 18
+    assert handler.most_at_once == 4
+    ids_by_key: dict[str | None, list[str]] = {}
+    for m in messages:
+        ids_by_key.setdefault(m.key, []).append(CloudEvent[dict[str, Any]].model_validate_json(m.value).id)
+    for key, ids in ids_by_key.items():
+        assert [i for i in handler.order if i in ids] == ids, key
+    assert consumer.handled == 18
+    assert subscription.commits == [{("identity.account.v1", 0): 18}]
+
+
+async def test_by_default_a_batch_is_handled_one_event_at_a_time_in_offset_order() -> None:
+    messages = interleaved(accounts=3, per_account=2)
+    handler = Overlap()
+    consumer, _, _ = make_consumer(messages, handler)
+    await consumer.consume_once()
+    assert handler.most_at_once == 1
+    assert handler.order == [CloudEvent[dict[str, Any]].model_validate_json(m.value).id for m in messages]
+
+
+async def test_with_a_concurrency_a_failing_event_is_dead_lettered_and_the_other_keys_still_run() -> None:
+    failing, fine = deleted("b"), deleted("c")
+    handled: list[str] = []
+
+    async def handler(event: CloudEvent[Any]) -> None:
+        if event.subject == "b":
+            raise ValueError("broken")
+        handled.append(event.subject)
+
+    messages = [message(0, failing, key="b"), message(1, fine, key="c"), message(2, fine, key="c")]
+    consumer, subscription, dlq = make_consumer(messages, handler, concurrency=8)
+    await consumer.consume_once()
+    assert handled == ["c"]  # the duplicate in the same batch is skipped too
+    assert [m.value for m in dlq.sent] == [failing]
+    assert subscription.commits == [{("identity.account.v1", 0): 3}]

@@ -1,5 +1,6 @@
-"""The notifier's throughput pieces without network: group commit, the concurrent consumer and
-the SMTP connection pool, each checked for the guarantee it must keep."""
+"""The notifier's throughput pieces without network: group commit and the SMTP connection pool,
+each checked for the guarantee it must keep. (The concurrent consumer is the kernel's, tested in
+services/kernel/tests/test_consumer.py.)"""
 
 from __future__ import annotations
 
@@ -11,12 +12,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from services.identity.events import AccountRegistered, PasswordChanged
-from services.kernel.envelope import CloudEvent, event_json, new_event
-from services.kernel.kafka import IncomingMessage, OutgoingMessage
 from services.notifier import mailer as mailer_module
 from services.notifier.batching import BulkBatcher
-from services.notifier.concurrent_consumer import ConcurrentConsumer
 from services.notifier.mailer import PermanentSmtpError, SmtpMailer
 from services.notifier.settings import NotifierSettings
 
@@ -60,104 +57,6 @@ async def test_writes_arriving_during_a_bulk_call_go_in_the_next_one_and_a_faile
         await first
     assert await asyncio.gather(*later) == [None, None]
     assert calls == [["a"], ["b", "c"]]
-
-
-# concurrent consumer
-
-
-class OneBatch:
-    def __init__(self, messages: list[IncomingMessage]) -> None:
-        self.messages = messages
-        self.committed: dict[tuple[str, int], int] = {}
-
-    async def fetch(self, timeout_ms: int = 500) -> list[IncomingMessage]:
-        batch, self.messages = self.messages, []
-        return batch
-
-    async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
-        self.committed.update(next_offsets)
-
-
-class Remembered:
-    def __init__(self, already: set[str] | None = None) -> None:
-        self.ids = set(already or ())
-
-    async def seen(self, group: str, event_ids: Sequence[str]) -> set[str]:
-        return self.ids & set(event_ids)
-
-    async def remember(self, group: str, event_ids: Sequence[str]) -> None:
-        self.ids |= set(event_ids)
-
-
-class DeadLetters:
-    def __init__(self) -> None:
-        self.published: list[OutgoingMessage] = []
-
-    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        self.published.extend(messages)
-
-
-def message(event: CloudEvent[Any], offset: int, partition: int = 0) -> IncomingMessage:
-    return IncomingMessage("identity.account.v1", partition, offset, event.subject, event_json(event))
-
-
-def account_event(account: str, n: int) -> CloudEvent[Any]:
-    if n == 0:
-        data: Any = AccountRegistered(account_id=account, email=f"{account}@example.org", display_name=account,
-                                      registered_at="2026-09-01T08:00:00Z")
-    else:
-        data = PasswordChanged(account_id=account, changed_at="2026-09-01T08:00:00Z", via="change")
-    return new_event(data, source="/tests", subject=account, event_id=f"{account}-{n}")
-
-
-def consumer(subscription: OneBatch, handlers: dict[Any, Any], processed: Remembered, dead: DeadLetters, concurrency: int) -> ConcurrentConsumer:
-    return ConcurrentConsumer(
-        concurrency=concurrency, group_id="g", subscription=subscription, handlers=handlers, processed=processed,
-        dead_letters=dead, is_transient=lambda exc: False, max_attempts=1,
-    )
-
-
-async def test_accounts_run_at_once_up_to_the_bound_and_each_accounts_events_stay_in_order() -> None:
-    accounts = [f"acc{i}" for i in range(6)]
-    events = [account_event(a, n) for n in range(2) for a in accounts]  # interleaved, as in a partition
-    running = 0
-    most_at_once = 0
-    order: dict[str, list[str]] = {}
-
-    async def handle(event: CloudEvent[Any]) -> None:
-        nonlocal running, most_at_once
-        running += 1
-        most_at_once = max(most_at_once, running)
-        await asyncio.sleep(0.01)
-        order.setdefault(event.subject, []).append(event.type)
-        running -= 1
-
-    subscription, processed = OneBatch([message(e, i) for i, e in enumerate(events)]), Remembered()
-    c = consumer(subscription, {AccountRegistered: handle, PasswordChanged: handle}, processed, DeadLetters(), concurrency=4)
-    assert await c.consume_once() == 12
-    assert most_at_once == 4
-    assert all(types == ["AccountRegistered", "PasswordChanged"] for types in order.values()) and len(order) == 6
-    assert processed.ids == {e.id for e in events}
-    assert subscription.committed == {("identity.account.v1", 0): 12}
-
-
-async def test_already_handled_events_are_skipped_and_a_failing_one_is_dead_lettered_without_stopping_the_rest() -> None:
-    done, failing, fine = account_event("a", 0), account_event("b", 0), account_event("c", 0)
-    handled: list[str] = []
-
-    async def handle(event: CloudEvent[Any]) -> None:
-        if event.id == failing.id:
-            raise ValueError("broken")
-        handled.append(event.id)
-
-    subscription, dead = OneBatch([message(e, i) for i, e in enumerate([done, failing, fine, fine])]), DeadLetters()
-    processed = Remembered({done.id})
-    c = consumer(subscription, {AccountRegistered: handle}, processed, dead, concurrency=8)
-    await c.consume_once()
-    assert handled == [fine.id]  # the duplicate in the same batch is skipped too
-    assert [(m.value, dict(m.headers)["dlq.consumer_group"]) for m in dead.published] == [(event_json(failing), b"g")]
-    assert processed.ids == {done.id, fine.id}
-    assert subscription.committed == {("identity.account.v1", 0): 4}
 
 
 # SMTP connection pool
