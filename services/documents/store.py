@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import ReturnDocument
 
 from services.documents.domain import LIVE_STATUSES, Status
-from services.kernel.mongo import Database
+from services.kernel.mongo import Database, as_utc
 from services.kernel.outbox import new_document_with_events, with_events
 
 DOCUMENTS = "documents"
@@ -19,6 +19,8 @@ DOCUMENTS = "documents"
 SUBMITTED = "submitted_documents"
 
 SCAN_LEASE = "scan_lease"
+# Due documents looked at per lease attempt: more than the scanners that may hold one at once.
+LEASE_CANDIDATES = 50
 PERSONAL_FIELDS = ("original_name", "name", "sha256", "received_sha256", "size", "content_type", "reason")
 
 
@@ -79,20 +81,29 @@ class DocumentsStore:
     # scan: lease a pending document like the outbox relay leases aggregates
 
     async def lease_pending(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
-        token = uuid.uuid4().hex
-        return await self.documents.find_one_and_update(
-            {
-                "status": Status.PENDING,
-                "$and": [
-                    {"$or": [{"next_scan_at": {"$exists": False}}, {"next_scan_at": {"$lte": now}}]},
-                    {"$or": [{SCAN_LEASE: {"$exists": False}}, {f"{SCAN_LEASE}.until": {"$lt": now}}]},
-                ],
-            },
-            {"$set": {SCAN_LEASE: {"token": token, "until": now + lease}}},
-            projection={"outbox": 0},
-            sort=[("next_scan_at", 1)],
-            return_document=ReturnDocument.AFTER,
-        )
+        """The pending document due soonest that no live scan holds, leased to the caller.
+
+        Candidates come from the (status, next_scan_at) index (an upload always sets
+        ``next_scan_at``) and the lease is checked again in the conditional update: a ``$or`` on
+        the lease made the local database server scan every document on each poll.
+        """
+        due = self.documents.find(
+            {"status": Status.PENDING, "next_scan_at": {"$lte": now}}, {SCAN_LEASE: 1}
+        ).sort("next_scan_at", 1).limit(LEASE_CANDIDATES)
+        async for candidate in due:
+            held = candidate.get(SCAN_LEASE)
+            if held is not None and as_utc(held["until"]) >= now:
+                continue  # being scanned elsewhere
+            still_free = {SCAN_LEASE: {"$exists": False}} if held is None else {f"{SCAN_LEASE}.token": held["token"]}
+            leased = await self.documents.find_one_and_update(
+                {"_id": candidate["_id"], "status": Status.PENDING, **still_free},
+                {"$set": {SCAN_LEASE: {"token": uuid.uuid4().hex, "until": now + lease}}},
+                projection={"outbox": 0},
+                return_document=ReturnDocument.AFTER,
+            )
+            if leased is not None:
+                return leased
+        return None
 
     async def record_verdict(
         self, document_id: str, token: str, status: Status, fields: dict[str, Any], events: list[dict[str, Any]]

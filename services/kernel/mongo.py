@@ -19,6 +19,12 @@ def connect(url: str, timeout_ms: int = 2000) -> AsyncIOMotorClient:
     return AsyncIOMotorClient(url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored datetime, comparable with ``datetime.now(UTC)`` whatever client read it: one
+    that is not tz-aware gives naive UTC datetimes back."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 async def ping(db: Database, timeout_s: float = 2.0) -> None:
     await asyncio.wait_for(db.command("ping"), timeout_s)
 

@@ -18,14 +18,10 @@ from typing import Any, Protocol
 from services.kernel.envelope import CONTENT_TYPE
 from services.kernel.kafka import OutgoingMessage
 from services.kernel.logging import get_logger
+from services.kernel.mongo import as_utc
 from services.kernel.outbox import LEASE_FIELD, OUTBOX_FIELD, PENDING_FIELD
 
 log = get_logger(__name__)
-
-
-def _aware(moment: datetime) -> datetime:
-    # A client that is not tz-aware gives naive UTC datetimes back.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Publisher(Protocol):
@@ -121,7 +117,7 @@ class OutboxRelay:
         # A few more than a batch: some may be leased by another relay right now.
         pending = [d async for d in coll.find({PENDING_FIELD: True}, {LEASE_FIELD: 1}).limit(self._batch_size * 4)]
         unleased = [d["_id"] for d in pending if LEASE_FIELD not in d][: self._batch_size]
-        expired = [d["_id"] for d in pending if LEASE_FIELD in d and _aware(d[LEASE_FIELD]["until"]) < now]
+        expired = [d["_id"] for d in pending if LEASE_FIELD in d and as_utc(d[LEASE_FIELD]["until"]) < now]
         expired = expired[: self._batch_size - len(unleased)]
         if not unleased and not expired:
             return []

@@ -1,6 +1,7 @@
-"""The kernel relay's claim against the real database server (a throwaway database): pending
-aggregates without a lease or with an expired one, never one another relay holds, their events
-published once, and without a ``$or`` the local server answers by scanning the collection."""
+"""Claims and leases against the real database server (a throwaway database): the kernel relay's
+claim (pending aggregates without a lease or with an expired one, never one another relay holds,
+their events published once) and the documents scanner's lease, both without a ``$or``, which the
+local server answers by scanning the whole collection."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.documents.domain import Status
+from services.documents.store import SCAN_LEASE, DocumentsStore
 from services.kernel.kafka import OutgoingMessage
 from services.kernel.relay import OutboxRelay
 
@@ -70,6 +73,10 @@ class RecordedFilters:
         self.filters.append(filter_)
         return await self._coll.update_many(filter_, *args, **kwargs)
 
+    async def find_one_and_update(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self.filters.append(filter_)
+        return await self._coll.find_one_and_update(filter_, *args, **kwargs)
+
     async def create_index(self, *args: Any, **kwargs: Any) -> Any:
         return await self._coll.create_index(*args, **kwargs)
 
@@ -94,5 +101,36 @@ async def test_a_relay_pass_sends_no_or_which_the_local_server_answers_by_scanni
         assert await relay.relay_once() == 2
         assert len(coll.filters) >= 4  # claim, leases, pull: the pass really went through the spy
         assert not any({"$or", "$nor", "$where"} & operators(f) for f in coll.filters)
+    finally:
+        await db_client.drop_database(name)
+
+
+async def test_the_scanner_leases_due_documents_soonest_first_never_one_held_and_without_or(db_client: Any) -> None:
+    name = f"ecp_test_scan_lease_{uuid.uuid4().hex[:8]}"
+    store = DocumentsStore(db_client[name])
+    documents = RecordedFilters(store.documents)
+    store.documents = documents
+    now = datetime.now(UTC)
+
+    def document(doc_id: str, due_in_s: float, status: Status = Status.PENDING, **more: Any) -> dict[str, Any]:
+        return {"_id": doc_id, "status": status, "next_scan_at": now + timedelta(seconds=due_in_s), **more}
+
+    try:
+        await store.ensure_indexes()
+        await documents._coll.insert_many([
+            document("held", -30, **{SCAN_LEASE: {"token": "t-alive", "until": now + timedelta(seconds=60)}}),
+            document("expired", -20, **{SCAN_LEASE: {"token": "t-dead", "until": now - timedelta(seconds=1)}}),
+            document("free", -10),
+            document("later", 600),
+            document("clean", -40, Status.CLEAN),
+        ])
+        lease = timedelta(seconds=30)
+        first, second = await store.lease_pending(now, lease), await store.lease_pending(now, lease)
+        assert [first["_id"], second["_id"]] == ["expired", "free"]
+        assert first[SCAN_LEASE]["token"] not in ("t-dead", second[SCAN_LEASE]["token"])
+        assert await store.lease_pending(now, lease) is None  # "held" is live, "later" not due
+        held = await documents._coll.find_one({"_id": "held"})
+        assert held[SCAN_LEASE]["token"] == "t-alive"
+        assert not any({"$or", "$nor", "$where"} & operators(f) for f in documents.filters)
     finally:
         await db_client.drop_database(name)
