@@ -52,6 +52,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
+        # The pull still running for a collection (by its position), from the last pass.
+        self._pulls: dict[int, asyncio.Task[None]] = {}
         self.stats = RelayStats()
 
     async def ensure_indexes(self) -> None:
@@ -65,30 +67,55 @@ class OutboxRelay:
 
     async def run_forever(self) -> None:
         backoff = self._poll_interval_s
-        while True:
-            try:
-                published = await self.relay_once()
-                backoff = self._poll_interval_s
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.stats.failures += 1
-                log.warning("outbox relay pass failed; will retry", exc_info=True, retry_in_s=backoff)
-                published = 0
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            if published == 0:
+        try:
+            while True:
+                # Cleared before the pass, so a write committed during it wakes the next one.
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-                except TimeoutError:
-                    pass
+                    # Each pass's pulls run on while the next pass claims and publishes: events
+                    # written meanwhile to other aggregates do not wait for them.
+                    published = await self._relay_pass()
+                    self._reap_finished_pulls()
+                    backoff = self._poll_interval_s
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.stats.failures += 1
+                    log.warning("outbox relay pass failed; will retry", exc_info=True, retry_in_s=backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                if published == 0:
+                    await self._idle()
+        finally:
+            for pull in self._pulls.values():
+                pull.cancel()  # its leases expire; the events are published again, consumers drop them
+
+    async def _idle(self) -> None:
+        """Until a local write, a pull in flight ends (what it held may have more events) or the poll interval."""
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({woken, *self._pulls.values()}, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+
+    def _reap_finished_pulls(self) -> None:
+        """Forgets the pulls that ended; one that failed raises here, failing the pass."""
+        for index, pull in list(self._pulls.items()):
+            if pull.done():
+                del self._pulls[index]
+                pull.result()
 
     async def relay_once(self) -> int:
-        """One pass over every collection; returns how many events were published."""
+        """One pass over every collection, pulls included; returns how many events were published."""
+        published = await self._relay_pass()
+        await self._finish_pulls()
+        return published
+
+    async def _relay_pass(self) -> int:
+        """Claims and publishes; each collection's pull is left running (one at a time per collection)."""
         total = 0
-        for coll in self._collections:
+        for index, coll in enumerate(self._collections):
             claimed = await self._claim(coll)
             if not claimed:
                 continue
@@ -99,10 +126,18 @@ class OutboxRelay:
             except BaseException:
                 await self._release(coll, claimed)
                 raise
-            await self._pull_published(coll, claimed)
+            previous = self._pulls.pop(index, None)
+            if previous is not None:
+                await previous
+            self._pulls[index] = asyncio.create_task(self._pull_published(coll, claimed))
             total += len(messages)
         self.stats.published += total
         return total
+
+    async def _finish_pulls(self) -> None:
+        pulls, self._pulls = self._pulls, {}
+        for pull in pulls.values():
+            await pull
 
     async def _claim(self, coll: Any) -> list[dict[str, Any]]:
         """Leases up to a batch of aggregates with pending events: a fixed number of round trips.

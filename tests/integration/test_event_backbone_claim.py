@@ -5,6 +5,7 @@ local server answers by scanning the whole collection."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -133,4 +134,51 @@ async def test_the_scanner_leases_due_documents_soonest_first_never_one_held_and
         assert held[SCAN_LEASE]["token"] == "t-alive"
         assert not any({"$or", "$nor", "$where"} & operators(f) for f in documents.filters)
     finally:
+        await db_client.drop_database(name)
+
+
+class SlowPulls(RecordedFilters):
+    """The collection, with every pull held until the test lets it go."""
+
+    def __init__(self, coll: Any) -> None:
+        super().__init__(coll)
+        self.pull_started = asyncio.Event()
+        self.let_pulls_go = asyncio.Event()
+
+    async def update_many(self, filter_: dict[str, Any], update: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if "$pull" in update:
+            self.pull_started.set()
+            await self.let_pulls_go.wait()
+        return await super().update_many(filter_, update, *args, **kwargs)
+
+
+async def test_while_a_pass_still_pulls_the_relay_publishes_other_aggregates_and_never_its_held_ones_twice(db_client: Any) -> None:
+    name = f"ecp_test_relay_{uuid.uuid4().hex[:8]}"
+    coll = SlowPulls(db_client[name]["deliveries"])
+    published = Published()
+    relay = OutboxRelay([coll], published, poll_interval_s=0.05)
+    running = asyncio.create_task(relay.run_forever())
+    try:
+        await coll._coll.insert_one(pending("first"))
+        relay.notify()
+        await asyncio.wait_for(coll.pull_started.wait(), 10)
+        # "first" is still leased by its pull in flight; a new event on it must wait for that pull.
+        await coll._coll.update_one({"_id": "first"}, {"$push": {"outbox": {"id": "first-again", "topic": "t", "key": "first", "type": "T", "value": b"{}"}}})
+        await coll._coll.insert_one(pending("second"))
+        relay.notify()
+        for _ in range(200):
+            if "second-event" in published.ids:
+                break
+            await asyncio.sleep(0.02)
+        assert published.ids == ["first-event", "second-event"]  # not waiting for the first pull
+        coll.let_pulls_go.set()
+        for _ in range(200):
+            if await coll._coll.count_documents({"outbox_pending": True}) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert published.ids == ["first-event", "second-event", "first-again"]
+    finally:
+        coll.let_pulls_go.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
         await db_client.drop_database(name)
