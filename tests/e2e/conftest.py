@@ -26,6 +26,7 @@ INSTALL_HINT = "`deploy/local/ecp test tests/e2e` installs it (deploy/local/comp
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--lang=fr-FR",  # the browser's own controls in French (chromium-l10n)
 ]
 
 # Uploads go through the antivirus and the object store on a machine shared with other runs:

@@ -18,7 +18,9 @@ _axe_version_ok() {
 
 install_browser() {
   # DejaVu gives screenshots readable glyphs on a machine without any font.
-  apt_install chromium fonts-dejavu-core
+  # chromium-l10n: the browser's own controls (the file picker's button) in French, as a
+  # family sees them.
+  apt_install chromium chromium-l10n fonts-dejavu-core
   [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after installing Debian's chromium"
   if ! _axe_version_ok; then
     command -v npm >/dev/null 2>&1 || die "npm is required to install axe-core"

@@ -6,6 +6,13 @@ service_port() { local var="ECP_${1^^}_PORT"; echo "${!var}"; }
 
 service_healthy() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/healthz"; }
 
+# Every local browser and test reaches identity as 127.0.0.1, so the per-ADDRESS limits (20
+# registrations an hour, 50 logins in 15 minutes in production) would count a developer's whole
+# test runs as one visitor. Locally they are raised (override with these variables); the
+# per-account limits, which the tests exercise, stay as in production.
+: "${ECP_LOCAL_REGISTRATIONS_PER_ADDRESS_PER_HOUR:=2000}"
+: "${ECP_LOCAL_LOGIN_ATTEMPTS_PER_ADDRESS:=2000}"
+
 launch_service() {
   local name="$1"
   (cd "$ECP_ROOT" && start_bg "svc-$name" env ECP_HTTP_PORT="$(service_port "$name")" \
@@ -16,6 +23,8 @@ launch_service() {
     ECP_CLAMD_PORT="$ECP_CLAMD_PORT" ECP_SMTP_PORT="$ECP_SMTP_PORT" \
     ECP_PUBLIC_BASE_URL="http://127.0.0.1:$ECP_GATEWAY_PORT" \
     ECP_JWKS_URL="http://127.0.0.1:$ECP_IDENTITY_PORT/.well-known/jwks.json" \
+    ECP_REGISTRATIONS_PER_ADDRESS_PER_HOUR="$ECP_LOCAL_REGISTRATIONS_PER_ADDRESS_PER_HOUR" \
+    ECP_LOGIN_ATTEMPTS_PER_ADDRESS="$ECP_LOCAL_LOGIN_ATTEMPTS_PER_ADDRESS" \
     "$ECP_PYTHON" -m "services.$name.main")
 }
 
