@@ -227,6 +227,11 @@ def _viewer(document: dict[str, Any]) -> str | None:
     return None
 
 
+# A correction names an item by its id; once the family has replaced that document (or removed
+# that child) the id is no longer in the file: say so rather than show the raw id.
+REPLACED_ITEM = "Élément remplacé ou retiré depuis la demande"
+
+
 async def _dossier_page(
     request: Request, dossier_id: str, agent: CurrentAgent, services: ServiceClient, *,
     done: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None,
@@ -243,6 +248,7 @@ async def _dossier_page(
     timeline = audit if isinstance(audit, list) else review.get("timeline") or []
     context = {
         "dossier": review, "documents": documents, "items": items, "item_labels": {i["key"]: i["label"] for i in items},
+        "REPLACED_ITEM": REPLACED_ITEM,
         "submitted_label": _when(review.get("submitted_at")),
         "children": [{**c, "birth_label": _birth_date(c.get("birth_date"))} for c in review.get("children") or []],
         "timeline": [{**e, "at_label": _when(e.get("at"))} for e in timeline if isinstance(e, dict)],

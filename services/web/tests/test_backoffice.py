@@ -631,3 +631,15 @@ def test_a_token_the_services_no_longer_accept_sends_the_agent_to_the_login_page
     response = agent.get("/agents/dossiers")
     assert response.status_code == 303 and response.headers["location"] == "/connexion?suite=%2Fagents%2Fdossiers"
     assert 'ecp_session=""' in response.headers["set-cookie"]
+
+
+def test_a_correction_on_a_document_since_replaced_names_it_as_replaced_not_by_its_id(
+    agent: TestClient, services: FakeServices
+) -> None:
+    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", 200, review())
+    replaced = [{**AUDIT[1], "corrections": [{"item": "doc-replaced-since", "reason": "Photo floue."}]}]
+    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/audit", 200, [AUDIT[0], *replaced])
+    response = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    assert response.status_code == 200
+    assert "Élément remplacé ou retiré depuis la demande : Photo floue." in response.text
+    assert "doc-replaced-since" not in response.text
