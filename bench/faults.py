@@ -304,7 +304,8 @@ async def all_running() -> Check:
 def failures_by_outage(failures: list[Attempt], outages: list[Outage]) -> Check:
     counts: Counter[str] = Counter()
     for a in failures:
-        during = next((o.component for o in outages if o.covers(a.at)), None)
+        # Windows overlap (an aftermath runs into the next kill): the latest kill before it is the cause.
+        during = next((o.component for o in reversed(outages) if o.covers(a.at)), None)
         label = f"no answer ({a.error})" if a.status == 0 else f"HTTP {a.status}"
         counts[f"{label} on {a.route} during {'the ' + during + ' outage' if during else 'NO outage'}"] += 1
     outside = sum(n for k, n in counts.items() if k.endswith("NO outage"))
@@ -366,6 +367,7 @@ async def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "faults.json"
     out.write_text(json.dumps({"args": vars(args), "run_id": run_id, "outages": [asdict(o) for o in outages],
+                               "failures": [asdict(a) for a in r.recorder.failures()],
                                "invariants": [asdict(c) for c in checks], "journey": figures}, indent=2, ensure_ascii=False))
     chart([figures], RESULTS / "faults-journey.png")
     print(f"\nwritten {out}")

@@ -82,3 +82,11 @@ def test_a_second_activation_email_after_a_retried_registration_is_explained_not
     assert check.ok and any("retried request" in line for line in check.details)
     check = one_email_per_transition(round_with([j], {j.email: [*every_email_once(j), message(ACTIVATION), message(ACTIVATION)]}))
     assert not check.ok
+
+
+def test_a_5xx_in_overlapping_windows_goes_to_the_latest_outage() -> None:
+    household = Outage("household", killed_at=T0, started_at=T0 + 4, ready_at=T0 + 5, start_ok=True)
+    documents = Outage("documents", killed_at=T0 + 13, started_at=T0 + 19, ready_at=T0 + 20, start_ok=True)
+    upload = Attempt("POST /api/documents/documents", 502, 0.01, T0 + 15)  # in household's aftermath too
+    check = failures_by_outage([upload], [household, documents])
+    assert check.details == ["1 × HTTP 502 on POST /api/documents/documents during the documents outage"]
