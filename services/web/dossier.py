@@ -588,14 +588,18 @@ def _proofs_page(
     proofs = required_proofs(dossier)
     blocks = [{"proof": p, "document": _document_view(p.document_id, documents),
                "sworn_link": f"{SWORN_STATEMENT}?{urlencode({'piece': p.slot})}"} for p in proofs]
-    sent_title = next((p.title for p in proofs if p.slot == sent), None)
+    sent_block = next((b for b in blocks if b["proof"].slot == sent), None)
+    sent_title = sent_block["proof"].title if sent_block else None
+    # The scan is usually over by the time the page shows: only then say "being scanned".
+    sent_scanning = bool(sent_block) and (sent_block["document"] or {}).get("status", "unknown") in (
+        "uploading", "pending", "unknown")
     slots = {p.slot for p in proofs}
     # An error about a proof links to its file field; one about no known proof, to the page's title.
     errors = [{"id": f"fichier-{slot}" if slot in slots else "pieces-titre", "message": message}
               for slot, message in (upload_errors or {}).items()]
     context = {
         "dossier": dossier, "blocks": blocks, "errors": errors, "upload_errors": upload_errors or {},
-        "sent_title": sent_title, "documents_down": documents is None,
+        "sent_title": sent_title, "sent_scanning": sent_scanning, "documents_down": documents is None,
         "editable": dossier.get("status") in EDITABLE, "submittable": dossier.get("status") in SUBMITTABLE,
         "locked": UNDER_REVIEW if dossier.get("status") == "submitted" else None,
         "pending": any(b["document"] and b["document"]["status"] in ("pending", "uploading") for b in blocks),

@@ -429,3 +429,12 @@ def test_problems_link_to_the_block_that_fixes_them_even_when_a_guardian_and_a_c
     assert pages.fix_link("Il manque la pièce d'identité de l'enfant Léa Martin.", proofs) == f"/pieces-justificatives#piece-enfant-{CHILD}"
     assert pages.fix_link("Il manque la pièce d'identité de Léa Martin.", proofs) == f"/pieces-justificatives#piece-representant-{GUARDIAN}"
     assert pages.fix_link("Indiquez au moins un enfant.", proofs) == "/entourage"
+
+
+def test_the_sent_notice_says_being_scanned_only_while_the_scan_is_not_over(client: TestClient, services: FakeServices) -> None:
+    proofs_answers(services)  # the child's document is still "pending", the address proof "clean"
+    scanning = shown(client.get(f"/pieces-justificatives?envoi=enfant-{CHILD}"))
+    assert "en cours d'analyse antivirus" in scanning
+    scanned = shown(client.get("/pieces-justificatives?envoi=domicile"))
+    assert "Justificatif de domicile » a été envoyé" in scanned
+    assert "en cours d'analyse antivirus" not in scanned and "Le résultat de l'analyse antivirus figure ci-dessous" in scanned
