@@ -197,6 +197,7 @@ class QueueItem(BaseModel):
     submitted_at: datetime | None
     resubmission: bool = False
     children_count: int = 0
+    family: str = Field(default="", description="The guardians' names, as the agent's queue lists them")
     version: int
 
 
@@ -296,6 +297,11 @@ async def submit(request: Request, principal: Family, household: Service) -> dic
 # ---- agent routes ------------------------------------------------------------------------------
 
 
+def _family_names(row: dict[str, Any]) -> str:
+    names = (f"{g.get('first_name', '')} {g.get('last_name', '')}".strip() for g in row.get("guardians") or [])
+    return ", ".join(name for name in names if name)
+
+
 @router.get("/review/queue", response_model=QueuePage, tags=["review"],
             summary="Files waiting for review, oldest submission first (keyset pages)", responses=_responses(422, 503))
 async def queue(
@@ -313,7 +319,7 @@ async def queue(
         raise Invalid("Le paramètre « cursor » n'est pas valide : repartez de la première page.") from None
     rows = await household.queue(status=status, submitted_from=submitted_from, submitted_to=submitted_to, after=after, limit=limit)
     items = [QueueItem(id=r["_id"], status=r["status"], submitted_at=r.get("submitted_at"), resubmission=r.get("resubmission", False),
-                       children_count=r.get("children_count", 0), version=r["version"]) for r in rows]
+                       children_count=r.get("children_count", 0), family=_family_names(r), version=r["version"]) for r in rows]
     last = rows[-1] if len(rows) == limit else None
     return QueuePage(items=items, next_cursor=encode_cursor(last["submitted_at"], last["_id"]) if last else None)
 

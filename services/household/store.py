@@ -27,7 +27,7 @@ DOCUMENTS = "documents"
 
 HIDDEN = {"outbox": 0, "outbox_lease": 0, "applied_events": 0}
 QUEUE_FIELDS = {"_id": 1, "status": 1, "submitted_at": 1, "resubmission": 1, "version": 1, "children_count": 1,
-                "first_submitted_at": 1}
+                "first_submitted_at": 1, "guardians.first_name": 1, "guardians.last_name": 1}
 MAX_PAGE = 100
 
 

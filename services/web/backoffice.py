@@ -145,14 +145,6 @@ def _page(request: Request, template: str, context: dict[str, Any], status_code:
 
 # ---- the queue -----------------------------------------------------------------------------------
 
-def _family_of(review: ServiceReply) -> str:
-    guardians = review.body.get("guardians") if review.status == 200 else None
-    if not isinstance(guardians, list):
-        return ""
-    names = (f"{g.get('first_name', '')} {g.get('last_name', '')}".strip() for g in guardians if isinstance(g, dict))
-    return ", ".join(name for name in names if name)
-
-
 def _day(value: str, field_id: str, errors: dict[str, str]) -> str | None:
     if not value:
         return None
@@ -190,9 +182,8 @@ async def queue(request: Request, agent: CurrentAgent, services: Services, statu
         context["first_page"] = f"{QUEUE}?{urlencode(filters)}"
         return _page(request, "agent_queue.html", context, status_code=422)
     items = [i for i in _checked(request, reply).get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
-    # The queue carries no names: each file's review gives its guardians (one page at a time).
-    reviews = await asyncio.gather(*(services.get("household", f"/review/dossiers/{i['id']}", agent.access_token) for i in items))
-    context["rows"] = [{**item, "family": _family_of(review), "submitted_label": _when(item.get("submitted_at"))} for item, review in zip(items, reviews, strict=True)]
+    context["rows"] = [{**item, "family": str(item.get("family") or ""), "submitted_label": _when(item.get("submitted_at"))}
+                       for item in items]
     next_cursor = reply.body.get("next_cursor")
     if isinstance(next_cursor, str) and next_cursor:
         context["next_page"] = f"{QUEUE}?{urlencode({**filters, 'curseur': next_cursor})}"

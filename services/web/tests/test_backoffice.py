@@ -217,8 +217,7 @@ def test_a_sector_map_upload_without_the_csrf_pair_is_refused_before_any_call(ag
 def test_the_queue_lists_the_files_with_their_family_and_pages_on(agent: TestClient, services: FakeServices) -> None:
     services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [
         {"id": DOSSIER_ID, "status": "submitted", "submitted_at": "2027-03-14T08:05:00Z", "resubmission": True,
-         "children_count": 1, "version": 3}], "next_cursor": "curseur-suivant"})
-    dossier_answers(services)
+         "children_count": 1, "family": "Camille Martin", "version": 3}], "next_cursor": "curseur-suivant"})
     response = agent.get("/agents/dossiers")
     page = accessible(response)
     assert page.h1 == ["Dossiers à instruire"] and title(response).startswith("Dossiers à instruire")
@@ -230,6 +229,7 @@ def test_the_queue_lists_the_files_with_their_family_and_pages_on(agent: TestCli
     assert f"/agents/dossiers/{DOSSIER_ID}" in page.links
     assert "/agents/dossiers?statut=submitted&depuis=&jusque=&curseur=curseur-suivant" in page.links
     assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query == {"status": ["submitted"], "limit": ["20"]}
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", "GET") == []  # one call for the whole page
 
 
 def test_the_queue_filters_by_status_and_days_the_last_day_included(agent: TestClient, services: FakeServices) -> None:
