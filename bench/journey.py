@@ -600,9 +600,17 @@ async def kafka_baseline(events: int = 300, rate: float = 100.0) -> dict[str, fl
     from services.kernel.logging import configure_logging
     from services.kernel.settings import CommonSettings
 
+    from tests.integration.kafka_tools import delete_topics
+
     configure_logging("bench", "WARNING")
     settings = CommonSettings()
-    return await raw_hop(settings, await fresh_topic(settings), events, rate)
+    topic = await fresh_topic(settings)
+    try:
+        return await raw_hop(settings, topic, events, rate)
+    finally:
+        # Every partition left behind lengthens Kafka's recovery after a crash (392 partitions, most
+        # of them bench.hop.* topics, took 50 s to recover in the fault run).
+        await delete_topics(topic, topic + ".dlq")
 
 
 async def baselines() -> dict[str, Any]:
