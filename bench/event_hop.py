@@ -5,7 +5,7 @@ Against the running `make up` broker and database. For each path it measures:
 - latency: events paced at a fixed rate, p50/p95/p99 from "state change written" (outbox) or
   "send called" (raw) to "handler called".
 Prints a table and writes bench/results/event_hop.json. Usage:
-    python -m bench.event_hop [--events 2000] [--rate 200] [--latency-events 1000]
+    python -m bench.event_hop [--events 2000] [--rate 200] [--latency-events 1000] [--idle-aggregates 0]
 """
 
 from __future__ import annotations
@@ -115,12 +115,20 @@ async def raw_hop(settings: CommonSettings, topic: str, count: int, rate: float 
     return summary(latencies, count, None if rate else elapsed)
 
 
-async def outbox_hop(settings: CommonSettings, topic: str, count: int, rate: float | None) -> dict[str, float]:
-    """A state change with its event written to the aggregate's outbox → relay → EventConsumer handler."""
+async def outbox_hop(
+    settings: CommonSettings, topic: str, count: int, rate: float | None, idle_aggregates: int = 0
+) -> dict[str, float]:
+    """A state change with its event written to the aggregate's outbox → relay → EventConsumer handler.
+
+    ``idle_aggregates`` documents with nothing pending sit in the same collection, as a service's
+    past aggregates do (the notifier's deliveries): a claim that scans the collection pays for them.
+    """
     client = mongo.connect(settings.mongo_url)
     db = client[f"ecp_bench_{uuid.uuid4().hex[:6]}"]
     aggregates = db["aggs"]
     await aggregates.insert_many([new_document_with_events({"_id": f"k{i}", "n": 0}, []) for i in range(64)])
+    if idle_aggregates:
+        await aggregates.insert_many([new_document_with_events({"_id": f"idle{i}", "n": 0}, []) for i in range(idle_aggregates)])
     publisher = KafkaPublisher(settings.kafka_bootstrap, "bench-outbox")
     await publisher.start()
     relay = OutboxRelay([aggregates], publisher, poll_interval_s=settings.outbox_poll_interval_s)
@@ -187,6 +195,7 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="events in the throughput runs")
     parser.add_argument("--latency-events", type=int, default=1000, help="events in the paced latency runs")
     parser.add_argument("--rate", type=float, default=200.0, help="events/s in the paced latency runs")
+    parser.add_argument("--idle-aggregates", type=int, default=0, help="aggregates with nothing pending beside the 64 written to")
     args = parser.parse_args()
     settings = CommonSettings()
     configure_logging("bench", "WARNING")
@@ -196,8 +205,8 @@ async def main() -> None:
             "latency": await raw_hop(settings, await fresh_topic(settings), args.latency_events, args.rate),
         },
         "outbox → relay → consumer": {
-            "throughput": await outbox_hop(settings, await fresh_topic(settings), args.events, None),
-            "latency": await outbox_hop(settings, await fresh_topic(settings), args.latency_events, args.rate),
+            "throughput": await outbox_hop(settings, await fresh_topic(settings), args.events, None, args.idle_aggregates),
+            "latency": await outbox_hop(settings, await fresh_topic(settings), args.latency_events, args.rate, args.idle_aggregates),
         },
     }
     raw, outbox = results["raw aiokafka hop"], results["outbox → relay → consumer"]
