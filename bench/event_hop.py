@@ -32,6 +32,7 @@ from services.kernel.logging import configure_logging
 from services.kernel.outbox import new_document_with_events, outbox_entry, with_events
 from services.kernel.relay import OutboxRelay
 from services.kernel.runtime import is_transient
+from tests.integration.kafka_tools import delete_topics
 from services.kernel.settings import CommonSettings
 
 RESULTS = Path(__file__).parent / "results"
@@ -183,10 +184,15 @@ async def outbox_hop(
     return summary(latencies, count, None if rate else elapsed)
 
 
+CREATED_TOPICS: list[str] = []
+
+
 async def fresh_topic(settings: CommonSettings) -> str:
-    """Each run reads only its own events. Bench topics are left for inspection (names bench.hop.*)."""
+    """Each run reads only its own events; its topics are deleted at the end (left behind, every
+    run's partitions would lengthen the broker's recovery after a crash)."""
     topic = f"bench.hop.{uuid.uuid4().hex[:8]}"
     await ensure_topics(settings.kafka_bootstrap, [TopicSpec(topic, 3, 1), TopicSpec(topic + ".dlq", 3, 1)])
+    CREATED_TOPICS.extend([topic, topic + ".dlq"])
     return topic
 
 
@@ -199,7 +205,16 @@ async def main() -> None:
     args = parser.parse_args()
     settings = CommonSettings()
     configure_logging("bench", "WARNING")
-    results = {
+    try:
+        results = await measure(settings, args)
+    finally:
+        if CREATED_TOPICS:
+            await delete_topics(*CREATED_TOPICS)
+    report(args, results)
+
+
+async def measure(settings: CommonSettings, args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
+    return {
         "raw aiokafka hop": {
             "throughput": await raw_hop(settings, await fresh_topic(settings), args.events, None),
             "latency": await raw_hop(settings, await fresh_topic(settings), args.latency_events, args.rate),
@@ -209,6 +224,9 @@ async def main() -> None:
             "latency": await outbox_hop(settings, await fresh_topic(settings), args.latency_events, args.rate, args.idle_aggregates),
         },
     }
+
+
+def report(args: argparse.Namespace, results: dict[str, dict[str, dict[str, float]]]) -> None:
     raw, outbox = results["raw aiokafka hop"], results["outbox → relay → consumer"]
     ratios = {
         "throughput_ratio": outbox["throughput"]["events_per_s"] / raw["throughput"]["events_per_s"],
