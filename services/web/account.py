@@ -200,8 +200,7 @@ async def dashboard(request: Request, user: CurrentUser, services: Services) -> 
         return RedirectResponse(STAFF_HOME, status_code=303)
     me = await services.get("identity", "/me", user.access_token)
     if me.status == 401:  # the account was erased or its sessions revoked meanwhile
-        session.end(request)
-        return RedirectResponse(session.login_location(request), status_code=303)
+        raise session.log_in_again(request)
     if me.status != 200 or not isinstance(me.body.get("display_name"), str):
         raise IdentityUnavailable()
     dossier_reply = await services.get("household", "/dossier", user.access_token)

@@ -17,7 +17,6 @@ from services.web.clients import IdentityUnavailable, ServiceClient, ServiceRepl
 from services.web.csrf import ProtectedForm
 from services.web.errors import BadForm
 from services.web.pages import render
-from services.web.schooling import log_in_again
 from services.web.session import CurrentUser
 
 router = APIRouter()
@@ -50,7 +49,7 @@ ACCOUNT_DELETED = ("Votre compte et les données personnelles de votre espace so
 async def _profile(request: Request, user: session.Session, services: ServiceClient) -> dict[str, Any]:
     me = await services.get("identity", "/me", user.access_token)
     if me.status in (401, 404):  # the account was erased or its sessions revoked meanwhile
-        raise log_in_again(request)
+        raise session.log_in_again(request)
     if me.status != 200 or not isinstance(me.body.get("email"), str):
         raise IdentityUnavailable()
     return me.body
@@ -124,7 +123,7 @@ async def _change_password(request: Request, form: dict[str, str], user: session
                         message=PASSWORD_CHANGED_LOG_IN_AGAIN, tone="succes", login=True)
     if reply.status == 401:
         if _field_message(reply, "current_password") is None:  # the token itself was refused
-            raise log_in_again(request)
+            raise session.log_in_again(request)
         return _page(request, profile, errors={CURRENT: str(reply.body.get("detail") or CURRENT_WRONG)}, status_code=401)
     if reply.status == 422:
         reason = _field_message(reply, "new_password")
@@ -149,7 +148,7 @@ async def _delete_account(request: Request, form: dict[str, str], user: session.
                         message=ACCOUNT_DELETED, tone="succes")
     if reply.status == 401:
         if _field_message(reply, "password") is None:
-            raise log_in_again(request)
+            raise session.log_in_again(request)
         return _page(request, await _profile(request, user, services),
                      errors={DELETE_PASSWORD: str(reply.body.get("detail") or DELETE_PASSWORD_WRONG)}, status_code=401)
     if reply.status == 422:

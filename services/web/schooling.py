@@ -107,16 +107,9 @@ def french_date(iso: str | None) -> str:
     return f"{'1er' if day.day == 1 else day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"
 
 
-def log_in_again(request: Request) -> session.LoginRequired:
-    """For a session identity no longer honours (account erased, sessions revoked): the cookie is
-    cleared and the raised exception redirects to the login page, which comes back here."""
-    session.end(request)
-    return session.LoginRequired(session.login_location(request))
-
-
 def _checked(request: Request, reply: ServiceReply, unavailable: type[PageError] = EnrolmentUnavailable) -> ServiceReply:
     if reply.status == 401:
-        raise log_in_again(request)
+        raise session.log_in_again(request)
     if reply.status is None or reply.status >= 500:
         raise unavailable()
     return reply
@@ -327,7 +320,7 @@ async def ask_derogation(enrolment_id: str, request: Request, form: ProtectedFor
 async def certificate(enrolment_id: str, request: Request, user: CurrentUser, services: Services) -> Response:
     link = await services.get("enrolment", f"/enrolments/{enrolment_id}/certificate", user.access_token)
     if link.status == 401:
-        raise log_in_again(request)
+        raise session.log_in_again(request)
     if link.status == 404:
         raise EnrolmentNotFound()
     if link.status == 409:  # not confirmed, or the PDF is still being written

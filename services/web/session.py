@@ -161,6 +161,13 @@ async def current_user(request: Request, identity: Annotated[IdentityClient, Dep
 CurrentUser = Annotated[Session, Depends(current_user)]
 
 
+def log_in_again(request: Request) -> LoginRequired:
+    """For a session identity no longer honours (account erased, sessions revoked): the cookie is
+    cleared and the raised exception redirects to the login page, which comes back here."""
+    end(request)
+    return LoginRequired(login_location(request))
+
+
 class StaffOnly(PageError):
     status_code = 403
     title = "Accès réservé aux agents"
