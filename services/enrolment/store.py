@@ -52,6 +52,9 @@ class EnrolmentStore:
         await self.enrolments.create_index([("account_id", 1), ("school_year", 1)])
         await self.enrolments.create_index([("school_id", 1), ("school_year", 1), ("status", 1)])
         await self.enrolments.create_index([("status", 1), ("certificate_due", 1)])
+        # of_school / pending: the out-of-sector side of their two queries.
+        await self.enrolments.create_index([("derogation.requested_school_id", 1), ("school_year", 1)])
+        await self.enrolments.create_index([("derogation.status", 1), ("created_at", 1)])
         await self.dossiers.create_index([("account_id", 1), ("validated_at", -1)])
 
     # ---- dossier projection ----------------------------------------------------------------
@@ -206,20 +209,33 @@ class EnrolmentStore:
         return [e async for e in cursor]
 
     async def of_school(self, school_id: str, school_year: int) -> list[dict[str, Any]]:
-        cursor = self.enrolments.find(
-            {"$or": [{"school_id": school_id}, {"derogation.requested_school_id": school_id}], "school_year": school_year},
-            NO_OUTBOX,
-        ).sort([("level", 1), ("child.last_name", 1)])
-        return [e async for e in cursor]
+        """Enrolments at the school and requests to move there. Two indexed queries merged here:
+        a ``$or`` would make the local database server scan every enrolment."""
+        found = await self._union(
+            {"school_id": school_id, "school_year": school_year},
+            {"derogation.requested_school_id": school_id, "school_year": school_year},
+        )
+        return sorted(found, key=lambda e: (e.get("level") or "", (e.get("child") or {}).get("last_name") or ""))
 
     async def pending(self, school_id: str | None, school_year: int | None, limit: int = 500) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"$or": [{"status": Status.PENDING_AGENT.value}, {"derogation.status": "pending"}]}
-        if school_year is not None:
-            query["school_year"] = school_year
+        """Enrolments awaiting an agent's decision or with a pending out-of-sector request, oldest
+        first (two indexed queries merged here, not a ``$or``: see ``of_school``)."""
+        year = {"school_year": school_year} if school_year is not None else {}
+        found = await self._union(  # a school's filter applies after the merge: no early limit then
+            {"status": Status.PENDING_AGENT.value, **year}, {"derogation.status": "pending", **year},
+            limit=0 if school_id else limit,
+        )
         if school_id:
-            query = {"$and": [query, {"$or": [{"school_id": school_id}, {"derogation.requested_school_id": school_id}]}]}
-        cursor = self.enrolments.find(query, NO_OUTBOX).sort("created_at", 1).limit(limit)
-        return [e async for e in cursor]
+            found = [e for e in found
+                     if e.get("school_id") == school_id or (e.get("derogation") or {}).get("requested_school_id") == school_id]
+        return sorted(found, key=lambda e: e["created_at"])[:limit]
+
+    async def _union(self, *queries: dict[str, Any], limit: int = 0) -> list[dict[str, Any]]:
+        by_id: dict[str, dict[str, Any]] = {}
+        for query in queries:
+            async for enrolment in self.enrolments.find(query, NO_OUTBOX).sort("created_at", 1).limit(limit):
+                by_id.setdefault(enrolment["_id"], enrolment)
+        return list(by_id.values())
 
     async def lease_due_certificate(self, now: datetime, until: datetime) -> dict[str, Any] | None:
         """The oldest confirmation whose certificate is due and not being rendered (no lease, or
