@@ -15,7 +15,6 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,6 +24,7 @@ from starlette.formparsers import MultiPartException
 from services.web import csrf, session
 from services.web.clients import ServiceClient, ServiceReply, service_client
 from services.web.csrf import ProtectedForm
+from services.web.dates import numeric_date, numeric_datetime
 from services.web.errors import BadForm, PageError
 from services.web.pages import render
 from services.web.session import CurrentAgent
@@ -71,7 +71,6 @@ PROBLEM_KINDS = {
     "malformed": "ligne illisible", "unknown_school": "école inconnue", "wrong_school_type": "type d'école incorrect",
     "overlap": "tronçons qui se chevauchent", "gap": "numéros non couverts",
 }
-TOWN_ZONE = ZoneInfo("Europe/Paris")
 PREVIEWABLE = {"application/pdf", "image/jpeg", "image/png"}
 
 
@@ -102,24 +101,6 @@ def _checked(request: Request, reply: ServiceReply, *, not_found: str | None = N
     if reply.status == 404 and not_found is not None:
         raise NotFound(not_found)
     raise Unavailable()
-
-
-def _when(value: Any) -> str:
-    """A service's ISO instant as the town reads it (« 14/03/2027 à 09:05 »); "" when absent."""
-    try:
-        instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if instant.tzinfo is not None:
-        instant = instant.astimezone(TOWN_ZONE)
-    return instant.strftime("%d/%m/%Y à %H:%M")
-
-
-def _birth_date(value: Any) -> str:
-    try:
-        return date.fromisoformat(str(value)).strftime("%d/%m/%Y")
-    except ValueError:
-        return ""
 
 
 def _valid_id(value: str) -> str:
@@ -182,7 +163,7 @@ async def queue(request: Request, agent: CurrentAgent, services: Services, statu
         context["first_page"] = f"{QUEUE}?{urlencode(filters)}"
         return _page(request, "agent_queue.html", context, status_code=422)
     items = [i for i in _checked(request, reply).get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
-    context["rows"] = [{**item, "family": str(item.get("family") or ""), "submitted_label": _when(item.get("submitted_at"))}
+    context["rows"] = [{**item, "family": str(item.get("family") or ""), "submitted_label": numeric_datetime(item.get("submitted_at"))}
                        for item in items]
     next_cursor = reply.body.get("next_cursor")
     if isinstance(next_cursor, str) and next_cursor:
@@ -240,9 +221,9 @@ async def _dossier_page(
     context = {
         "dossier": review, "documents": documents, "items": items, "item_labels": {i["key"]: i["label"] for i in items},
         "REPLACED_ITEM": REPLACED_ITEM,
-        "submitted_label": _when(review.get("submitted_at")),
-        "children": [{**c, "birth_label": _birth_date(c.get("birth_date"))} for c in review.get("children") or []],
-        "timeline": [{**e, "at_label": _when(e.get("at"))} for e in timeline if isinstance(e, dict)],
+        "submitted_label": numeric_datetime(review.get("submitted_at")),
+        "children": [{**c, "birth_label": numeric_date(c.get("birth_date"))} for c in review.get("children") or []],
+        "timeline": [{**e, "at_label": numeric_datetime(e.get("at"))} for e in timeline if isinstance(e, dict)],
         "audit_complete": audit is not None,
         "done": DOSSIER_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
         "field_errors": errors or {}, "values": values or {}, "decidable": review.get("status") == "submitted",
@@ -380,7 +361,7 @@ async def _enrolments_page(
     shown = [s for s in schools if not school or s["id"] == school]
     overviews = await asyncio.gather(*(
         services.get("enrolment", f"/schools/{s['id']}/enrolments", agent.access_token, params=params) for s in shown))
-    pending = [{**e, "requested_label": _when(e.get("created_at"))}
+    pending = [{**e, "requested_label": numeric_datetime(e.get("created_at"))}
                for e in _checked(request, pending_reply).get("enrolments", []) if isinstance(e, dict) and _ID.match(str(e.get("id", "")))]
     context = {
         "year": year, "school": school,
@@ -482,7 +463,7 @@ async def _sector_map_page(
         segments = current.get("segments")
         current = {k: current.get(k) for k in ("version", "source_name", "report")}
         current["segments"] = len(segments) if isinstance(segments, list) else 0
-        current["applied_label"] = _when(current_reply.body.get("applied_at"))
+        current["applied_label"] = numeric_datetime(current_reply.body.get("applied_at"))
     context = {"current": current, "report": report, "applied": applied, "problem": problem, "kinds": PROBLEM_KINDS,
                "errors": _ordered(errors or {}), "field_errors": errors or {}}
     return _page(request, "agent_sector_map.html", context, status_code=status_code)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.web import csrf, session
 from services.web.account import NEXT_STEPS
 from services.web.clients import ServiceClient, ServiceReply, service_client
+from services.web.dates import TOWN_ZONE, french_date, french_datetime
 from services.web.csrf import ProtectedForm
 from services.web.errors import BadForm, PageError
 from services.web.pages import render
@@ -37,7 +37,6 @@ SWORN_STATEMENT = "/pieces-justificatives/attestation"
 MY_FILE = "/dossier"
 SUBMIT = "/dossier/transmettre"
 
-PARIS = ZoneInfo("Europe/Paris")
 NO_STORE = {"Cache-Control": "no-store"}
 RELATIONSHIPS = ("mère", "père", "autre représentant légal")
 MAX_CHILDREN = 12  # household's limit per file
@@ -107,8 +106,6 @@ SCAN_LABELS = {
     "infected": "Infecté",
     "deleted": "Supprimé",
 }
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre")
 
 
 class HouseholdUnavailable(PageError):
@@ -184,27 +181,6 @@ def file_content(dossier: dict[str, Any]) -> dict[str, Any]:
         ],
         "version": dossier.get("version"),
     }
-
-
-def french_date(value: str | date | None) -> str:
-    if not value:
-        return ""
-    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
-
-
-def french_datetime(value: str | None) -> str:
-    """« 26 novembre 2026 à 08:05 », in Paris time (services store UTC)."""
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-    local = moment.astimezone(PARIS)
-    return f"{french_date(local.date())} à {local:%H:%M}"
 
 
 # ---- Déclarer mon entourage: the form ---------------------------------------------------------
@@ -441,7 +417,7 @@ def _declaration_page(
         "declaration": declaration, "relationships": RELATIONSHIPS, "errors": _ordered(errors or {}, declaration),
         "field_errors": errors or {}, "problem": problem, "notice": notice, "max_children": MAX_CHILDREN,
         "locked": UNDER_REVIEW if status == "submitted" else ERASED if status == "erased" else None,
-        "today": datetime.now(PARIS).date().isoformat(),
+        "today": datetime.now(TOWN_ZONE).date().isoformat(),
     }
     return render(request, "dossier_entourage.html", context, status_code=status_code, headers=NO_STORE)
 
@@ -468,7 +444,7 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
         return _declaration_page(request, declaration, status=status,
                                  notice=f"Un bloc « Enfant {len(declaration.children)} » a été ajouté : "
                                         "complétez-le.")
-    errors = declaration_errors(declaration, datetime.now(PARIS).date())
+    errors = declaration_errors(declaration, datetime.now(TOWN_ZONE).date())
     if errors:
         return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
     sent = save_request(declaration, current)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -21,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.web import session
 from services.web.account import STAFF_HOME
 from services.web.clients import ServiceClient, ServiceReply, service_client
+from services.web.dates import french_date
 from services.web.csrf import ProtectedForm
 from services.web.errors import BadForm, PageError
 from services.web.pages import render
@@ -50,8 +50,6 @@ DEROGATION_STATES = {
     "accepted": "acceptée",
     "refused": "refusée",
 }
-FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-                 "novembre", "décembre")
 # The certificate's name as the enrolment service builds it; anything else is not put in a header.
 _CERTIFICATE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,120}\.pdf$")
 
@@ -97,14 +95,6 @@ class FormProblem:
     key: str
     errors: dict[str, str] = field(default_factory=dict)
     values: dict[str, str] = field(default_factory=dict)
-
-
-def french_date(iso: str | None) -> str:
-    try:
-        day = date.fromisoformat(str(iso))
-    except ValueError:
-        return ""
-    return f"{'1er' if day.day == 1 else day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"
 
 
 def _checked(request: Request, reply: ServiceReply, unavailable: type[PageError] = EnrolmentUnavailable) -> ServiceReply:

