@@ -46,6 +46,7 @@ from bench.journey_client import (
     expect,
     pdf_document,
 )
+from tests.integration.polling import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -110,18 +111,6 @@ class Settings:
 def account_of(access_token: str) -> str:
     payload = access_token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
-
-
-async def until(check: Callable[[], Any], what: str, timeout_s: float, every_s: float) -> Any:
-    """Calls the async ``check`` until it returns something truthy, as a user refreshing a page."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise GaveUp(f"not within {timeout_s:.0f} s: {what}")
-        await asyncio.sleep(every_s)
 
 
 def family_content(journey: Journey, year: int, docs: dict[str, str] | None = None) -> dict[str, Any]:
@@ -245,7 +234,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
             return expect(await person.call("GET", "/api/household/dossier"), 200)
         return expect(response, 201)
 
-    dossier = await until(created, "household knows the account is activated", settings.wait_s, 0.2)
+    dossier = await eventually(created, "household knows the account is activated", settings.wait_s, 0.2)
     j.dossier_id = dossier["id"]
 
     docs: dict[str, str] = {}
@@ -267,7 +256,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
                 raise AssertionError(f"document {document_id} reported infected")
             return status == "clean"
 
-        await until(clean, "documents scanned clean", settings.wait_s, 0.2)
+        await eventually(clean, "documents scanned clean", settings.wait_s, 0.2)
     j.phase_done("wait for the virus scans")
 
     async def submitted() -> bool:
@@ -279,7 +268,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
         expect(response, 200)
         return True
 
-    await until(submitted, "submission accepted", settings.wait_s, 0.2)
+    await eventually(submitted, "submission accepted", settings.wait_s, 0.2)
     j.submitted = True
     j.transitions[SUBMITTED].append(time.time())
     j.phase_done("submit")
@@ -296,7 +285,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
         body = expect(await person.call("GET", "/api/enrolment/enrolments/eligible"), 200)
         return body if body["unlocked"] and len(body["children"]) == 2 else None
 
-    eligibility = await until(eligible, "enrolment unlocked", settings.wait_s, settings.poll_s)
+    eligibility = await eventually(eligible, "enrolment unlocked", settings.wait_s, settings.poll_s)
     j.unlocked_at = time.time()
     j.phase_done("wait for enrolment to unlock")
 
@@ -320,7 +309,7 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
             response = await person.call("GET", f"/api/enrolment/enrolments/{enrolment_id}/certificate", "GET /api/enrolment/enrolments/{id}/certificate")
             return response.json() if response.status_code == 200 else None  # 409: the PDF is being made
 
-        url = (await until(link, "certificate ready", settings.wait_s, 0.2))["url"]
+        url = (await eventually(link, "certificate ready", settings.wait_s, 0.2))["url"]
         pdf = await person.call("GET", url, "GET certificate PDF (S3 presigned link)")
         if pdf.status_code != 200 or not pdf.content.startswith(b"%PDF"):
             raise AssertionError(f"certificate download: HTTP {pdf.status_code}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,23 +17,12 @@ from services.kernel import mongo
 from tests.integration.conftest import ROOT
 from tests.integration.identity_client import GATEWAY, GOOD_PASSWORD
 from tests.integration.kafka_tools import BOOTSTRAP, read_all
+from tests.integration.polling import eventually
 from tests.integration.test_documents import Family, agent_token, eicar, fetch, new_family, pdf_bytes
 
 API = f"{GATEWAY}/api/household"
 TOPIC = "household.dossier.v1"
 DOCUMENTS_TOPIC = "documents.document.v1"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout_s: float = 30) -> Any:
-    """Retries ``check`` until it returns something truthy (projections catch up asynchronously)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s}s: {what}")
-        await asyncio.sleep(0.3)
 
 
 class Household:

@@ -13,9 +13,8 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -48,22 +47,11 @@ from tests.integration.identity_client import (
     registered_and_activated,
 )
 from tests.integration.kafka_tools import BOOTSTRAP, read_all
+from tests.integration.polling import eventually
 
 MAILPIT = "http://127.0.0.1:8025/api/v1"
 NOTIFIER_DB = "ecp_notifier"
 ECP = str(ROOT / "deploy/local/ecp")
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float, what: str, every_s: float = 0.3) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not seen within {timeout_s}s")
-        await asyncio.sleep(every_s)
 
 
 async def mails_to(address: str) -> list[dict[str, Any]]:
@@ -86,7 +74,7 @@ async def wait_for_mails(address: str, count: int, timeout_s: float = 30) -> lis
         found = await mails_to(address)
         return found if len(found) >= count else None
 
-    return await eventually(enough, timeout_s, f"{count} email(s) to {address}")
+    return await eventually(enough, f"{count} email(s) to {address}", timeout_s)
 
 
 def ecp(*args: str) -> None:
@@ -166,7 +154,7 @@ async def test_the_same_event_published_twice_sends_one_email(db_client: Any) ->
     async def handled_again() -> bool:
         return await processed.find_one({"_id": f"notifier-mail:{event['id']}"}) is not None
 
-    await eventually(handled_again, 30, "the republished event handled")
+    await eventually(handled_again, "the republished event handled", 30)
     await asyncio.sleep(1)
     assert len(await mails_to(email)) == 1
     assert await db_client[NOTIFIER_DB]["deliveries"].count_documents({"event_id": event["id"]}) == 1
@@ -192,7 +180,7 @@ async def test_with_the_smtp_server_down_the_email_is_retried_and_delivered_once
                 {"status": "sending", "attempts": {"$gte": 3}, "last_error": {"$exists": True}, "updated_at": {"$gt": stopped_at}}
             )
 
-        pending = await eventually(retrying, 40, "retries while the SMTP server is down")
+        pending = await eventually(retrying, "retries while the SMTP server is down", 40)
         assert "refused" in pending["last_error"].lower() and "@" not in pending["last_error"]
     finally:
         ecp("start", "mail")
@@ -234,12 +222,12 @@ async def test_notifier_killed_mid_batch_loses_no_email_and_duplicates_at_most_t
         n = await deliveries.count_documents({"_id": {"$in": ids}, "status": "sent"})
         return n if n >= 10 else 0
 
-    sent_before_kill = await eventually(some_sent, 60, "the first emails of the batch", every_s=0.05)
+    sent_before_kill = await eventually(some_sent, "the first emails of the batch", 60, every_s=0.05)
     pid = int((ROOT / ".local/run/svc-notifier.pid").read_text().strip())
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     try:
-        await eventually(lambda: _gone(pid), 15, "the killed notifier gone", every_s=0.05)
+        await eventually(lambda: _gone(pid), "the killed notifier gone", 15, every_s=0.05)
         assert sent_before_kill < count, "the batch finished before the kill: raise the count"
     finally:
         ecp("start", "notifier")
@@ -247,7 +235,7 @@ async def test_notifier_killed_mid_batch_loses_no_email_and_duplicates_at_most_t
     async def all_sent() -> bool:
         return await deliveries.count_documents({"_id": {"$in": ids}, "status": "sent"}) == count
 
-    await eventually(all_sent, 120, "every email of the batch sent after the restart", every_s=0.5)
+    await eventually(all_sent, "every email of the batch sent after the restart", 120, every_s=0.5)
     recovery_s = time.monotonic() - killed_at
     await asyncio.sleep(1)
     found = await mails_to(f"kill.{run}.")
@@ -299,7 +287,7 @@ async def test_agents_read_the_delivery_log_and_erasure_anonymises_it(db_client:
                 body = response.json()
                 return body if len(body["deliveries"]) >= expect else None
 
-            body = await eventually(lambda: log(2), 20, "two deliveries in the log")
+            body = await eventually(lambda: log(2), "two deliveries in the log", 20)
             assert sorted(d["template"] for d in body["deliveries"]) == ["activation", "welcome"]
             assert {d["status"] for d in body["deliveries"]} == {"sent"}
             assert all(d["recipient"].endswith("@example.org") and d["recipient"] != email for d in body["deliveries"])
@@ -311,7 +299,7 @@ async def test_agents_read_the_delivery_log_and_erasure_anonymises_it(db_client:
                 body = await log(2)
                 return body if body and all(d["anonymised"] for d in body["deliveries"]) else None
 
-            body = await eventually(anonymised, 30, "the log anonymised after erasure")
+            body = await eventually(anonymised, "the log anonymised after erasure", 30)
             assert all(d["recipient"] is None for d in body["deliveries"])
             assert email not in str(body)
     stored = [d async for d in db_client[NOTIFIER_DB]["deliveries"].find({"account_id": account_id})]
@@ -433,7 +421,7 @@ async def test_household_documents_and_enrolment_events_each_send_one_french_ema
     async def handled_again() -> bool:
         return await processed.find_one({"_id": f"notifier-dossiers:{validated.id}"}) is not None
 
-    await eventually(handled_again, 30, "the republished DossierValidated handled")
+    await eventually(handled_again, "the republished DossierValidated handled", 30)
     await asyncio.sleep(1)
     assert Counter(m["Subject"] for m in await mails_to(email))[FAMILY_SUBJECTS["dossier_validated"]] == 1
 
@@ -447,6 +435,6 @@ async def test_a_family_event_for_an_account_the_notifier_never_saw_is_logged_no
     async def logged() -> dict[str, Any] | None:
         return await deliveries.find_one({"event_id": event.id})
 
-    delivery = await eventually(logged, 30, "the failed delivery logged")
+    delivery = await eventually(logged, "the failed delivery logged", 30)
     assert delivery["status"] == "failed" and delivery["reason"] == "unknown_recipient"
     assert delivery["template"] == "dossier_rejected" and delivery["subject"] == "Votre dossier a été refusé"

@@ -25,7 +25,8 @@ from tests.integration.identity_client import (
 )
 from tests.integration.test_documents import new_family, pdf_bytes
 from tests.integration.test_enrolment import API as ENROLMENT_API
-from tests.integration.test_household import Household, clean_document, content, eventually
+from tests.integration.polling import eventually
+from tests.integration.test_household import Household, clean_document, content
 from tests.integration.test_web_links import HiddenFields, browser
 
 _AGENT: dict[str, str] = {}
