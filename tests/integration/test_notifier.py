@@ -35,6 +35,7 @@ from services.kernel.envelope import CloudEvent, EventData, event_json, new_even
 from services.kernel.kafka import KafkaPublisher, OutgoingMessage
 from services.notifier import domain
 from services.notifier.settings import NotifierSettings
+from services.notifier.tests.test_family_emails import SUBJECTS
 from tests.integration.conftest import ROOT
 from tests.integration.identity_client import (
     GATEWAY,
@@ -356,17 +357,8 @@ async def _publish(*events: CloudEvent[Any]) -> None:
         await publisher.stop()
 
 
-FAMILY_SUBJECTS = {
-    "dossier_submitted": "Votre dossier a bien été transmis au Service Scolaire et Périscolaire",
-    "corrections_requested": "Votre dossier est à corriger",
-    "dossier_validated": "Votre dossier est validé : vous pouvez inscrire votre enfant",
-    "dossier_rejected": "Votre dossier a été refusé",
-    "document_infected": "Un document envoyé n'a pas pu être accepté",
-    "enrolment_confirmed": "Votre inscription scolaire est confirmée",
-    "enrolment_refused": "Votre demande d'inscription scolaire a été refusée",
-    "derogation_accepted": "Votre demande de dérogation scolaire est acceptée",
-    "derogation_refused": "Votre demande de dérogation scolaire est refusée",
-}
+# The expected French subject of each family email: one table, with the unit tests.
+FAMILY_SUBJECTS = SUBJECTS
 
 
 async def test_household_documents_and_enrolment_events_each_send_one_french_email_even_published_twice(db_client: Any) -> None:
