@@ -11,11 +11,13 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kernel.health import ReadinessCheck, health_router
+from services.kernel import telemetry
+from services.kernel.health import ReadinessCheck, evaluate, health_router
 from services.kernel.logging import configure_logging, get_logger, log_context
 from services.kernel.settings import CommonSettings
 
@@ -140,15 +142,24 @@ def create_service_app(
 ) -> FastAPI:
     """Builds a service's app. ``startup`` opens its clients and returns its readiness checks."""
     configure_logging(settings.service_name, settings.log_level)
+    telemetry.configure(
+        settings.service_name,
+        enabled=settings.telemetry,
+        otlp_endpoint=settings.otlp_endpoint,
+        sample_ratio=settings.trace_sample_ratio,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.readiness_checks = await startup(app)
+        telemetry.on_scrape(lambda: _observe_readiness(app.state.readiness_checks))
         log.info("service started", port=settings.http_port)
         try:
             yield
         finally:
             await shutdown(app)
+            telemetry.clear_scrape_hooks()
+            telemetry.shutdown()
             log.info("service stopped")
 
     app = FastAPI(
@@ -161,12 +172,46 @@ def create_service_app(
         docs_url=None,
         redoc_url=None,
     )
+    # Inside the request-context middleware: the request id is known when the span starts.
+    app.add_middleware(telemetry.TelemetryMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(health_router(lambda request: request.app.state.readiness_checks))
+    app.include_router(telemetry_router(settings))
     for router in routers:
         app.include_router(router)
     app.openapi = _openapi_with_real_validation_errors(app)  # type: ignore[method-assign]
     return app
+
+
+async def _observe_readiness(checks: Sequence[ReadinessCheck]) -> None:
+    for name, state in (await evaluate(checks)).checks.items():
+        telemetry.READINESS.set(1.0 if state == "ok" else 0.0, check=name)
+
+
+class TelemetrySwitch(BaseModel):
+    enabled: bool
+
+
+def telemetry_router(settings: CommonSettings) -> APIRouter:
+    """``/metrics`` for Prometheus, and the run-time switch the journey benchmark uses; both on the
+    service's own port only (the gateway answers 404 for them), outside the OpenAPI document."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        body, content_type = await telemetry.render_metrics()
+        return Response(body, media_type=content_type)
+
+    @router.put("/internal/telemetry")
+    async def switch_telemetry(switch: TelemetrySwitch) -> TelemetrySwitch:
+        # Only where nothing but the developer can reach the port: elsewhere ECP_TELEMETRY decides.
+        if settings.environment != "local":
+            raise StarletteHTTPException(status_code=404, detail="Ressource introuvable.")
+        telemetry.set_enabled(switch.enabled)
+        log.info("telemetry switched", enabled=switch.enabled)
+        return TelemetrySwitch(enabled=telemetry.enabled())
+
+    return router

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.kernel import telemetry
+
 SPEC_VERSION = "1.0"
 SCHEMA_URI_PREFIX = "urn:ecp:schemas:events:"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -112,6 +114,8 @@ def new_event(
 ) -> CloudEvent[Any]:
     """Builds the envelope for ``data``; a new correlation id starts a chain when none is given."""
     ident = event_id or str(uuid.uuid4())
+    # CloudEvents distributed-tracing extension: the consumers' work joins the trace in hand.
+    traceparent = telemetry.current_traceparent()
     return envelope_class(type(data))(
         id=ident,
         source=source,
@@ -122,6 +126,7 @@ def new_event(
         correlationid=correlation_id or ident,
         causationid=causation_id,
         data=data,
+        **({"traceparent": traceparent} if traceparent else {}),
     )
 
 

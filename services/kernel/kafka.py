@@ -192,6 +192,23 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (KafkaError,)
 def is_transient_kafka_error(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Messages after the group's committed offset, per partition this member holds. Asked of
+        the broker (end offsets, committed offsets), so a consumer stuck in a handler still shows
+        its lag growing."""
+        consumer = self._started
+        partitions = sorted(consumer.assignment())
+        if not partitions:
+            return {}
+        ends = await consumer.end_offsets(partitions)
+        committed = await asyncio.gather(*(consumer.committed(tp) for tp in partitions))
+        never = [tp for tp, offset in zip(partitions, committed) if offset is None]
+        starts = await consumer.beginning_offsets(never) if never else {}
+        return {
+            (tp.topic, tp.partition): max(0, ends[tp] - (offset if offset is not None else starts[tp]))
+            for tp, offset in zip(partitions, committed)
+        }
+
 
 def message_headers(pairs: dict[str, str]) -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in pairs.items()]

@@ -31,6 +31,8 @@ def outbox_entry(event: CloudEvent[Any], topic: str) -> dict[str, Any]:
         "type": event.type,
         "value": event_json(event),
         "created_at": datetime.now(UTC),
+        # The CloudEvents tracing extension, kept beside the value so the relay need not parse it.
+        "traceparent": (event.model_extra or {}).get("traceparent"),
     }
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from services.kernel import telemetry
 from services.kernel.envelope import CONTENT_TYPE
 from services.kernel.kafka import OutgoingMessage
 from services.kernel.logging import get_logger
@@ -61,6 +62,22 @@ class OutboxRelay:
             await coll.create_index(PENDING_FIELD, sparse=True)
             await coll.create_index(f"{LEASE_FIELD}.token", sparse=True)
 
+    async def backlog(self) -> list[tuple[str, int, float]]:
+        """Per collection: (name, events waiting, age in seconds of the oldest), from the
+        ``outbox_pending`` index; counts stop at a few batches (enough to say it is backing up)."""
+        now = datetime.now(UTC)
+        result = []
+        for coll in self._collections:
+            waiting = [
+                as_utc(e["created_at"])
+                async for d in coll.find({PENDING_FIELD: True}, {f"{OUTBOX_FIELD}.created_at": 1}).limit(self._batch_size * 10)
+                for e in d.get(OUTBOX_FIELD, [])
+                if "created_at" in e
+            ]
+            oldest = (now - min(waiting)).total_seconds() if waiting else 0.0
+            result.append((coll.name, len(waiting), max(0.0, oldest)))
+        return result
+
     def notify(self) -> None:
         """Called after a local write that queued events: relay now instead of at the next poll."""
         self._wake.set()
@@ -81,6 +98,7 @@ class OutboxRelay:
                     raise
                 except Exception:
                     self.stats.failures += 1
+                    telemetry.OUTBOX_RELAY_FAILURES.inc()
                     log.warning("outbox relay pass failed; will retry", exc_info=True, retry_in_s=backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
@@ -119,13 +137,20 @@ class OutboxRelay:
             claimed = await self._claim(coll)
             if not claimed:
                 continue
+            entries = [e for doc in claimed for e in doc.get(OUTBOX_FIELD, [])]
+            spans = [self._producer_span(e) for e in entries]
             try:
-                messages = [self._message(e) for doc in claimed for e in doc.get(OUTBOX_FIELD, [])]
+                messages = [self._message(e, span.traceparent) for e, span in zip(entries, spans)]
                 if messages:
                     await self._publisher.publish(messages)
-            except BaseException:
+            except BaseException as exc:
+                for span in spans:
+                    span.end(exc)
                 await self._release(coll, claimed)
                 raise
+            for entry, span in zip(entries, spans):
+                span.end()
+                telemetry.OUTBOX_PUBLISHED.inc(topic=entry["topic"])
             previous = self._pulls.pop(index, None)
             if previous is not None:
                 await previous
@@ -170,17 +195,26 @@ class OutboxRelay:
         return [d async for d in coll.find({f"{LEASE_FIELD}.token": lease["token"]}, {OUTBOX_FIELD: 1, LEASE_FIELD: 1})]
 
     @staticmethod
-    def _message(entry: dict[str, Any]) -> OutgoingMessage:
-        return OutgoingMessage(
+    def _producer_span(entry: dict[str, Any]) -> telemetry.ProducerSpan:
+        return telemetry.start_producer_span(
             topic=entry["topic"],
-            key=entry["key"],
-            value=bytes(entry["value"]),
-            headers=(
-                ("content-type", CONTENT_TYPE.encode()),
-                ("ce_id", entry["id"].encode()),
-                ("ce_type", entry["type"].encode()),
-            ),
+            event_id=entry["id"],
+            event_type=entry["type"],
+            traceparent=entry.get("traceparent"),
+            queued_at=entry.get("created_at"),
         )
+
+    @staticmethod
+    def _message(entry: dict[str, Any], traceparent: str | None = None) -> OutgoingMessage:
+        headers: tuple[tuple[str, bytes], ...] = (
+            ("content-type", CONTENT_TYPE.encode()),
+            ("ce_id", entry["id"].encode()),
+            ("ce_type", entry["type"].encode()),
+        )
+        if traceparent:
+            # The W3C header Kafka tooling and instrumented consumers read: the publication's span.
+            headers += (("traceparent", traceparent.encode()),)
+        return OutgoingMessage(topic=entry["topic"], key=entry["key"], value=bytes(entry["value"]), headers=headers)
 
     async def _pull_published(self, coll: Any, claimed: list[dict[str, Any]]) -> None:
         token = claimed[0][LEASE_FIELD]["token"]

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.kernel import kafka, mongo
+from services.kernel import kafka, mongo, telemetry
 from services.kernel.consumer import EventConsumer, Handler
 from services.kernel.envelope import EventData
 from services.kernel.health import ReadinessCheck
@@ -75,6 +75,7 @@ class ServiceRuntime:
             )
             if s.run_outbox_relay:
                 self._spawn(self._run_relay(), "outbox-relay")
+            telemetry.on_scrape(self._observe_outbox)
 
     def add_consumer(self, spec: ConsumerSpec) -> EventConsumer:
         s = self.settings
@@ -95,6 +96,10 @@ class ServiceRuntime:
             concurrency=spec.concurrency,
         )
         self.consumers.append(consumer)
+        for topic in spec.topics:
+            # At zero from the start: the first dead letter then shows as an increase.
+            telemetry.DEAD_LETTERS.declare(group=spec.group_id, topic=topic + kafka.DLQ_SUFFIX)
+        telemetry.on_scrape(_lag_observer(spec.group_id, subscription))
         self._spawn(self._run_consumer(subscription, consumer), f"consumer-{spec.group_id}")
         return consumer
 
@@ -132,6 +137,12 @@ class ServiceRuntime:
         assert self.publisher is not None
         await self.publisher.ready()
 
+    async def _observe_outbox(self) -> None:
+        assert self.relay is not None
+        for collection, pending, oldest_age_s in await self.relay.backlog():
+            telemetry.OUTBOX_PENDING.set(pending, collection=collection)
+            telemetry.OUTBOX_OLDEST_AGE.set(oldest_age_s, collection=collection)
+
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
 
@@ -154,6 +165,23 @@ class ServiceRuntime:
         finally:
             with contextlib.suppress(Exception):
                 await subscription.stop()
+
+
+def _lag_observer(group: str, subscription: kafka.KafkaSubscription) -> Callable[[], Awaitable[None]]:
+    """A scrape hook setting the group's lag per partition this member holds (and forgetting the
+    partitions it gave up)."""
+    reported: set[tuple[str, int]] = set()
+
+    async def observe() -> None:
+        lag = await subscription.lag()
+        for topic, partition in reported - lag.keys():
+            telemetry.CONSUMER_LAG.remove(group=group, topic=topic, partition=str(partition))
+        for (topic, partition), messages in lag.items():
+            telemetry.CONSUMER_LAG.set(messages, group=group, topic=topic, partition=str(partition))
+        reported.clear()
+        reported.update(lag)
+
+    return observe
 
 
 async def retry_forever(action: Callable[[], Awaitable[Any]], what: str, max_delay_s: float = 5.0) -> None:

@@ -10,6 +10,8 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from services.kernel import mongo
+from services.kernel import telemetry
 from services.kernel.app import create_service_app
 from services.kernel.auth import TokenVerifier, session_router
 from services.kernel.health import ReadinessCheck
@@ -44,7 +46,9 @@ def backend_app(
         runtime = ServiceRuntime(settings, outbox_collections=outbox_collections)
         await runtime.start()
         app.state.runtime = runtime
-        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(5.0, connect=2.0), event_hooks={"request": [telemetry.inject_into_request]}
+        )
         app.state.token_verifier = TokenVerifier.from_url(settings.jwks_url, app.state.http)
         if on_start is not None:
             await on_start(app, runtime)

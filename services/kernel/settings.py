@@ -35,6 +35,13 @@ class CommonSettings(BaseSettings):
     outbox_lease_s: float = 30.0
     outbox_batch_size: int = 100
 
+    # Metrics and traces (services.kernel.telemetry): ECP_TELEMETRY=off starts without either.
+    telemetry: bool = True
+    # OTLP/HTTP endpoint receiving spans (Jaeger locally); empty: metrics only, no span exported.
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    # Share of new traces kept (parent-based: a trace is kept or dropped whole).
+    trace_sample_ratio: float = 1.0
+
     consumer_max_attempts: int = 3
     consumer_backoff_initial_s: float = 0.2
     consumer_backoff_max_s: float = 10.0

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kernel import telemetry
 from services.kernel.app import create_service_app
 from services.kernel.health import ReadinessCheck
 from services.kernel.logging import get_logger
@@ -63,7 +64,10 @@ def create_app() -> FastAPI:
             # Not fatal (deployments that have not set it yet keep serving), but with a known key
             # the CSRF tokens only rest on the cookie's SameSite: set ECP_SECRET_KEY.
             log.warning("web secret_key is the local default: set ECP_SECRET_KEY", environment=settings.environment)
-        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        # The services' spans join the page request's trace.
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(5.0, connect=2.0), event_hooks={"request": [telemetry.inject_into_request]}
+        )
         return [_upstream_check(app.state.http, name, url) for name, url in settings.service_urls().items()]
 
     async def shutdown(app: FastAPI) -> None:
