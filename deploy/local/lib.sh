@@ -27,6 +27,14 @@ mkdir -p "$ECP_LOGS" "$ECP_RUN" "$ECP_DATA" "$ECP_CACHE" "$ECP_VENVS"
 : "${ECP_DOCUMENTS_PORT:=8103}"
 : "${ECP_NOTIFIER_PORT:=8104}"
 : "${ECP_ENROLMENT_PORT:=8105}"
+# Observability: Prometheus, Alertmanager (9093 is Kafka's controller), Jaeger (OTLP/HTTP in, UI/API).
+: "${ECP_PROMETHEUS_PORT:=9090}"
+: "${ECP_ALERTMANAGER_PORT:=9095}"
+: "${ECP_OTLP_HTTP_PORT:=4318}"
+: "${ECP_JAEGER_UI_PORT:=16686}"
+: "${ECP_JAEGER_GRPC_PORT:=16685}"
+: "${ECP_JAEGER_HEALTH_PORT:=13133}"
+: "${ECP_JAEGER_METRICS_PORT:=14269}"
 
 log() { printf '\033[1m[ecp]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[ecp] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -48,6 +56,23 @@ apt_install() {
   log "installing Debian packages: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     >>"$ECP_LOGS/apt.log" 2>&1 || die "apt-get install ${missing[*]} failed, see $ECP_LOGS/apt.log"
+}
+
+# render_template SRC DEST VAR...: copies SRC to DEST with each ${VAR} replaced by its value
+# (the variables named must be set); fails naming any ${ECP_...} placeholder left.
+render_template() {
+  local src="$1" dest="$2" var val; shift 2
+  local tmp="$dest.tmp"
+  cp "$src" "$tmp"
+  for var in "$@"; do
+    val="${!var}"
+    val="${val//\\/\\\\}"; val="${val//|/\\|}"; val="${val//&/\\&}"
+    sed -i "s|\${$var}|$val|g" "$tmp"
+  done
+  if grep -q '\${ECP_' "$tmp"; then
+    die "unrendered placeholder in $src: $(grep -o '\${ECP_[A-Z_]*}' "$tmp" | head -1)"
+  fi
+  mv "$tmp" "$dest"
 }
 
 # pid_alive NAME: true when the process recorded for NAME is running.

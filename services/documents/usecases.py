@@ -26,6 +26,7 @@ from services.documents.scanner import ClamdScanner, ScanUnavailable
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DocumentsStore
 from services.documents.upload import ReceivedFile, UnreadableImage, heic_to_jpeg
+from services.kernel import telemetry
 from services.kernel.envelope import EventData, new_event
 from services.kernel.logging import get_logger
 from services.kernel.mongo import is_transient_db_error
@@ -34,6 +35,8 @@ from services.kernel.outbox import outbox_entry
 
 SOURCE = "/services/documents"
 log = get_logger(__name__)
+VIRUS_SCANS = telemetry.counter("ecp_virus_scans", "Uploaded files scanned by clamd, by outcome (clean, infected, unavailable).", ["outcome"])
+VIRUS_SCAN_TIME = telemetry.histogram("ecp_virus_scan_seconds", "Time to stream one file from S3 through clamd.", ["outcome"])
 
 
 async def best_effort(action: Awaitable[Any]) -> bool:
@@ -182,6 +185,8 @@ class DocumentsService:
             "original_name": original, "name": name, "content_type": content_type, "detected_type": detected.name,
             "size": stored.size, "sha256": stored.sha256, "received_sha256": received.sha256,
             "uploaded_at": now, "scan_attempts": 0, "next_scan_at": now,
+            # The background scan continues the upload's trace (the events it causes with it).
+            "traceparent": telemetry.current_traceparent(),
         }
         data = events.DocumentUploaded(
             document_id=document_id, account_id=account_id, kind=kind.value, content_type=content_type,
@@ -321,11 +326,17 @@ class DocumentsService:
         document = await self.store.lease_pending(now, timedelta(seconds=self.settings.scan_lease_s))
         if document is None:
             return False
+        with telemetry.span("virus scan", parent=document.get("traceparent")):
+            return await self._scan(document)
+
+    async def _scan(self, document: dict[str, Any]) -> bool:
         token = document["scan_lease"]["token"]
         document_id = document["_id"]
+        started = asyncio.get_running_loop().time()
         try:
             verdict = await self.scanner.scan(self.objects.chunks(document["object_key"], self.settings.scan_chunk_bytes))
         except (ScanUnavailable, StorageUnavailable) as exc:
+            VIRUS_SCANS.inc(outcome="unavailable")
             attempts = int(document.get("scan_attempts", 0)) + 1
             delay = domain.scan_retry_delay(attempts, self.settings.scan_retry_initial_s, self.settings.scan_retry_max_s)
             log.warning("scan postponed", document_id=document_id, error=str(exc)[:200], attempts=attempts, retry_in_s=delay.total_seconds())
@@ -333,6 +344,9 @@ class DocumentsService:
             return True
         scanned_at = self._now()
         correlation = document_id
+        outcome = "clean" if verdict.clean else "infected"
+        VIRUS_SCANS.inc(outcome=outcome)
+        VIRUS_SCAN_TIME.observe(asyncio.get_running_loop().time() - started, outcome=outcome)
         if verdict.clean:
             data = events.DocumentScanned(
                 document_id=document_id, account_id=document["account_id"], kind=document["kind"],

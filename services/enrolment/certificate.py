@@ -15,8 +15,17 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from services.kernel import telemetry
+
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+# HTML to PDF (WeasyPrint, in its worker process), waiting for the worker included.
+RENDER_TIME = telemetry.histogram(
+    "ecp_certificate_render_seconds", "Time to render one certificat d'inscription to PDF.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
 )
 
 
@@ -83,15 +92,16 @@ def _renderer() -> ProcessPoolExecutor:
 
 
 async def render_pdf(certificate: Certificate, *, in_process: bool = False) -> bytes:
-    html = render_html(certificate)
-    if in_process:
-        return await asyncio.to_thread(_pdf, html)
-    try:
-        return await asyncio.get_running_loop().run_in_executor(_renderer(), _pdf, html)
-    except BrokenProcessPool:
-        global _pool
-        _pool = None  # the worker died: a new one next time
-        raise
+    with telemetry.span("certificate render"), RENDER_TIME.time():
+        html = render_html(certificate)
+        if in_process:
+            return await asyncio.to_thread(_pdf, html)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(_renderer(), _pdf, html)
+        except BrokenProcessPool:
+            global _pool
+            _pool = None  # the worker died: a new one next time
+            raise
 
 
 def shutdown() -> None:
