@@ -22,27 +22,14 @@ _gateway_nginx() { command -v nginx 2>/dev/null || echo /usr/sbin/nginx; }
 
 _gateway_render() {
   mkdir -p "$GATEWAY_DIR/tmp"/{client_body,proxy,fastcgi,uwsgi,scgi}
-  local user_directive="# (not root: workers run as the current user)" workers=2
+  local ECP_NGINX_USER_DIRECTIVE="# (not root: workers run as the current user)" ECP_NGINX_WORKERS=2
+  local ECP_GATEWAY_DIR="$GATEWAY_DIR"
   # As root the workers would switch to www-data and could not use our temp dirs: keep root.
-  [ "$(id -u)" -eq 0 ] && user_directive="user root;"
-  local tmp="$GATEWAY_DIR/nginx.conf.tmp" var val
-  cp "$GATEWAY_TEMPLATE" "$tmp"
-  for var in ECP_NGINX_USER_DIRECTIVE ECP_NGINX_WORKERS ECP_GATEWAY_DIR ECP_LOGS ECP_GATEWAY_PORT \
-             ECP_WEB_PORT ECP_IDENTITY_PORT ECP_HOUSEHOLD_PORT ECP_DOCUMENTS_PORT \
-             ECP_NOTIFIER_PORT ECP_ENROLMENT_PORT ECP_GATEWAY_AUTH_RATE ECP_GATEWAY_AUTH_BURST; do
-    case "$var" in
-      ECP_NGINX_USER_DIRECTIVE) val="$user_directive" ;;
-      ECP_NGINX_WORKERS) val="$workers" ;;
-      ECP_GATEWAY_DIR) val="$GATEWAY_DIR" ;;
-      *) val="${!var}" ;;
-    esac
-    val="${val//\\/\\\\}"; val="${val//|/\\|}"; val="${val//&/\\&}"
-    sed -i "s|\${$var}|$val|g" "$tmp"
-  done
-  if grep -q '\${ECP_' "$tmp"; then
-    die "unrendered placeholder in $GATEWAY_TEMPLATE: $(grep -o '\${ECP_[A-Z_]*}' "$tmp" | head -1)"
-  fi
-  mv "$tmp" "$GATEWAY_DIR/nginx.conf"
+  [ "$(id -u)" -eq 0 ] && ECP_NGINX_USER_DIRECTIVE="user root;"
+  render_template "$GATEWAY_TEMPLATE" "$GATEWAY_DIR/nginx.conf" \
+    ECP_NGINX_USER_DIRECTIVE ECP_NGINX_WORKERS ECP_GATEWAY_DIR ECP_LOGS ECP_GATEWAY_PORT \
+    ECP_WEB_PORT ECP_IDENTITY_PORT ECP_HOUSEHOLD_PORT ECP_DOCUMENTS_PORT \
+    ECP_NOTIFIER_PORT ECP_ENROLMENT_PORT ECP_GATEWAY_AUTH_RATE ECP_GATEWAY_AUTH_BURST
   "$(_gateway_nginx)" -t -q -p "$GATEWAY_DIR" -e stderr -c "$GATEWAY_DIR/nginx.conf" \
     -g 'daemon off;' >>"$ECP_LOGS/gateway.log" 2>&1 \
     || { tail -n 5 "$ECP_LOGS/gateway.log" >&2; die "invalid nginx config $GATEWAY_DIR/nginx.conf"; }
