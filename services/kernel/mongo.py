@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo import monitoring
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, DuplicateKeyError, NetworkTimeout, ServerSelectionTimeoutError
 
 Database = AsyncIOMotorDatabase
@@ -14,9 +17,45 @@ Database = AsyncIOMotorDatabase
 PROCESSED_COLLECTION = "processed_events"
 
 
+class CommandCounts(monitoring.CommandListener):
+    """How many commands this process sent to the database, by command name and collection.
+
+    The journey benchmark reads them before and after a round (``/internal/db-commands``) to
+    tell which service spends how many round trips per journey, and on what."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # motor calls listeners from its worker threads
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        target = event.command.get(name)
+        # getMore names its cursor's collection apart; admin commands (ping, endSessions) have none.
+        collection = target if isinstance(target, str) else str(event.command.get("collection", ""))
+        with self._lock:
+            self._counts[(name, collection)] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def snapshot(self) -> dict[str, int]:
+        """``{"find accounts": 12, "ping": 3, ...}``, since the process started."""
+        with self._lock:
+            return {f"{name} {collection}".strip(): n for (name, collection), n in sorted(self._counts.items())}
+
+
+# One per process: every client this process opens counts into it.
+command_counts = CommandCounts()
+
+
 def connect(url: str, timeout_ms: int = 2000) -> AsyncIOMotorClient:
     """Creates a client; motor connects lazily, on the first operation."""
-    return AsyncIOMotorClient(url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    return AsyncIOMotorClient(
+        url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, event_listeners=[command_counts]
+    )
 
 
 def as_utc(moment: datetime) -> datetime:

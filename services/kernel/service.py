@@ -69,7 +69,7 @@ def backend_app(
         settings,
         title=title,
         description=description,
-        routers=[session_router(), *routers],
+        routers=[session_router(), _db_commands_router(), *routers],
         startup=startup,
         shutdown=shutdown,
     )
@@ -79,6 +79,18 @@ def backend_app(
     for kind, respond in (error_responses or {}).items():
         app.add_exception_handler(kind, _handler(respond))
     return app
+
+
+def _db_commands_router() -> APIRouter:
+    """What the journey benchmark reads on each service's own port; the gateway does not forward
+    ``/internal/`` (no OpenAPI entry either: it is not part of the public API)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/internal/db-commands")
+    async def db_commands() -> dict[str, int]:
+        return mongo.command_counts.snapshot()
+
+    return router
 
 
 async def _dependency_down(request: Request, exc: Exception) -> Response:
