@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from pymongo import UpdateOne
+
 from services.kernel import telemetry
 from services.kernel.envelope import CONTENT_TYPE
 from services.kernel.kafka import OutgoingMessage
@@ -165,33 +167,41 @@ class OutboxRelay:
             await pull
 
     async def _claim(self, coll: Any) -> list[dict[str, Any]]:
-        """Leases up to a batch of aggregates with pending events: a fixed number of round trips.
+        """Leases up to a batch of aggregates with pending events: two round trips as a rule.
+
+        The candidates and their events are read from the ``outbox_pending`` index, then leased
+        in one bulk write, each with its own condition: still no lease (or still the expired
+        one that was read), and still the same first event. Events are only ever pulled from the
+        front of an outbox, so an aggregate leased under that condition still holds every event
+        read (perhaps more behind them, for the next pass). When every lease is taken, what was
+        read is what was claimed; otherwise (another relay, a pull in between) the claimed
+        aggregates are read back by the lease's token.
 
         No ``$or``: the local database server scans the whole collection for one (on 3,800
         deliveries, 230 ms for the find and 810 ms for the update, while every other write
-        waited). The candidates come from the ``outbox_pending`` index alone and are split in
-        Python; each kind is then leased by its own update whose filter repeats the lease
-        condition, so a document is still leased only if it has no live lease.
+        waited).
         """
         now = datetime.now(UTC)
         # A few more than a batch: some may be leased by another relay right now.
-        pending = [d async for d in coll.find({PENDING_FIELD: True}, {LEASE_FIELD: 1}).limit(self._batch_size * 4)]
-        unleased = [d["_id"] for d in pending if LEASE_FIELD not in d][: self._batch_size]
-        expired = [d["_id"] for d in pending if LEASE_FIELD in d and as_utc(d[LEASE_FIELD]["until"]) < now]
-        expired = expired[: self._batch_size - len(unleased)]
-        if not unleased and not expired:
+        pending = coll.find({PENDING_FIELD: True}, {LEASE_FIELD: 1, OUTBOX_FIELD: 1}).limit(self._batch_size * 4)
+        candidates = [
+            d async for d in pending if LEASE_FIELD not in d or as_utc(d[LEASE_FIELD]["until"]) < now
+        ][: self._batch_size]
+        if not candidates:
             return []
         # The token tells this pass's claims apart from any other relay's (or an earlier pass's).
         lease = {"owner": self.owner, "token": uuid.uuid4().hex, "until": now + self._lease}
-        still_claimable = (
-            (unleased, {LEASE_FIELD: {"$exists": False}}),
-            (expired, {f"{LEASE_FIELD}.until": {"$lt": now}}),
-        )
-        for ids, lease_condition in still_claimable:
-            if ids:
-                await coll.update_many(
-                    {"_id": {"$in": ids}, PENDING_FIELD: True, **lease_condition}, {"$set": {LEASE_FIELD: lease}}
-                )
+        leases = []
+        for doc in candidates:
+            seen = doc.get(OUTBOX_FIELD) or []
+            unchanged: dict[str, Any] = {f"{OUTBOX_FIELD}.0.id": seen[0]["id"]} if seen else {OUTBOX_FIELD: {"$size": 0}}
+            still_free = (
+                {LEASE_FIELD: {"$exists": False}} if LEASE_FIELD not in doc else {f"{LEASE_FIELD}.token": doc[LEASE_FIELD]["token"]}
+            )
+            leases.append(UpdateOne({"_id": doc["_id"], PENDING_FIELD: True, **still_free, **unchanged}, {"$set": {LEASE_FIELD: lease}}))
+        result = await coll.bulk_write(leases, ordered=False)
+        if result.modified_count == len(candidates):
+            return [{"_id": d["_id"], OUTBOX_FIELD: d.get(OUTBOX_FIELD) or [], LEASE_FIELD: lease} for d in candidates]
         return [d async for d in coll.find({f"{LEASE_FIELD}.token": lease["token"]}, {OUTBOX_FIELD: 1, LEASE_FIELD: 1})]
 
     @staticmethod
@@ -217,22 +227,27 @@ class OutboxRelay:
         return OutgoingMessage(topic=entry["topic"], key=entry["key"], value=bytes(entry["value"]), headers=headers)
 
     async def _pull_published(self, coll: Any, claimed: list[dict[str, Any]]) -> None:
+        """Drops the published events and the lease in one bulk write (one round trip).
+
+        Per aggregate, two conditional updates in order: while the lease holds, an outbox of
+        exactly the published length holds nothing else (events are only added behind them), so
+        it is emptied and the aggregate leaves the pending index in the same write; otherwise
+        (events queued meanwhile) the published ones are pulled and it stays pending. The first
+        update drops the lease, so at most one of the two applies."""
         token = claimed[0][LEASE_FIELD]["token"]
-        published = [e["id"] for doc in claimed for e in doc.get(OUTBOX_FIELD, [])]
-        result = await coll.update_many(
-            {f"{LEASE_FIELD}.token": token},
-            {"$pull": {OUTBOX_FIELD: {"id": {"$in": published}}}, "$unset": {LEASE_FIELD: ""}},
-        )
+        pulls = []
+        for doc in claimed:
+            published = [e["id"] for e in doc.get(OUTBOX_FIELD, [])]
+            held = {"_id": doc["_id"], f"{LEASE_FIELD}.token": token}
+            pulls.append(UpdateOne({**held, OUTBOX_FIELD: {"$size": len(published)}},
+                                   {"$set": {OUTBOX_FIELD: []}, "$unset": {LEASE_FIELD: "", PENDING_FIELD: ""}}))
+            pulls.append(UpdateOne(held, {"$pull": {OUTBOX_FIELD: {"id": {"$in": published}}}, "$unset": {LEASE_FIELD: ""}}))
+        result = await coll.bulk_write(pulls, ordered=True)
         if result.matched_count < len(claimed):
             log.warning(
                 "outbox lease lost before pull; some events may be published twice",
                 lost=len(claimed) - result.matched_count,
             )
-        # Only clears the flag where no event was queued meanwhile.
-        await coll.update_many(
-            {"_id": {"$in": [d["_id"] for d in claimed]}, OUTBOX_FIELD: {"$size": 0}, LEASE_FIELD: {"$exists": False}},
-            {"$unset": {PENDING_FIELD: ""}},
-        )
 
     async def _release(self, coll: Any, claimed: list[dict[str, Any]]) -> None:
         try:
@@ -246,7 +261,7 @@ async def _run_standalone(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     from services.kernel import mongo
-    from services.kernel.kafka import KafkaPublisher
+    from services.kernel.kafka import KafkaAuth, KafkaPublisher
     from services.kernel.logging import configure_logging
     from services.kernel.settings import CommonSettings
 
@@ -258,7 +273,7 @@ async def _run_standalone(argv: Sequence[str] | None = None) -> None:
     settings = CommonSettings(service_name="relay")
     configure_logging("outbox-relay", settings.log_level)
     client = mongo.connect(settings.mongo_url, settings.mongo_timeout_ms)
-    publisher = KafkaPublisher(settings.kafka_bootstrap, client_id="outbox-relay")
+    publisher = KafkaPublisher(settings.kafka_bootstrap, client_id="outbox-relay", auth=KafkaAuth.of(settings))
     await publisher.start()
     relay = OutboxRelay(
         [client[args.database][name] for name in args.collections.split(",")],

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.documents.domain import Status
 from services.documents.store import SCAN_LEASE, DocumentsStore
+from services.kernel import mongo
 from services.kernel.kafka import OutgoingMessage
 from services.kernel.relay import OutboxRelay
 
@@ -73,6 +74,10 @@ class RecordedFilters:
     async def update_many(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         self.filters.append(filter_)
         return await self._coll.update_many(filter_, *args, **kwargs)
+
+    async def bulk_write(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+        self.filters += [r._filter for r in requests]
+        return await self._coll.bulk_write(requests, *args, **kwargs)
 
     async def find_one_and_update(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         self.filters.append(filter_)
@@ -145,11 +150,11 @@ class SlowPulls(RecordedFilters):
         self.pull_started = asyncio.Event()
         self.let_pulls_go = asyncio.Event()
 
-    async def update_many(self, filter_: dict[str, Any], update: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        if "$pull" in update:
+    async def bulk_write(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if any("$pull" in r._doc for r in requests):
             self.pull_started.set()
             await self.let_pulls_go.wait()
-        return await super().update_many(filter_, update, *args, **kwargs)
+        return await super().bulk_write(requests, *args, **kwargs)
 
 
 async def test_while_a_pass_still_pulls_the_relay_publishes_other_aggregates_and_never_its_held_ones_twice(db_client: Any) -> None:
@@ -181,4 +186,76 @@ async def test_while_a_pass_still_pulls_the_relay_publishes_other_aggregates_and
         coll.let_pulls_go.set()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+        await db_client.drop_database(name)
+
+
+async def test_a_relay_pass_of_a_batch_costs_three_database_commands(db_client: Any) -> None:
+    name = f"ecp_test_relay_{uuid.uuid4().hex[:8]}"
+    collection = f"outbox_{uuid.uuid4().hex[:8]}"  # the process-wide counter tells collections apart by name
+    coll = db_client[name][collection]
+    try:
+        await coll.insert_many([pending(f"aggregate-{i}") for i in range(5)])
+        relay = OutboxRelay([coll], Published())
+        before = mongo.command_counts.snapshot()
+        assert await relay.relay_once() == 5
+        after = mongo.command_counts.snapshot()
+        sent = {k: n - before.get(k, 0) for k, n in after.items() if k.endswith(f" {collection}") and n != before.get(k, 0)}
+        # The candidates and their events; the five leases; the five pulls, which also clear the flag.
+        assert sent == {f"find {collection}": 1, f"update {collection}": 2}
+        assert await coll.count_documents({"outbox_pending": True}) == 0
+        assert await coll.count_documents({"outbox": []}) == 5
+    finally:
+        await db_client.drop_database(name)
+
+
+class ChangedBeforeTheFirstLease(RecordedFilters):
+    """The collection, where ``change`` happens to an aggregate after the relay's first read and
+    before its first lease (another writer, or another relay, in between)."""
+
+    def __init__(self, coll: Any, doc_id: str, change: dict[str, Any]) -> None:
+        super().__init__(coll)
+        self.doc_id, self.change = doc_id, change
+
+    async def bulk_write(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if self.change and any("$set" in r._doc and "outbox_lease" in r._doc["$set"] for r in requests):
+            await self._coll.update_one({"_id": self.doc_id}, self.change)
+            self.change = {}
+        return await super().bulk_write(requests, *args, **kwargs)
+
+
+def event(doc_id: str, event_id: str) -> dict[str, Any]:
+    return {"id": event_id, "topic": "t", "key": doc_id, "type": "T", "value": b"{}"}
+
+
+async def test_an_event_queued_between_the_claims_read_and_its_lease_is_published_by_the_next_pass(db_client: Any) -> None:
+    name = f"ecp_test_relay_{uuid.uuid4().hex[:8]}"
+    coll = ChangedBeforeTheFirstLease(db_client[name]["deliveries"], "busy", {"$push": {"outbox": event("busy", "busy-later")}})
+    published = Published()
+    relay = OutboxRelay([coll], published)
+    try:
+        await coll._coll.insert_one(pending("busy"))
+        assert await relay.relay_once() == 1
+        assert published.ids == ["busy-event"]  # what the claim read, and only that
+        busy = await coll._coll.find_one({"_id": "busy"})
+        assert busy["outbox_pending"] is True and [e["id"] for e in busy["outbox"]] == ["busy-later"]
+        assert await relay.relay_once() == 1
+        assert published.ids == ["busy-event", "busy-later"]
+        assert await coll._coll.count_documents({"outbox_pending": True}) == 0
+    finally:
+        await db_client.drop_database(name)
+
+
+async def test_an_aggregate_another_relay_published_since_the_claims_read_is_not_published_again(db_client: Any) -> None:
+    name = f"ecp_test_relay_{uuid.uuid4().hex[:8]}"
+    # Another relay published and pulled "raced"'s event; then a new event arrived on it.
+    coll = ChangedBeforeTheFirstLease(db_client[name]["deliveries"], "raced", {"$set": {"outbox": [event("raced", "raced-new")]}})
+    published = Published()
+    relay = OutboxRelay([coll], published)
+    try:
+        await coll._coll.insert_many([pending("raced"), pending("calm")])
+        assert await relay.relay_once() == 1
+        assert published.ids == ["calm-event"]  # never "raced-event" a second time
+        assert await relay.relay_once() == 1
+        assert published.ids == ["calm-event", "raced-new"]
+    finally:
         await db_client.drop_database(name)
