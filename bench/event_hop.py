@@ -27,7 +27,7 @@ from services.identity.events import AccountDeleted
 from services.kernel import mongo
 from services.kernel.consumer import EventConsumer
 from services.kernel.envelope import CloudEvent, event_json, new_event
-from services.kernel.kafka import KafkaPublisher, KafkaSubscription, TopicSpec, ensure_topics
+from services.kernel.kafka import KafkaAuth, KafkaPublisher, KafkaSubscription, TopicSpec, ensure_topics
 from services.kernel.logging import configure_logging
 from services.kernel.outbox import new_document_with_events, outbox_entry, with_events
 from services.kernel.relay import OutboxRelay
@@ -75,9 +75,10 @@ async def raw_hop(settings: CommonSettings, topic: str, count: int, rate: float 
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all", linger_ms=2)
+    auth = KafkaAuth.of(settings).client_options()
+    producer = AIOKafkaProducer(**auth, bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all", linger_ms=2)
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        topic, **auth, bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest", enable_auto_commit=False,
     )
     await producer.start()
@@ -130,7 +131,7 @@ async def outbox_hop(
     await aggregates.insert_many([new_document_with_events({"_id": f"k{i}", "n": 0}, []) for i in range(64)])
     if idle_aggregates:
         await aggregates.insert_many([new_document_with_events({"_id": f"idle{i}", "n": 0}, []) for i in range(idle_aggregates)])
-    publisher = KafkaPublisher(settings.kafka_bootstrap, "bench-outbox")
+    publisher = KafkaPublisher(settings.kafka_bootstrap, "bench-outbox", KafkaAuth.of(settings))
     await publisher.start()
     relay = OutboxRelay([aggregates], publisher, poll_interval_s=settings.outbox_poll_interval_s)
     await relay.ensure_indexes()
@@ -144,7 +145,7 @@ async def outbox_hop(
             done.set()
 
     group = f"bench-outbox-{uuid.uuid4().hex[:6]}"
-    subscription = KafkaSubscription(settings.kafka_bootstrap, group, [topic], "bench")
+    subscription = KafkaSubscription(settings.kafka_bootstrap, group, [topic], "bench", KafkaAuth.of(settings))
     await subscription.start()
     consumer = EventConsumer(
         group_id=group, subscription=subscription, handlers={AccountDeleted: handler},
@@ -191,7 +192,7 @@ async def fresh_topic(settings: CommonSettings) -> str:
     """Each run reads only its own events; its topics are deleted at the end (left behind, every
     run's partitions would lengthen the broker's recovery after a crash)."""
     topic = f"bench.hop.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings.kafka_bootstrap, [TopicSpec(topic, 3, 1), TopicSpec(topic + ".dlq", 3, 1)])
+    await ensure_topics(settings.kafka_bootstrap, [TopicSpec(topic, 3, 1), TopicSpec(topic + ".dlq", 3, 1)], KafkaAuth.of(settings))
     CREATED_TOPICS.extend([topic, topic + ".dlq"])
     return topic
 

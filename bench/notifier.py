@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 from services.identity.events import ActivationLinkIssued
 from services.kernel import mongo
 from services.kernel.envelope import event_json, new_event
+from services.kernel.kafka import KafkaAuth
 from services.kernel.logging import configure_logging
 from services.notifier import domain
 from services.notifier.render import Renderer, build_message
@@ -62,7 +63,7 @@ async def through_notifier(settings: NotifierSettings, events: list, db) -> floa
     # By _id (the unique delivery key, computable here): a scan of the whole collection on every
     # poll would load the database server and slow the very thing being measured.
     ids = [domain.delivery_id(e.id, e.data.email) for e in events]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**KafkaAuth.of(settings).client_options(), bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
     await producer.start()
     try:
         start = time.perf_counter()

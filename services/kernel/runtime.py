@@ -62,7 +62,7 @@ class ServiceRuntime:
         s = self.settings
         self.mongo_client = mongo.connect(s.mongo_url, s.mongo_timeout_ms)
         self.db = self.mongo_client[s.database_name]
-        self.publisher = kafka.KafkaPublisher(s.kafka_bootstrap, client_id=s.service_name)
+        self.publisher = kafka.KafkaPublisher(s.kafka_bootstrap, client_id=s.service_name, auth=kafka.KafkaAuth.of(s))
         self._spawn(self._start_producer(), "producer")
         if self.outbox_collections:
             self.relay = OutboxRelay(
@@ -81,7 +81,8 @@ class ServiceRuntime:
         s = self.settings
         assert self.publisher is not None, "start() the runtime before adding consumers"
         subscription = kafka.KafkaSubscription(
-            s.kafka_bootstrap, spec.group_id, list(spec.topics), client_id=f"{s.service_name}-{spec.group_id}"
+            s.kafka_bootstrap, spec.group_id, list(spec.topics), client_id=f"{s.service_name}-{spec.group_id}",
+            auth=kafka.KafkaAuth.of(s),
         )
         consumer = EventConsumer(
             group_id=spec.group_id,

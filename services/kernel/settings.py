@@ -24,6 +24,13 @@ class CommonSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongo_timeout_ms: int = 2000
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # The service's own principal on the broker (SASL/SCRAM-SHA-512); empty = anonymous, which a
+    # secured broker refuses. `make up` generates one per service under .local/secrets/kafka.
+    kafka_username: str = ""
+    kafka_password: str = ""
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    # CA bundle of the brokers' TLS listener (SASL_SSL); empty = SASL over plain TCP (local only).
+    kafka_ssl_cafile: str = ""
     # Where access tokens' public keys are published (the identity service).
     jwks_url: str = "http://127.0.0.1:8101/.well-known/jwks.json"
     # Overrides schemas/topics.yaml's replication factor when creating topics (3 on a real cluster).

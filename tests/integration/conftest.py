@@ -15,6 +15,7 @@ import pytest
 
 from services.kernel import mongo
 from services.kernel.settings import CommonSettings
+from tests.integration import kafka_tools  # noqa: F401  (its import makes CommonSettings() the broker's operator)
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_PORTS = {"Kafka": 9092, "database": 27017}

@@ -19,7 +19,7 @@ from services.identity.events import AccountDeleted
 from services.kernel import mongo
 from services.kernel.consumer import EventConsumer
 from services.kernel.envelope import CloudEvent
-from services.kernel.kafka import KafkaPublisher, KafkaSubscription
+from services.kernel.kafka import KafkaAuth, KafkaPublisher, KafkaSubscription
 from services.kernel.logging import configure_logging
 from services.kernel.outbox import applied_once
 from services.kernel.runtime import is_transient
@@ -48,9 +48,9 @@ async def main() -> None:
             Path(args.crash_marker).touch()
             os.kill(os.getpid(), signal.SIGKILL)
 
-    dead_letters = KafkaPublisher(settings.kafka_bootstrap, "counting-consumer-dlq")
+    dead_letters = KafkaPublisher(settings.kafka_bootstrap, "counting-consumer-dlq", KafkaAuth.of(settings))
     await dead_letters.start()
-    subscription = KafkaSubscription(settings.kafka_bootstrap, args.group, [args.topic], "counting-consumer")
+    subscription = KafkaSubscription(settings.kafka_bootstrap, args.group, [args.topic], "counting-consumer", KafkaAuth.of(settings))
     await subscription.start()
     consumer = EventConsumer(
         group_id=args.group,

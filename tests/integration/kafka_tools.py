@@ -1,17 +1,47 @@
-"""Test-side observers of the real broker: read a topic from the start, create throwaway topics."""
+"""Test-side observers of the real broker: read a topic from the start, create throwaway topics.
+
+They authenticate as the local operator principal (a super user of the broker), whose password
+`make up` generated under .local/secrets/kafka; ``principal(name)`` gives any other principal's.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.kernel.kafka import TopicSpec, ensure_topics
+from services.kernel.kafka import KafkaAuth, TopicSpec, ensure_topics
+from services.kernel.settings import CommonSettings
 
-BOOTSTRAP = "127.0.0.1:9092"
+LOCAL = Path(os.environ.get("ECP_LOCAL", Path(__file__).resolve().parents[2] / ".local"))
+SECRETS = LOCAL / "secrets" / "kafka"
+
+
+def principal(name: str) -> KafkaAuth:
+    """A principal of the local broker, with the password `make up` generated for it."""
+    return KafkaAuth(name, (SECRETS / f"{name}.password").read_text().strip())
+
+
+def use_local_operator() -> None:
+    """Makes CommonSettings() (and processes started from here) the operator on the local
+    broker, over every node of the running mode; explicit ECP_KAFKA_* variables win. Before
+    `make up` secured the broker (no generated password) it changes nothing."""
+    if (SECRETS / "ecp-operator.password").is_file() and "ECP_KAFKA_USERNAME" not in os.environ:
+        os.environ["ECP_KAFKA_USERNAME"] = "ecp-operator"
+        os.environ["ECP_KAFKA_PASSWORD"] = principal("ecp-operator").password
+    nodes = LOCAL / "run" / "kafka-nodes"
+    if nodes.is_file() and nodes.read_text().strip() == "3":
+        os.environ.setdefault("ECP_KAFKA_BOOTSTRAP", "127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292")
+
+
+use_local_operator()
+BOOTSTRAP = CommonSettings().kafka_bootstrap
+OPERATOR = KafkaAuth.of(CommonSettings())
 
 
 @dataclass(frozen=True)
@@ -25,12 +55,12 @@ class Record:
 
 async def create_test_topic(prefix: str, partitions: int = 3) -> str:
     name = f"test.{prefix}.{uuid.uuid4().hex[:10]}"
-    await ensure_topics(BOOTSTRAP, [TopicSpec(name, partitions, 1), TopicSpec(name + ".dlq", partitions, 1)])
+    await ensure_topics(BOOTSTRAP, [TopicSpec(name, partitions, 1), TopicSpec(name + ".dlq", partitions, 1)], OPERATOR)
     return name
 
 
 async def delete_topics(*names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
     await admin.start()
     try:
         await admin.delete_topics(list(names))
@@ -40,7 +70,7 @@ async def delete_topics(*names: str) -> None:
 
 async def end_offsets_total(topic: str) -> int:
     """How many messages the topic holds: the sum of its partitions' end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    consumer = AIOKafkaConsumer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -55,7 +85,7 @@ async def end_offsets_total(topic: str) -> int:
 
 async def read_all(topic: str, timeout_s: float = 20.0) -> list[Record]:
     """Every message currently in ``topic``, partition by partition, in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

@@ -29,6 +29,7 @@ from tests.integration.identity_client import (
     staff_token,
     wait_for_event,
 )
+from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR
 
 API = f"{GATEWAY}/api/enrolment"
 TOPIC = "enrolment.enrolment.v1"
@@ -76,7 +77,7 @@ def dossier_event(account_id: str, children: list[Child], number: str = "12 bis"
 
 
 async def publish(*events: CloudEvent[Any]) -> None:
-    publisher = KafkaPublisher("127.0.0.1:9092", client_id="test-enrolment")
+    publisher = KafkaPublisher(BOOTSTRAP, client_id="test-enrolment", auth=OPERATOR)
     await publisher.start()
     try:
         await publisher.publish([OutgoingMessage(DOSSIER_TOPIC, e.subject, event_json(e)) for e in events])

@@ -24,7 +24,7 @@ from services.kernel.outbox import PENDING_FIELD, new_document_with_events, outb
 from services.kernel.relay import OutboxRelay
 from services.kernel.runtime import is_transient
 from tests.integration.conftest import Processes
-from tests.integration.kafka_tools import BOOTSTRAP, create_test_topic, delete_topics, read_all
+from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR, create_test_topic, delete_topics, read_all
 
 FAST_LEASE = {"ECP_OUTBOX_LEASE_S": "3", "ECP_OUTBOX_POLL_INTERVAL_S": "0.1"}
 
@@ -116,7 +116,7 @@ async def test_a_consumer_killed_after_its_effect_but_before_committing_changes_
     topic = await create_test_topic("consumer-kill")
     try:
         expected = await queue_events(db, topic, aggregates=20, per_aggregate=5)
-        publisher = KafkaPublisher(BOOTSTRAP, "test-relay")
+        publisher = KafkaPublisher(BOOTSTRAP, "test-relay", OPERATOR)
         await publisher.start()
         try:
             relay = OutboxRelay([db["aggs"]], publisher)
@@ -144,9 +144,9 @@ async def test_a_consumer_killed_after_its_effect_but_before_committing_changes_
 
 async def test_poison_messages_go_to_the_dead_letter_topic_while_later_messages_are_processed(db: Any) -> None:
     topic = await create_test_topic("poison")
-    publisher = KafkaPublisher(BOOTSTRAP, "test-poison")
+    publisher = KafkaPublisher(BOOTSTRAP, "test-poison", OPERATOR)
     await publisher.start()
-    subscription = KafkaSubscription(BOOTSTRAP, "g-poison", [topic], "test-poison")
+    subscription = KafkaSubscription(BOOTSTRAP, "g-poison", [topic], "test-poison", OPERATOR)
     try:
         good = [
             new_event(AccountDeleted(account_id=f"ok-{i}", deleted_at=datetime.now(UTC)), source="/tests", subject="k1")

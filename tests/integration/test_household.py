@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from services.kernel import mongo
 from tests.integration.conftest import ROOT
 from tests.integration.identity_client import GATEWAY, GOOD_PASSWORD
-from tests.integration.kafka_tools import BOOTSTRAP, read_all
+from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR, read_all
 from tests.integration.polling import eventually
 from tests.integration.test_documents import Family, agent_token, eicar, fetch, new_family, pdf_bytes
 
@@ -326,7 +326,7 @@ async def test_replayed_events_change_nothing(household: Household, agent: httpx
     assert types == ["DocumentUploaded", "DocumentScanned", "DocumentDeleted"]
     submission = [r for r in await read_all(TOPIC) if r.key == dossier["id"]][0]
     before = await household_db["dossiers"].find_one({"_id": dossier["id"]}, {"outbox": 0})
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
+    producer = AIOKafkaProducer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
     await producer.start()
     try:
         for _ in range(2):

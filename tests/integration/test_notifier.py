@@ -47,7 +47,7 @@ from tests.integration.identity_client import (
     person,
     registered_and_activated,
 )
-from tests.integration.kafka_tools import BOOTSTRAP, read_all
+from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR, read_all
 from tests.integration.polling import eventually
 
 MAILPIT = "http://127.0.0.1:8025/api/v1"
@@ -139,7 +139,7 @@ async def test_the_same_event_published_twice_sends_one_email(db_client: Any) ->
     await wait_for_mails(email, 1)
     (record,) = [r for r in await read_all("identity.mail.v1") if event["id"].encode() in r.value]
     processed = db_client[NOTIFIER_DB]["processed_events"]
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
+    producer = AIOKafkaProducer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
     await producer.start()
     try:
         # A plain redelivery (the consumer's processed-ids drop it), then one the consumer has
@@ -210,7 +210,7 @@ async def test_notifier_killed_mid_batch_loses_no_email_and_duplicates_at_most_t
     # Polled by _id (the unique delivery key): a full scan per poll would slow the notifier down.
     ids = [domain.delivery_id(e.id, e.data.email) for e in events]
     deliveries = db_client[NOTIFIER_DB]["deliveries"]
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True)
+    producer = AIOKafkaProducer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP, enable_idempotence=True)
     await producer.start()
     try:
         # send() only enqueues: the whole batch is in the topic before the notifier is killed.
@@ -349,7 +349,7 @@ def _family_events(account_id: str) -> dict[str, CloudEvent[Any]]:
 
 
 async def _publish(*events: CloudEvent[Any]) -> None:
-    publisher = KafkaPublisher(BOOTSTRAP, client_id="test-notifier")
+    publisher = KafkaPublisher(BOOTSTRAP, client_id="test-notifier", auth=OPERATOR)
     await publisher.start()
     try:
         await publisher.publish([OutgoingMessage(type(e.data).topic, e.subject, event_json(e)) for e in events])

@@ -13,13 +13,22 @@ service_healthy() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/hea
 : "${ECP_LOCAL_REGISTRATIONS_PER_ADDRESS_PER_HOUR:=2000}"
 : "${ECP_LOCAL_LOGIN_ATTEMPTS_PER_ADDRESS:=2000}"
 
+# _kafka_principal_env NAME: the service's own principal on the broker (kafka.sh generates its
+# password), once the broker authenticates; the web pages never talk to Kafka.
+_kafka_principal_env() {
+  [ "$1" != web ] && [ -s "$ECP_KAFKA_SECRETS/ecp-broker.password" ] || return 0
+  echo "ECP_KAFKA_USERNAME=$1"
+  echo "ECP_KAFKA_PASSWORD=$(kafka_secret "$1")"
+}
+
 launch_service() {
-  local name="$1"
-  (cd "$ECP_ROOT" && start_bg "svc-$name" env ECP_HTTP_PORT="$(service_port "$name")" \
+  local name="$1" kafka_env
+  mapfile -t kafka_env < <(_kafka_principal_env "$name")
+  (cd "$ECP_ROOT" && start_bg "svc-$name" env ECP_HTTP_PORT="$(service_port "$name")" "${kafka_env[@]}" \
     ECP_IDENTITY_URL="http://127.0.0.1:$ECP_IDENTITY_PORT" ECP_HOUSEHOLD_URL="http://127.0.0.1:$ECP_HOUSEHOLD_PORT" \
     ECP_DOCUMENTS_URL="http://127.0.0.1:$ECP_DOCUMENTS_PORT" ECP_NOTIFIER_URL="http://127.0.0.1:$ECP_NOTIFIER_PORT" \
     ECP_ENROLMENT_URL="http://127.0.0.1:$ECP_ENROLMENT_PORT" ECP_MONGO_URL="mongodb://127.0.0.1:$ECP_MONGO_PORT/?directConnection=true" \
-    ECP_KAFKA_BOOTSTRAP="127.0.0.1:$ECP_KAFKA_PORT" ECP_S3_ENDPOINT="127.0.0.1:$ECP_S3_PORT" \
+    ECP_KAFKA_BOOTSTRAP="$(kafka_bootstrap)" ECP_S3_ENDPOINT="127.0.0.1:$ECP_S3_PORT" \
     ECP_CLAMD_PORT="$ECP_CLAMD_PORT" ECP_SMTP_PORT="$ECP_SMTP_PORT" \
     ECP_PUBLIC_BASE_URL="http://127.0.0.1:$ECP_GATEWAY_PORT" \
     ECP_JWKS_URL="http://127.0.0.1:$ECP_IDENTITY_PORT/.well-known/jwks.json" \
