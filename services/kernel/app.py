@@ -171,6 +171,10 @@ def create_service_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry spans are off: they record raw paths and query strings
+        # (activation tokens) and add three spans per request; the kernel's middleware below
+        # names each request by its route template.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # Inside the request-context middleware: the request id is known when the span starts.
     app.add_middleware(telemetry.TelemetryMiddleware)
