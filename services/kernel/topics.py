@@ -5,6 +5,8 @@ ACLs of the principals the file names exactly what the file grants (missing rule
 ones deleted; rules of other principals are left alone). It must authenticate as a super user.
 
 ``--print-acls`` prints the generated rules, ``--principals`` the principals' names; neither connects.
+``--topics-only`` creates the missing topics and leaves principals alone (where another tool owns
+them: Strimzi's User Operator applies deploy/k8s/operators/kafka-users.yaml).
 
 Passwords: ``ECP_KAFKA_PASSWORD_<PRINCIPAL>`` (upper case, "-" as "_") or the file
 ``<ECP_KAFKA_SECRETS_DIR>/<principal>.password``; a principal without one keeps its credential.
@@ -159,6 +161,8 @@ async def main(argv: list[str]) -> int:
         ]
     created = await ensure_topics(settings.kafka_bootstrap, specs, auth)
     print(f"topics created: {', '.join(created) if created else 'none (all present)'}")
+    if "--topics-only" in argv:
+        return 0
     if auth.username:
         figures = await provision(settings.kafka_bootstrap, auth, doc, passwords(principals(doc)))
         print(", ".join(f"{k}: {v}" for k, v in figures.items()))
