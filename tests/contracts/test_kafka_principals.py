@@ -33,3 +33,14 @@ def test_every_consumer_group_in_the_code_is_granted_to_its_service_and_no_other
     assert code, "no *_GROUP constant found: the scan is broken"
     for service, groups in code.items():
         assert groups == granted.get(service, set()), service
+
+
+def test_the_kubernetes_kafka_users_are_generated_from_the_current_topics_file() -> None:
+    import importlib.util
+
+    path = ROOT / "deploy/k8s/operators/gen_kafka_users.py"
+    spec = importlib.util.spec_from_file_location("gen_kafka_users", path)
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert generator.OUT.read_text() == generator.render(), f"stale: run .local/venv/bin/python {path.relative_to(ROOT)}"
