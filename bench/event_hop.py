@@ -23,7 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.identity.events import AccountDeleted
+from schemas.contracts.identity import AccountDeleted
 from services.kernel import mongo
 from services.kernel.consumer import EventConsumer
 from services.kernel.envelope import CloudEvent, event_json, new_event

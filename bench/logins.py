@@ -52,7 +52,7 @@ async def activated_accounts(client: httpx.AsyncClient, count: int) -> list[str]
     while len(tokens) < count and time.monotonic() < deadline:
         for record in await read_all("identity.mail.v1"):
             event = json.loads(record.value)
-            if event["type"] == "ActivationLinkIssued" and event["data"]["email"] in wanted:
+            if event["type"] == "fr.montclair-sur-loire.ecp.ActivationLinkIssued" and event["data"]["email"] in wanted:
                 tokens[event["data"]["email"]] = event["data"]["link"].split("jeton=")[1]
         await asyncio.sleep(0.5)
     for token in tokens.values():

@@ -27,7 +27,7 @@ import aiosmtplib
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from services.identity.events import ActivationLinkIssued
+from schemas.contracts.identity import ActivationLinkIssued
 from services.kernel import mongo
 from services.kernel.envelope import event_json, new_event
 from services.kernel.kafka import KafkaAuth

@@ -16,8 +16,8 @@ id), and the kernel consumer drops an event id its group already handled.
 
 from __future__ import annotations
 
+from schemas.contracts import household
 from services.documents.store import DocumentsStore
-from services.household import events as household
 from services.kernel.envelope import CloudEvent
 from services.kernel.runtime import ConsumerSpec
 

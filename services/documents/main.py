@@ -7,14 +7,14 @@ import asyncio
 
 from fastapi import FastAPI
 
+from schemas.contracts.identity import AccountDeleted
+from schemas.contracts.identity import TOPIC as ACCOUNT_TOPIC
 from services.documents import api, events
 from services.documents.consumers import dossier_consumer
 from services.documents.scanner import ClamdScanner
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DocumentsStore
 from services.documents.usecases import DocumentsError, DocumentsService
-from services.identity.events import TOPIC as ACCOUNT_TOPIC
-from services.identity.events import AccountDeleted
 from services.kernel.envelope import CloudEvent
 from services.kernel.health import ReadinessCheck
 from services.kernel.runtime import ConsumerSpec, ServiceRuntime, retry_forever

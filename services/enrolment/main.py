@@ -10,14 +10,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
+from schemas.contracts.household import DossierValidated
+from schemas.contracts.household import TOPIC as DOSSIER_TOPIC
+from schemas.contracts.identity import AccountDeleted
+from schemas.contracts.identity import TOPIC as ACCOUNT_TOPIC
 from services.enrolment import api, certificate, domain, events
 from services.enrolment.settings import EnrolmentSettings
 from services.enrolment.store import EnrolmentStore
 from services.enrolment.usecases import EnrolmentError, EnrolmentService
-from services.household.events import TOPIC as DOSSIER_TOPIC
-from services.household.events import DossierValidated
-from services.identity.events import TOPIC as ACCOUNT_TOPIC
-from services.identity.events import AccountDeleted
 from services.kernel.envelope import CloudEvent
 from services.kernel.health import ReadinessCheck
 from services.kernel.logging import get_logger

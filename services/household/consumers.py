@@ -10,9 +10,9 @@ never undone by an older event), on top of the kernel's dedup by event id.
 
 from __future__ import annotations
 
-from services.documents import events as documents_events
+from schemas.contracts import documents as documents_events
+from schemas.contracts import identity as identity_events
 from services.household.usecases import HouseholdService
-from services.identity import events as identity_events
 from services.kernel.envelope import CloudEvent
 from services.kernel.runtime import ConsumerSpec
 

@@ -1,99 +1,31 @@
-"""Events the household service publishes on `household.dossier.v1`, keyed by dossier id.
-
-A dossier is a family's file ("Déclarer mon entourage"): the home address, one or two legal
-guardians, the children, and which document proves what. Other services react to its review:
-documents (which documents agents may read, which may not be deleted), enrolment (unlock), the
-notifier (emails to the family).
+"""Events the household service publishes on `household.dossier.v1`: their models are the contract in
+`schemas.contracts.household`; what stays here is the service's own side of publishing them.
 """
 
 from __future__ import annotations
+from schemas.contracts.household import (
+    TOPIC,
+    Address,
+    Child,
+    Correction,
+    HouseholdSubmitted,
+    CorrectionRequested,
+    DossierValidated,
+    DossierRejected,
+)
 
-from datetime import date, datetime
-from pydantic import BaseModel, ConfigDict, Field
 
-from services.kernel.envelope import EventData, event_type
-
-TOPIC = "household.dossier.v1"
 # The aggregate documents whose embedded outbox the relay publishes.
 OUTBOX_COLLECTION = "dossiers"
 
-class Part(BaseModel):
-    """Shared shape of the nested parts of an event (readers ignore fields they do not know)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Address(Part):
-    number: str = Field(description="Street number, with its suffix if any (\"12\", \"12 bis\").")
-    street: str = Field(description="Street name as on the sector map, e.g. \"rue des Lilas\".")
-    postcode: str = Field(pattern=r"^\d{5}$")
-    town: str
-
-
-class Child(Part):
-    child_id: str
-    first_name: str
-    last_name: str
-    birth_date: date
-
-
-class Correction(Part):
-    """One thing the family must correct, shown next to the item concerned."""
-
-    item: str = Field(description="What it concerns: a document id, or a field path such as \"address.postcode\".")
-    reason: str = Field(description="French text for the family.")
-
-
-@event_type
-class HouseholdSubmitted(EventData):
-    """The family submitted (or resubmitted) its file for review by the School Service."""
-
-    event_type = "HouseholdSubmitted"
-    topic = TOPIC
-
-    dossier_id: str
-    account_id: str
-    submitted_at: datetime
-    resubmission: bool = False
-    document_ids: list[str] = Field(description="Every document attached to the file as submitted.")
-
-
-@event_type
-class CorrectionRequested(EventData):
-    """An agent asked the family to correct items, each with its reason."""
-
-    event_type = "CorrectionRequested"
-    topic = TOPIC
-
-    dossier_id: str
-    account_id: str
-    corrections: list[Correction] = Field(min_length=1)
-    requested_at: datetime
-
-
-@event_type
-class DossierValidated(EventData):
-    """The School Service validated the file: what enrolment needs to unlock each child."""
-
-    event_type = "DossierValidated"
-    topic = TOPIC
-
-    dossier_id: str
-    account_id: str
-    address: Address
-    children: list[Child] = Field(min_length=1)
-    document_ids: list[str]
-    validated_at: datetime
-
-
-@event_type
-class DossierRejected(EventData):
-    """The School Service rejected the file, with the reason the family sees."""
-
-    event_type = "DossierRejected"
-    topic = TOPIC
-
-    dossier_id: str
-    account_id: str
-    reason: str = Field(min_length=1)
-    rejected_at: datetime
+__all__ = [
+    "TOPIC",
+    "Address",
+    "Child",
+    "Correction",
+    "HouseholdSubmitted",
+    "CorrectionRequested",
+    "DossierValidated",
+    "DossierRejected",
+    "OUTBOX_COLLECTION",
+]

@@ -102,12 +102,12 @@ class EventConsumer:
         if not messages:
             return 0
         parsed = [(message, self._parse(message)) for message in messages]
-        ids = [event.id for _, event in parsed if isinstance(event, CloudEvent) and event.type in self._handlers]
+        ids = [event.id for _, event in parsed if isinstance(event, CloudEvent) and event.name in self._handlers]
         done = await self._retry_transient(lambda: self._processed.seen(self.group_id, ids)) if ids else set()
         lanes: dict[str | None, Lane] = {}
         for message, event in parsed:
             if isinstance(event, CloudEvent):
-                if event.id in done or event.type not in self._handlers:
+                if event.id in done or event.name not in self._handlers:
                     continue
                 done.add(event.id)  # a duplicate later in the same batch is skipped too
             elif event is None:
@@ -124,8 +124,8 @@ class EventConsumer:
                     if isinstance(event, str):
                         await self._dead_letter(message, event)
                         continue
-                    with log_context(event_id=event.id, event_type=event.type, correlation_id=event.correlationid):
-                        error = await self._handle_with_retries(self._handlers[event.type], event)
+                    with log_context(event_id=event.id, event_type=event.name, correlation_id=event.correlationid):
+                        error = await self._handle_with_retries(self._handlers[event.name], event)
                     if error is None:
                         handled.append(event.id)
                     else:

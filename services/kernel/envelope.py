@@ -18,6 +18,9 @@ from services.kernel import telemetry
 SPEC_VERSION = "1.0"
 SCHEMA_URI_PREFIX = "urn:ecp:schemas:events:"
 CONTENT_TYPE = "application/cloudevents+json"
+# CloudEvents recommends a reverse-DNS prefix for ``type``: the town's domain, then the product.
+# Events published before the prefix existed carry the bare name; readers accept both.
+TYPE_PREFIX = "fr.montclair-sur-loire.ecp."
 
 
 class EventData(BaseModel):
@@ -33,6 +36,11 @@ class EventData(BaseModel):
     @classmethod
     def schema_id(cls) -> str:
         return f"{cls.event_type}.v{cls.version}"
+
+    @classmethod
+    def cloudevents_type(cls) -> str:
+        """The CloudEvents ``type`` written on the wire, e.g. ``fr.montclair-sur-loire.ecp.DossierValidated``."""
+        return f"{TYPE_PREFIX}{cls.event_type}"
 
     @classmethod
     def dataschema(cls) -> str:
@@ -59,6 +67,12 @@ class CloudEvent(BaseModel, Generic[DataT]):
     causationid: str | None = Field(default=None, description="Id of the event or request that caused this one.")
     data: DataT
 
+    @property
+    def name(self) -> str:
+        """The event type without the reverse-DNS prefix (``DossierValidated``), whichever form
+        the producer wrote."""
+        return self.type.removeprefix(TYPE_PREFIX)
+
 
 class EventRegistry:
     """Maps CloudEvents type names to their data models."""
@@ -74,7 +88,8 @@ class EventRegistry:
         return model
 
     def model_for(self, event_type: str) -> type[EventData] | None:
-        return self._by_type.get(event_type)
+        """The model of a CloudEvents ``type``, prefixed or (as before the prefix) bare."""
+        return self._by_type.get(event_type.removeprefix(TYPE_PREFIX))
 
     def all(self) -> list[type[EventData]]:
         return sorted(self._by_type.values(), key=lambda m: (m.topic, m.event_type))
@@ -119,7 +134,7 @@ def new_event(
     return envelope_class(type(data))(
         id=ident,
         source=source,
-        type=data.event_type,
+        type=data.cloudevents_type(),
         subject=subject,
         time=time or datetime.now(UTC),
         dataschema=data.dataschema(),

@@ -6,16 +6,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-import services
+from schemas import contracts
 from services.kernel.envelope import CONTENT_TYPE, CloudEvent, EventData, registry
 from services.kernel.kafka import TOPICS_FILE, declared_topics
 
@@ -24,14 +22,8 @@ EVENTS_DIR = SCHEMAS_DIR / "events"
 
 
 def load_all_event_models() -> list[type[EventData]]:
-    """Imports every service's ``events`` module, which registers its event types."""
-    for module in pkgutil.iter_modules(services.__path__):
-        if module.ispkg and module.name != "kernel":
-            try:
-                importlib.import_module(f"services.{module.name}.events")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"services.{module.name}.events":
-                    raise
+    """Imports every contracts module, which registers its event types."""
+    contracts.load_all()
     return registry.all()
 
 
@@ -44,7 +36,12 @@ def event_schema(model: type[EventData]) -> dict[str, Any]:
     schema["description"] = (model.__doc__ or "").strip()
     schema["x-topic"] = model.topic
     props = schema["properties"]
-    props["type"] = {**props["type"], "const": model.event_type}
+    props["type"] = {
+        **props["type"],
+        "enum": [model.cloudevents_type(), model.event_type],
+        "description": f"{model.cloudevents_type()}; events published before the reverse-DNS prefix was adopted "
+        f"carry the bare name {model.event_type}.",
+    }
     props["dataschema"] = {**props["dataschema"], "const": model.dataschema()}
     props["specversion"] = {**props["specversion"], "const": "1.0"}
     return schema

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any, Protocol
 
-from services.identity.events import (
+from schemas.contracts.identity import (
     AccountActivated,
     AccountDeleted,
     AccountRegistered,
@@ -29,9 +29,9 @@ from services.identity.events import (
     PasswordChanged,
     PasswordResetLinkIssued,
 )
-from services.documents.events import DocumentScanned
-from services.enrolment.events import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
-from services.household.events import CorrectionRequested, DossierRejected, DossierValidated, HouseholdSubmitted
+from schemas.contracts.documents import DocumentScanned
+from schemas.contracts.enrolment import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
+from schemas.contracts.household import CorrectionRequested, DossierRejected, DossierValidated, HouseholdSubmitted
 from services.kernel.consumer import TransientError
 from services.kernel.envelope import CloudEvent, EventData, new_event
 from services.kernel.logging import get_logger
@@ -167,7 +167,7 @@ class Notifier:
         """A household, documents or enrolment event: the email (if the event asks for one) goes
         to the account's projected address. An erased account's event is dropped; an account the
         projection never saw is logged as failed (``unknown_recipient``), not retried."""
-        if domain.mail_for(event.type, event.data.model_dump()) is None:
+        if domain.mail_for(event.name, event.data.model_dump()) is None:
             return  # e.g. a clean virus scan
         account_id = event.data.account_id
         known = await self.store.recipient(account_id)
@@ -189,7 +189,7 @@ class Notifier:
         """Emails ``recipient`` the mail ``event`` asks for, if any."""
         # The recipient's name comes from the event or, for events without one, the projection.
         data = {**event.data.model_dump(), "display_name": display_name or getattr(event.data, "display_name", "")}
-        mail = domain.mail_for(event.type, data)
+        mail = domain.mail_for(event.name, data)
         if mail is None:
             return
         now = self._now()
@@ -271,7 +271,7 @@ class Notifier:
             "_id": did,
             "account_id": event.data.account_id,
             "event_id": event.id,
-            "event_type": event.type,
+            "event_type": event.name,
             "event_time": event.time,
             "template": mail.template,
             "subject": mail.subject,
@@ -286,7 +286,7 @@ class Notifier:
     ) -> None:
         now = self._now()
         outcome = events.NotificationSent(
-            delivery_id=did, account_id=event.data.account_id, source_event_id=event.id, source_event_type=event.type,
+            delivery_id=did, account_id=event.data.account_id, source_event_id=event.id, source_event_type=event.name,
             template=mail.template, message_id=domain.message_id(event.id, recipient), attempts=attempts, sent_at=now,
         )
         fields = {"sent_at": now, "updated_at": now, "attempts": attempts, "smtp_reply": domain.redact(reply, recipient)}
@@ -308,7 +308,7 @@ class Notifier:
     async def _fail_before_sending(
         self, event: CloudEvent[Any], recipient: str | None, reason: FailureReason, mail: domain.MailSpec | None = None
     ) -> None:
-        mail = mail or domain.mail_for(event.type, event.data.model_dump())
+        mail = mail or domain.mail_for(event.name, event.data.model_dump())
         if mail is None:
             return
         now = self._now()
@@ -327,7 +327,7 @@ class Notifier:
         event: CloudEvent[Any], did: str, template: str, reason: FailureReason, code: int | None, now: datetime
     ) -> events.NotificationFailed:
         return events.NotificationFailed(
-            delivery_id=did, account_id=event.data.account_id, source_event_id=event.id, source_event_type=event.type,
+            delivery_id=did, account_id=event.data.account_id, source_event_id=event.id, source_event_type=event.name,
             template=template, reason=reason, smtp_code=code, failed_at=now,
         )
 

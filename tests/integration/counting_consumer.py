@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from services.identity.events import AccountDeleted
+from schemas.contracts.identity import AccountDeleted
 from services.kernel import mongo
 from services.kernel.consumer import EventConsumer
 from services.kernel.envelope import CloudEvent

@@ -212,7 +212,7 @@ async def test_eicar_is_detected_deleted_from_storage_never_downloadable_and_ann
     assert not await objects().exists(record["object_key"])
     download = await family.http.get(f"/documents/{doc['id']}/download")
     assert download.status_code == 410 and "virus" in download.json()["detail"]
-    event = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "DocumentScanned")
+    event = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "fr.montclair-sur-loire.ecp.DocumentScanned")
     assert event["data"]["result"] == "infected" and event["data"]["account_id"] == family.account_id
     assert event["data"]["kind"] == "proof_of_address" and "virus" in event["data"]["reason"]
 
@@ -220,9 +220,9 @@ async def test_eicar_is_detected_deleted_from_storage_never_downloadable_and_ann
 async def test_a_clean_file_is_marked_clean_with_its_events(family: Family) -> None:
     doc = await family.uploaded(pdf_bytes(), "avis.pdf", "guardian_identity")
     await family.wait_status(doc["id"], "clean")
-    uploaded = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "DocumentUploaded")
+    uploaded = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "fr.montclair-sur-loire.ecp.DocumentUploaded")
     assert uploaded["data"]["sha256"] == doc["sha256"] and uploaded["data"]["kind"] == "guardian_identity"
-    scanned = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "DocumentScanned")
+    scanned = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "fr.montclair-sur-loire.ecp.DocumentScanned")
     assert scanned["data"]["result"] == "clean" and scanned["data"]["reason"] is None
 
 
@@ -335,7 +335,7 @@ async def test_delete_removes_the_object_and_keeps_a_tombstone_with_its_event(fa
     assert (await family.http.delete(f"/documents/{doc['id']}")).status_code == 404
     tombstone = await documents_db.documents.find_one({"_id": doc["id"]})
     assert tombstone["status"] == "deleted" and "original_name" not in tombstone
-    event = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "DocumentDeleted")
+    event = await wait_for_event(TOPIC, lambda e: e["subject"] == doc["id"] and e["type"] == "fr.montclair-sur-loire.ecp.DocumentDeleted")
     assert event["data"]["reason"] == "owner" and event["data"]["account_id"] == family.account_id
 
 
@@ -447,7 +447,7 @@ async def test_account_deleted_erases_every_object_and_anonymises_the_records(do
     finally:
         await family.close()
     for doc in (first, second):
-        event = await wait_for_event(TOPIC, lambda e, d=doc: e["subject"] == d["id"] and e["type"] == "DocumentDeleted", timeout_s=30)
+        event = await wait_for_event(TOPIC, lambda e, d=doc: e["subject"] == d["id"] and e["type"] == "fr.montclair-sur-loire.ecp.DocumentDeleted", timeout_s=30)
         assert event["data"]["reason"] == "account_erased"
     deadline = time.monotonic() + 20
     while await documents_db.documents.count_documents({"account_id": family.account_id}):

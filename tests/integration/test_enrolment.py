@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.household.events import Address, Child, DossierValidated
+from schemas.contracts.household import Address, Child, DossierValidated
 from services.kernel.envelope import CloudEvent, event_json, new_event
 from services.kernel.kafka import KafkaPublisher, OutgoingMessage
 from services.kernel.objectstore import ObjectStore
@@ -201,7 +201,7 @@ async def test_an_in_sector_enrolment_is_confirmed_with_a_certificate_and_only_o
         finally:
             await stranger.close()
 
-        confirmed = await wait_for_event(TOPIC, lambda e: e["type"] == "EnrolmentConfirmed" and e["subject"] == enrolment["id"])
+        confirmed = await wait_for_event(TOPIC, lambda e: e["type"] == "fr.montclair-sur-loire.ecp.EnrolmentConfirmed" and e["subject"] == enrolment["id"])
         assert confirmed["data"]["school_id"] == "elem-jaures" and confirmed["data"]["certificate_available"] is True
         assert (await f.api.get(f"/enrolments/{enrolment['id']}")).json()["certificate_available"] is True
 
@@ -287,7 +287,7 @@ async def test_derogations_accepted_and_refused_and_the_csv_export() -> None:
         body = refused.json()
         assert refused.status_code == 200 and body["derogation"]["status"] == "refused"
         assert body["status"] == "confirmed" and body["school_id"] == "mat-coquelicots"  # the sector school
-        decided = await wait_for_event(TOPIC, lambda e: e["type"] == "DerogationDecided" and e["subject"] == second["id"])
+        decided = await wait_for_event(TOPIC, lambda e: e["type"] == "fr.montclair-sur-loire.ecp.DerogationDecided" and e["subject"] == second["id"])
         assert decided["data"]["decision"] == "refused" and decided["data"]["reason"].startswith("Plus de place")
 
         export = await staff.get("/schools/mat-coquelicots/enrolments.csv", params={"school_year": year})
@@ -322,7 +322,7 @@ async def test_an_address_not_on_the_map_goes_to_an_agent_who_chooses_the_school
         refused = await staff.post(f"/enrolments/{second['id']}/decision",
                                    json={"decision": "refuse", "reason": "Adresse hors de la commune."})
         assert refused.json()["status"] == "refused" and refused.json()["refusal_reason"] == "Adresse hors de la commune."
-        event = await wait_for_event(TOPIC, lambda e: e["type"] == "EnrolmentRefused" and e["subject"] == second["id"])
+        event = await wait_for_event(TOPIC, lambda e: e["type"] == "fr.montclair-sur-loire.ecp.EnrolmentRefused" and e["subject"] == second["id"])
         assert event["data"]["reason"] == "Adresse hors de la commune."
         assert (await f.api.get(f"/enrolments/{second['id']}/certificate")).status_code == 409
     finally:

@@ -23,7 +23,7 @@ ECP = str(ROOT / "deploy/local/ecp")
 
 async def confirmations_of(enrolment_id: str) -> list[dict[str, Any]]:
     events = (json.loads(r.value) for r in await read_all(TOPIC))
-    return [e for e in events if e["type"] == "EnrolmentConfirmed" and e["subject"] == enrolment_id]
+    return [e for e in events if e["type"] == "fr.montclair-sur-loire.ecp.EnrolmentConfirmed" and e["subject"] == enrolment_id]
 
 
 async def gone(pid: int, timeout_s: float = 15) -> None:

@@ -247,10 +247,10 @@ async def test_the_whole_lifecycle_with_the_correction_loop_validation_and_a_cha
         return found if len(found) == 6 else None
 
     found = await eventually(all_events, "six events on household.dossier.v1")
-    assert [e["type"] for e in found] == [
+    assert [e["type"].removeprefix("fr.montclair-sur-loire.ecp.") for e in found] == [
         "HouseholdSubmitted", "CorrectionRequested", "HouseholdSubmitted", "DossierValidated", "HouseholdSubmitted", "DossierValidated",
     ]
-    assert [e["data"]["resubmission"] for e in found if e["type"] == "HouseholdSubmitted"] == [False, True, True]
+    assert [e["data"]["resubmission"] for e in found if e["type"] == "fr.montclair-sur-loire.ecp.HouseholdSubmitted"] == [False, True, True]
     schema = json.loads((ROOT / "schemas/events/DossierValidated.v1.json").read_text())
     last = found[-1]
     assert list(Draft202012Validator(schema).iter_errors(last)) == []
@@ -322,7 +322,7 @@ async def test_replayed_events_change_nothing(household: Household, agent: httpx
 
     # re-send the document's upload and clean verdict, and the file's submission, twice each
     records = [r for r in await read_all(DOCUMENTS_TOPIC) if r.key == docs["proof_of_address"]]
-    types = [json.loads(r.value)["type"] for r in records]
+    types = [json.loads(r.value)["type"].removeprefix("fr.montclair-sur-loire.ecp.") for r in records]
     assert types == ["DocumentUploaded", "DocumentScanned", "DocumentDeleted"]
     submission = [r for r in await read_all(TOPIC) if r.key == dossier["id"]][0]
     before = await household_db["dossiers"].find_one({"_id": dossier["id"]}, {"outbox": 0})

@@ -40,10 +40,10 @@ async def test_register_activate_login_refresh_logout_walks_the_whole_flow_with_
         assert (await client.post("/auth/logout", json={"refresh_token": renewed["refresh_token"]})).status_code == 204
         assert (await client.post("/auth/refresh", json={"refresh_token": renewed["refresh_token"]})).status_code == 401
 
-    await wait_for_event("identity.account.v1", lambda e: e["subject"] == account_id and e["type"] == "AccountActivated")
+    await wait_for_event("identity.account.v1", lambda e: e["subject"] == account_id and e["type"] == "fr.montclair-sur-loire.ecp.AccountActivated")
     account_events = [e["type"] for e in await events_for("identity.account.v1", account_id)]
-    assert account_events == ["AccountRegistered", "AccountActivated"]
-    assert all(e["type"] not in {"ActivationLinkIssued"} for e in await events_for("identity.account.v1", account_id))
+    assert account_events == ["fr.montclair-sur-loire.ecp.AccountRegistered", "fr.montclair-sur-loire.ecp.AccountActivated"]
+    assert all(e["type"] not in {"fr.montclair-sur-loire.ecp.ActivationLinkIssued"} for e in await events_for("identity.account.v1", account_id))
 
 
 async def test_login_before_activation_says_so_and_offers_a_new_link_only_to_the_right_password() -> None:
@@ -121,7 +121,7 @@ async def test_register_and_reset_answers_are_byte_identical_for_known_and_unkno
         c = await other.post("/auth/password-reset", json={"email": known})
         d = await other.post("/auth/password-reset", json={"email": f"personne.{known}"})
         assert (c.status_code, c.content) == (d.status_code, d.content)
-    notice = await wait_for_event("identity.mail.v1", lambda e: e["type"] == "ExistingAccountRegistrationAttempted" and e["data"]["email"] == known)
+    notice = await wait_for_event("identity.mail.v1", lambda e: e["type"] == "fr.montclair-sur-loire.ecp.ExistingAccountRegistrationAttempted" and e["data"]["email"] == known)
     assert notice["data"]["display_name"] == "Camille Martin"
 
 
@@ -175,7 +175,7 @@ async def test_a_password_reset_link_sets_a_new_password_once_and_logs_out_every
         assert (await client.post("/auth/refresh", json={"refresh_token": session["refresh_token"]})).status_code == 401
         assert (await client.post("/auth/login", json={"email": email, "password": GOOD_PASSWORD})).status_code == 401
         await logged_in(client, email, NEW_PASSWORD)
-    changed = await wait_for_event("identity.account.v1", lambda e: e["subject"] == account_id and e["type"] == "PasswordChanged")
+    changed = await wait_for_event("identity.account.v1", lambda e: e["subject"] == account_id and e["type"] == "fr.montclair-sur-loire.ecp.PasswordChanged")
     assert changed["data"]["via"] == "reset"
 
 
@@ -230,7 +230,7 @@ async def test_deleting_my_account_erases_credentials_and_emits_account_deleted(
     assert stored["state"] == "deleted"
     assert not {"email", "display_name", "password_hash"} & set(stored)
     assert await db_client["ecp_identity"]["refresh_tokens"].count_documents({"account_id": account_id}) == 0
-    await wait_for_event("identity.account.v1", lambda e: e["subject"] == account_id and e["type"] == "AccountDeleted")
+    await wait_for_event("identity.account.v1", lambda e: e["subject"] == account_id and e["type"] == "fr.montclair-sur-loire.ecp.AccountDeleted")
 
 
 async def test_staff_accounts_come_from_the_admin_command_and_set_their_password_from_an_email() -> None:

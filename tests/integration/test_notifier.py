@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from services.documents.events import DocumentScanned
-from services.enrolment.events import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
-from services.household.events import (
+from schemas.contracts.documents import DocumentScanned
+from schemas.contracts.enrolment import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
+from schemas.contracts.household import (
     Address,
     Child,
     Correction,
@@ -30,7 +30,7 @@ from services.household.events import (
     DossierValidated,
     HouseholdSubmitted,
 )
-from services.identity.events import ActivationLinkIssued
+from schemas.contracts.identity import ActivationLinkIssued
 from services.kernel.envelope import CloudEvent, EventData, event_json, new_event
 from services.kernel.kafka import KafkaPublisher, OutgoingMessage
 from services.notifier import domain
@@ -161,7 +161,7 @@ async def test_the_same_event_published_twice_sends_one_email(db_client: Any) ->
     assert await db_client[NOTIFIER_DB]["deliveries"].count_documents({"event_id": event["id"]}) == 1
     # The outcome reaches the delivery topic through the notifier's relay, once.
     outcomes = [e for e in (json.loads(r.value) for r in await read_all("notifier.delivery.v1")) if e["causationid"] == event["id"]]
-    assert [e["type"] for e in outcomes] == ["NotificationSent"] and outcomes[0]["data"]["template"] == "activation"
+    assert [e["type"] for e in outcomes] == ["fr.montclair-sur-loire.ecp.NotificationSent"] and outcomes[0]["data"]["template"] == "activation"
 
 
 async def test_with_the_smtp_server_down_the_email_is_retried_and_delivered_once_it_is_back(db_client: Any) -> None:

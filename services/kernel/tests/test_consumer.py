@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncio
 
-from services.identity.events import AccountDeleted
+from schemas.contracts.identity import AccountDeleted
 from services.kernel.consumer import EventConsumer, TransientError
 from services.kernel.envelope import CloudEvent, event_json, new_event
 from services.kernel.kafka import IncomingMessage, OutgoingMessage

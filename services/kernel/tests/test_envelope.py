@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.identity.events import AccountActivated
+from schemas.contracts.identity import AccountActivated
 from services.kernel.envelope import UnknownEventType, envelope_class, event_json, new_event, parse_event
 
 
@@ -15,7 +15,8 @@ def _activated() -> AccountActivated:
 def test_a_new_event_is_a_cloudevent_keyed_by_its_aggregate() -> None:
     event = new_event(_activated(), source="/identity", subject="a1")
     assert event.specversion == "1.0"
-    assert event.type == "AccountActivated"
+    assert event.type == "fr.montclair-sur-loire.ecp.AccountActivated"
+    assert event.name == "AccountActivated"
     assert event.subject == "a1"
     assert event.dataschema == "urn:ecp:schemas:events:AccountActivated.v1"
 
@@ -34,6 +35,14 @@ def test_an_event_survives_serialisation_with_its_typed_data() -> None:
     assert isinstance(parsed.data, AccountActivated)
 
 
+def test_an_event_published_before_the_type_prefix_still_parses_as_its_model() -> None:
+    event = new_event(_activated(), source="/identity", subject="a1")
+    legacy = event_json(event).replace(b'"fr.montclair-sur-loire.ecp.AccountActivated"', b'"AccountActivated"')
+    parsed = parse_event(legacy)
+    assert isinstance(parsed.data, AccountActivated)
+    assert (parsed.type, parsed.name) == ("AccountActivated", "AccountActivated")
+
+
 def test_unknown_fields_added_by_a_newer_producer_are_ignored() -> None:
     event = new_event(_activated(), source="/identity", subject="a1")
     raw = event_json(event).replace(b'"display_name"', b'"nickname":"M","display_name"')
@@ -48,7 +57,7 @@ def test_malformed_events_are_rejected(raw: bytes) -> None:
 
 def test_an_unknown_event_type_is_reported_as_such() -> None:
     raw = event_json(new_event(_activated(), source="/identity", subject="a1")).replace(
-        b'"type":"AccountActivated"', b'"type":"SomethingElse"'
+        b'"type":"fr.montclair-sur-loire.ecp.AccountActivated"', b'"type":"fr.montclair-sur-loire.ecp.SomethingElse"'
     )
     with pytest.raises(UnknownEventType):
         parse_event(raw)

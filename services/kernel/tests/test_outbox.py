@@ -1,4 +1,4 @@
-from services.identity.events import AccountDeleted
+from schemas.contracts.identity import AccountDeleted
 from services.kernel.envelope import new_event
 from services.kernel.outbox import (
     APPLIED_FIELD,
@@ -33,7 +33,7 @@ def test_the_outbox_entry_keeps_the_aggregate_id_as_key_and_the_serialised_event
     entry = _entry()
     assert entry["key"] == "a1"
     assert entry["topic"] == "identity.account.v1"
-    assert b'"type":"AccountDeleted"' in entry["value"]
+    assert b'"type":"fr.montclair-sur-loire.ecp.AccountDeleted"' in entry["value"]
 
 
 def test_a_new_document_without_events_is_not_flagged_pending() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.identity.events import AccountActivated, AccountRegistered, ActivationLinkIssued, PasswordChanged
+from schemas.contracts.identity import AccountActivated, AccountRegistered, ActivationLinkIssued, PasswordChanged
 from services.kernel.consumer import TransientError
-from services.kernel.envelope import new_event
+from services.kernel.envelope import TYPE_PREFIX, new_event
 from services.notifier.consumers import Notifier
 from services.notifier.domain import DeliveryStatus
 from services.notifier.mailer import PermanentSmtpError, TransientSmtpError
@@ -108,7 +108,8 @@ def activation_event(email: str = "marie@example.org", event_id: str = "evt-1") 
 
 
 def outbox_types(store: MemoryStore) -> list[str]:
-    return [e["type"] for d in store.deliveries.values() for e in d["outbox"]]
+    """The outbox's event types, without the CloudEvents reverse-DNS prefix."""
+    return [e["type"].removeprefix(TYPE_PREFIX) for d in store.deliveries.values() for e in d["outbox"]]
 
 
 async def test_an_event_delivered_twice_sends_one_email() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.documents.events import DocumentScanned
-from services.enrolment.events import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
-from services.household.events import (
+from schemas.contracts.documents import DocumentScanned
+from schemas.contracts.enrolment import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
+from schemas.contracts.household import (
     Address,
     Child,
     Correction,

@@ -1,0 +1,94 @@
+"""Contract of the events the enrolment service publishes on `enrolment.enrolment.v1`, keyed by enrolment id.
+
+They carry ids, the school, the level and the school year; never the child's name, birth date
+or address (readers that need them hold their own projection of the household's file).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from services.kernel.envelope import EventData, event_type
+
+TOPIC = "enrolment.enrolment.v1"
+
+LevelCode = Literal["TPS", "PS", "MS", "GS", "CP", "CE1", "CE2", "CM1", "CM2"]
+ReasonCategory = Literal["travail_des_parents", "mode_de_garde", "fratrie", "medical", "autre"]
+SchoolYear = Field(pattern=r"^\d{4}-\d{4}$", description="The school year, e.g. \"2027-2028\".")
+
+
+@event_type
+class EnrolmentRequested(EventData):
+    """A family asked to enrol a child for a school year. `status` says whether it was confirmed
+    at once (an EnrolmentConfirmed follows once the certificate is stored) or waits for an agent,
+    and why (`pending_reason`)."""
+
+    event_type = "EnrolmentRequested"
+    topic = TOPIC
+
+    enrolment_id: str
+    account_id: str
+    child_id: str
+    school_year: str = SchoolYear
+    level: LevelCode
+    sector_school_id: str | None = Field(description="The sector school for that level; null when the address is not on the map.")
+    requested_school_id: str | None = Field(default=None, description="The school asked for by dérogation, if any.")
+    reason_category: ReasonCategory | None = None
+    status: Literal["confirmed", "pending_agent"]
+    pending_reason: Literal["address_unknown", "no_seat", "derogation"] | None = None
+    requested_at: datetime
+
+
+@event_type
+class EnrolmentConfirmed(EventData):
+    """The child is registered in a school for a level and a year; the certificat d'inscription
+    (PDF) is stored and the family can download it."""
+
+    event_type = "EnrolmentConfirmed"
+    topic = TOPIC
+
+    enrolment_id: str
+    account_id: str
+    child_id: str
+    school_id: str
+    school_name: str
+    level: LevelCode
+    school_year: str = SchoolYear
+    reference: str = Field(description="The reference printed on the certificate, e.g. INS-2027-3F2B8C1D.")
+    certificate_available: bool = True
+    confirmed_at: datetime
+
+
+@event_type
+class EnrolmentRefused(EventData):
+    """An agent refused the enrolment, with the reason the family sees (French)."""
+
+    event_type = "EnrolmentRefused"
+    topic = TOPIC
+
+    enrolment_id: str
+    account_id: str
+    child_id: str
+    school_year: str = SchoolYear
+    reason: str = Field(min_length=1)
+    refused_at: datetime
+
+
+@event_type
+class DerogationDecided(EventData):
+    """An agent decided an out-of-sector request. Accepted: an EnrolmentConfirmed for the requested
+    school follows. Refused: `reason` says why; the enrolment goes on in the sector school."""
+
+    event_type = "DerogationDecided"
+    topic = TOPIC
+
+    enrolment_id: str
+    account_id: str
+    child_id: str
+    requested_school_id: str
+    decision: Literal["accepted", "refused"]
+    reason: str | None = Field(default=None, description="French text for the family; required when refused.")
+    decided_at: datetime
