@@ -21,6 +21,11 @@ Invariants:
 - every 5xx (or no answer) seen by a client, attributed to the outage during which it happened;
 - every component runs again at the end (`ecp status`).
 
+Cluster mode (`make up KAFKA_NODES=3`: three Kafka nodes, two replicas of each service): a
+service's kill takes down its first replica only (the second keeps serving behind the gateway),
+and ``kafka-leader`` kills the node leading partition 0 of household.dossier.v1 at that moment
+(kafka-1..3 name one node), e.g. ``--components kafka-leader,identity,household,...``.
+
 Usage: python -m bench.faults [--families 60] [--concurrency 4] [--components notifier]
 Results: bench/results/faults.json (and the journey figures of that run: faults-journey.png).
 """
@@ -56,13 +61,24 @@ from bench.journey import (
     run_round,
 )
 from bench.journey_client import Attempt
+from tests.integration.kafka_tools import partition_leader
 
 ECP = str(ROOT / "deploy/local/ecp")
 SERVICES = ("identity", "household", "documents", "notifier", "enrolment", "web")
 SERVICE_PORTS = {"web": 8100, "identity": 8101, "household": 8102, "documents": 8103, "notifier": 8104, "enrolment": 8105}
 PID_FILES = {**{s: [f"svc-{s}"] for s in SERVICES}, "kafka": ["kafka"], "mongo": ["mongo"],
-             "s3": ["s3-account", "s3-container", "s3-object", "s3-proxy"]}
+             "s3": ["s3-account", "s3-container", "s3-object", "s3-proxy"],
+             # Cluster mode: one Kafka node; "kafka-leader" is resolved to one of them when it is killed.
+             **{f"kafka-{n}": [f"kafka-{n}"] for n in (1, 2, 3)}, "kafka-leader": []}
+LEADER_PARTITION = ("household.dossier.v1", 0)
 DEFAULT_ORDER = (*SERVICES, "kafka", "mongo", "s3")
+
+
+def default_order() -> tuple[str, ...]:
+    """In cluster mode the broker killed is the partition's leader (one node of three)."""
+    nodes = RUN_DIR / "kafka-nodes"
+    cluster = nodes.is_file() and nodes.read_text().strip() == "3"
+    return tuple("kafka-leader" if c == "kafka" and cluster else c for c in DEFAULT_ORDER)
 # A client error this long after the component answered again still counts for its outage:
 # connections, consumers and leases take a few seconds to come back.
 AFTERMATH_S = 15.0
@@ -153,6 +169,9 @@ async def inject(components: list[str], down_s: float, gap_s: float, warmup_s: f
     await load_started.wait()
     await asyncio.sleep(warmup_s)
     for component in components:
+        if component == "kafka-leader":
+            component = f"kafka-{await partition_leader(*LEADER_PARTITION)}"
+            print(f"[faults] {'/'.join(map(str, LEADER_PARTITION))} is led by {component}", flush=True)
         outage = Outage(component, time.time())
         outages.append(outage)
         pids = kill_component(component)
@@ -320,7 +339,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", type=int, default=60, help="at least this many journeys (more while faults remain)")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--components", default=",".join(DEFAULT_ORDER), help="what to kill, in order (comma list)")
+    parser.add_argument("--components", default=",".join(default_order()), help="what to kill, in order (comma list)")
     parser.add_argument("--down-s", type=float, default=2.0, help="how long a killed component stays down")
     parser.add_argument("--gap-s", type=float, default=8.0, help="load without a fault between two outages")
     parser.add_argument("--warmup-s", type=float, default=10.0, help="load before the first fault")

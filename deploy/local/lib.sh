@@ -16,6 +16,7 @@ mkdir -p "$ECP_LOGS" "$ECP_RUN" "$ECP_DATA" "$ECP_CACHE" "$ECP_VENVS"
 : "${ECP_GATEWAY_PORT:=8080}"
 : "${ECP_KAFKA_PORT:=9092}"
 : "${ECP_KAFKA_CONTROLLER_PORT:=9093}"
+: "${ECP_KAFKA_INTERNAL_PORT:=9094}"  # broker to broker and provisioning (cluster mode: +100, +200)
 : "${ECP_MONGO_PORT:=27017}"
 : "${ECP_S3_PORT:=9000}"
 : "${ECP_CLAMD_PORT:=3310}"

@@ -107,3 +107,14 @@ async def read_all(topic: str, timeout_s: float = 20.0) -> list[Record]:
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
+
+
+async def partition_leader(topic: str, partition: int = 0) -> int:
+    """The node id of the broker leading ``topic``'s ``partition`` right now."""
+    admin = AIOKafkaAdminClient(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return next(p["leader"] for p in described["partitions"] if p["partition"] == partition)

@@ -17,7 +17,6 @@
 
 : "${ECP_KAFKA_VERSION:=4.1.1}"
 : "${ECP_KAFKA_HEAP_OPTS:=-Xms256m -Xmx512m}"
-: "${ECP_KAFKA_INTERNAL_PORT:=9094}"
 ECP_KAFKA_SRC="$ECP_ROOT/deploy/local/kafka"
 ECP_KAFKA_SECRETS="$ECP_LOCAL/secrets/kafka"
 

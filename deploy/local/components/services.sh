@@ -6,6 +6,23 @@ service_port() { local var="ECP_${1^^}_PORT"; echo "${!var}"; }
 
 service_healthy() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/healthz"; }
 
+# Cluster mode (`make up KAFKA_NODES=3`): two replicas of every service. The second, pid name
+# "svc-<name>-2", listens on the first's port + 100 behind the same gateway upstream
+# (add_replica_upstreams); outbox relay leases and Kafka consumer groups share the work.
+service_replicas() { if [ "${ECP_KAFKA_NODES:-1}" = 3 ]; then echo 2; else echo 1; fi; }
+_replica_name() { if [ "$2" = 1 ]; then echo "svc-$1"; else echo "svc-$1-$2"; fi; }
+_replica_port() { echo $(($(service_port "$1") + ($2 - 1) * 100)); }
+
+# add_replica_upstreams NGINX_CONF: in cluster mode, each upstream also names the second replica.
+add_replica_upstreams() {
+  [ "$(service_replicas)" = 2 ] || return 0
+  local name port
+  for name in "${ECP_SERVICES[@]}"; do
+    port="$(service_port "$name")"
+    sed -i "s|server 127.0.0.1:$port;|server 127.0.0.1:$port; server 127.0.0.1:$(_replica_port "$name" 2);|" "$1"
+  done
+}
+
 # Every local browser and test reaches identity as 127.0.0.1, so the per-ADDRESS limits (20
 # registrations an hour, 50 logins in 15 minutes in production) would count a developer's whole
 # test runs as one visitor. Locally they are raised (override with these variables); the
@@ -21,10 +38,11 @@ _kafka_principal_env() {
   echo "ECP_KAFKA_PASSWORD=$(kafka_secret "$1")"
 }
 
+# launch_service NAME [REPLICA]: starts one replica (1 by default) without waiting.
 launch_service() {
-  local name="$1" kafka_env
+  local name="$1" replica="${2:-1}" kafka_env
   mapfile -t kafka_env < <(_kafka_principal_env "$name")
-  (cd "$ECP_ROOT" && start_bg "svc-$name" env ECP_HTTP_PORT="$(service_port "$name")" "${kafka_env[@]}" \
+  (cd "$ECP_ROOT" && start_bg "$(_replica_name "$name" "$replica")" env ECP_HTTP_PORT="$(_replica_port "$name" "$replica")" "${kafka_env[@]}" \
     ECP_IDENTITY_URL="http://127.0.0.1:$ECP_IDENTITY_PORT" ECP_HOUSEHOLD_URL="http://127.0.0.1:$ECP_HOUSEHOLD_PORT" \
     ECP_DOCUMENTS_URL="http://127.0.0.1:$ECP_DOCUMENTS_PORT" ECP_NOTIFIER_URL="http://127.0.0.1:$ECP_NOTIFIER_PORT" \
     ECP_ENROLMENT_URL="http://127.0.0.1:$ECP_ENROLMENT_PORT" ECP_MONGO_URL="mongodb://127.0.0.1:$ECP_MONGO_PORT/?directConnection=true" \
@@ -37,25 +55,34 @@ launch_service() {
     "$ECP_PYTHON" -m "services.$name.main")
 }
 
-start_service() {
-  launch_service "$1"
-  wait_for "svc-$1" 60 service_healthy "$(service_port "$1")"
+_wait_replicas() {
+  local r
+  for ((r = 1; r <= $(service_replicas); r++)); do
+    wait_for "$(_replica_name "$1" "$r")" 60 service_healthy "$(_replica_port "$1" "$r")"
+  done
 }
 
-stop_service() { stop_pid "svc-$1"; }
+# Every replica (those already running are left alone: `ecp start` after a crash of one).
+start_service() {
+  local r
+  for ((r = 1; r <= $(service_replicas); r++)); do launch_service "$1" "$r"; done
+  _wait_replicas "$1"
+}
+
+stop_service() { stop_pid "svc-$1"; stop_pid "svc-$1-2"; }
 
 start_services() {
-  local name
+  local name r
   # Launch all first, then wait: the processes boot in parallel.
-  for name in "${ECP_SERVICES[@]}"; do launch_service "$name"; done
   for name in "${ECP_SERVICES[@]}"; do
-    wait_for "svc-$name" 60 service_healthy "$(service_port "$name")"
+    for ((r = 1; r <= $(service_replicas); r++)); do launch_service "$name" "$r"; done
   done
+  for name in "${ECP_SERVICES[@]}"; do _wait_replicas "$name"; done
 }
 
 stop_services() {
   local name
-  for name in "${ECP_SERVICES[@]}"; do stop_pid "svc-$name"; done
+  for name in "${ECP_SERVICES[@]}"; do stop_service "$name"; done
 }
 
 ready_through_gateway() {
