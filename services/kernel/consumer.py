@@ -18,11 +18,14 @@ sees the event again and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from services.kernel import telemetry
 from services.kernel.envelope import CloudEvent, EventData, UnknownEventType, parse_event
 from services.kernel.kafka import DLQ_SUFFIX, IncomingMessage, OutgoingMessage
 from services.kernel.logging import get_logger, log_context
@@ -107,7 +110,10 @@ class EventConsumer:
         lanes: dict[str | None, Lane] = {}
         for message, event in parsed:
             if isinstance(event, CloudEvent):
-                if event.id in done or event.name not in self._handlers:
+                if event.name not in self._handlers:
+                    continue
+                if event.id in done:
+                    telemetry.EVENTS_HANDLED.inc(group=self.group_id, type=event.name, outcome="duplicate")
                     continue
                 done.add(event.id)  # a duplicate later in the same batch is skipped too
             elif event is None:
@@ -122,14 +128,19 @@ class EventConsumer:
             async with slots:
                 for message, event in lane:
                     if isinstance(event, str):
+                        telemetry.EVENTS_HANDLED.inc(group=self.group_id, type="(malformed)", outcome="dead_lettered")
                         await self._dead_letter(message, event)
                         continue
-                    with log_context(event_id=event.id, event_type=event.name, correlation_id=event.correlationid):
-                        error = await self._handle_with_retries(self._handlers[event.name], event)
-                    if error is None:
-                        handled.append(event.id)
-                    else:
-                        await self._dead_letter(message, error)
+                    with self._observed(message, event) as span:
+                        with log_context(event_id=event.id, event_type=event.name, correlation_id=event.correlationid):
+                            error = await self._handle_with_retries(self._handlers[event.name], event)
+                        outcome = "handled" if error is None else "dead_lettered"
+                        telemetry.EVENTS_HANDLED.inc(group=self.group_id, type=event.name, outcome=outcome)
+                        if error is None:
+                            handled.append(event.id)
+                        else:
+                            telemetry.mark_failed(span, error)
+                            await self._dead_letter(message, error)
 
         try:
             async with asyncio.TaskGroup() as lanes_running:
@@ -147,6 +158,25 @@ class EventConsumer:
             next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
         await self._subscription.commit(next_offsets)
         return len(messages)
+
+    @contextmanager
+    def _observed(self, message: IncomingMessage, event: CloudEvent[Any]) -> Iterator[Any]:
+        """The span of one event's handling (child of the publication, else of the event's own
+        trace context) and its duration."""
+        header = message.headers.get("traceparent")
+        traceparent = header.decode("latin-1") if header else (event.model_extra or {}).get("traceparent")
+        started = time.perf_counter()
+        with telemetry.consumer_span(
+            group=self.group_id,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            event_id=event.id,
+            event_type=event.name,
+            traceparent=traceparent,
+        ) as span:
+            yield span
+        telemetry.EVENT_HANDLING.observe(time.perf_counter() - started, group=self.group_id, type=event.name)
 
     @staticmethod
     def _parse(message: IncomingMessage) -> CloudEvent[Any] | str | None:
@@ -168,12 +198,14 @@ class EventConsumer:
                 return None
             except Exception as exc:
                 if self._is_transient(exc) or isinstance(exc, TransientError):
+                    telemetry.HANDLER_RETRIES.inc(group=self.group_id, kind="transient")
                     log.warning("transient failure, retrying", error=repr(exc), retry_in_s=delay)
                 else:
                     attempt += 1
                     if attempt >= self._max_attempts:
                         log.error("handler failed, dead-lettering", error=repr(exc), attempts=attempt)
                         return "".join(traceback.format_exception_only(exc)).strip()
+                    telemetry.HANDLER_RETRIES.inc(group=self.group_id, kind="failure")
                     log.warning("handler failed, retrying", error=repr(exc), attempt=attempt)
                 await self._sleep(delay)
                 delay = min(delay * 2, self._backoff_max_s)
@@ -203,4 +235,5 @@ class EventConsumer:
         dead = OutgoingMessage(topic=topic, key=message.key or "", value=message.value, headers=tuple(headers.items()))
         await self._retry_transient(lambda: self._dead_letters.publish([dead]))
         self.dead_lettered += 1
+        telemetry.DEAD_LETTERS.inc(group=self.group_id, topic=topic)
         log.error("event dead-lettered", topic=topic, reason=reason[:200], offset=message.offset)

@@ -20,6 +20,9 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any, Protocol
 
+from schemas.contracts.documents import DocumentScanned
+from schemas.contracts.enrolment import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
+from schemas.contracts.household import CorrectionRequested, DossierRejected, DossierValidated, HouseholdSubmitted
 from schemas.contracts.identity import (
     AccountActivated,
     AccountDeleted,
@@ -29,9 +32,7 @@ from schemas.contracts.identity import (
     PasswordChanged,
     PasswordResetLinkIssued,
 )
-from schemas.contracts.documents import DocumentScanned
-from schemas.contracts.enrolment import DerogationDecided, EnrolmentConfirmed, EnrolmentRefused
-from schemas.contracts.household import CorrectionRequested, DossierRejected, DossierValidated, HouseholdSubmitted
+from services.kernel import telemetry
 from services.kernel.consumer import TransientError
 from services.kernel.envelope import CloudEvent, EventData, new_event
 from services.kernel.logging import get_logger
@@ -45,6 +46,13 @@ from services.notifier.settings import NotifierSettings
 from services.notifier.store import Claim, ClaimState
 
 log = get_logger(__name__)
+# By template (activation, welcome...) and outcome: never by recipient.
+EMAILS = telemetry.counter(
+    "ecp_emails", "Emails the notifier finished with: sent, failed (refused by SMTP) or not_sent (no address).",
+    ["template", "outcome", "reason"],
+)
+SMTP_TRANSACTION = telemetry.histogram("ecp_smtp_transaction_seconds", "One SMTP transaction (accepted or not).")
+SMTP_RETRIES = telemetry.counter("ecp_smtp_retries", "SMTP attempts that failed transiently and were retried.")
 
 SOURCE = "/services/notifier"
 MAIL_GROUP = "notifier-mail"
@@ -243,13 +251,15 @@ class Notifier:
         delay = self.settings.smtp_backoff_initial_s
         for round_ in range(self.settings.smtp_attempts):
             try:
-                reply = await self.mailer.send(message, recipient)
+                with telemetry.span("smtp send", template=mail.template), SMTP_TRANSACTION.time():
+                    reply = await self.mailer.send(message, recipient)
             except PermanentSmtpError as exc:
                 await self._finish_failed(event, mail, did, attempts, FailureReason.SMTP_REFUSED, domain.redact(str(exc), recipient), exc.code)
                 return
             except TransientSmtpError as exc:
                 error = domain.redact(str(exc), recipient)
                 log.warning("SMTP transient failure", delivery_id=did, error=error, attempt=attempts)
+                SMTP_RETRIES.inc()
                 if round_ + 1 == self.settings.smtp_attempts:
                     # Hand back to the consumer's unbounded backoff; the next call resumes the
                     # delivery (same owner) and counts its attempt in claim().
@@ -293,6 +303,7 @@ class Notifier:
         await self.store.finish(did, status=DeliveryStatus.SENT, fields=fields, events=[self._entry(outcome, event)])
         self._events_queued()
         log.info("email sent", delivery_id=did, template=mail.template, attempts=attempts)
+        EMAILS.inc(template=mail.template, outcome="sent", reason="")
 
     async def _finish_failed(
         self, event: CloudEvent[Any], mail: domain.MailSpec, did: str, attempts: int,
@@ -304,6 +315,7 @@ class Notifier:
         await self.store.finish(did, status=DeliveryStatus.FAILED, fields=fields, events=[self._entry(outcome, event)])
         self._events_queued()
         log.warning("email refused", delivery_id=did, reason=reason, smtp_code=code)
+        EMAILS.inc(template=mail.template, outcome="failed", reason=str(reason))
 
     async def _fail_before_sending(
         self, event: CloudEvent[Any], recipient: str | None, reason: FailureReason, mail: domain.MailSpec | None = None
@@ -320,6 +332,7 @@ class Notifier:
         }
         if await self.store.record_failed(document, [self._entry(outcome, event)]):
             self._events_queued()
+            EMAILS.inc(template=mail.template, outcome="not_sent", reason=str(reason))
         log.warning("email not sent", delivery_id=did, reason=reason)
 
     @staticmethod
