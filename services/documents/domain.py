@@ -302,7 +302,7 @@ def sworn_statement(subject: str, declarant: str, child: str | None, address: st
     kid = _clean_text(child, 100)
     where = _clean_text(address, 200)
     kind = Kind(subject)
-    opening = f"Je soussigné(e) {who}"
+    opening = f"Je soussigné·e {who}"
     if kind is Kind.CHILD_IDENTITY:
         body = (
             f"{opening}, responsable légal de l'enfant {kid}, déclare sur l'honneur que les informations que j'ai "
@@ -330,7 +330,7 @@ def sworn_statement(subject: str, declarant: str, child: str | None, address: st
             body,
             "Cette attestation est établie pour l'inscription scolaire, en application de l'article D131-3-1 du "
             "Code de l'éducation, qui permet de la fournir à la place d'un document manquant.",
-            "Je suis informé(e) qu'une fausse déclaration m'expose aux sanctions prévues par l'article 441-7 du "
+            "Je suis informé·e qu'une fausse déclaration m'expose aux sanctions prévues par l'article 441-7 du "
             "Code pénal.",
         ],
         town=town,

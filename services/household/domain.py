@@ -30,7 +30,7 @@ class Status(StrEnum):
 
 STATUS_LABELS = {
     Status.DRAFT: "Brouillon",
-    Status.SUBMITTED: "Transmis au Service Scolaire, en attente d'examen",
+    Status.SUBMITTED: "Transmis au Service Scolaire et Périscolaire, en attente d'examen",
     Status.VALIDATED: "Validé",
     Status.REJECTED: "Refusé",
     Status.CORRECTIONS_REQUESTED: "Corrections demandées",
@@ -56,7 +56,7 @@ RESUBMITTED_LABEL = "Dossier transmis à nouveau"
 EDITABLE = frozenset({Status.DRAFT, Status.CORRECTIONS_REQUESTED, Status.REJECTED, Status.VALIDATED})
 SUBMITTABLE = frozenset({Status.DRAFT, Status.CORRECTIONS_REQUESTED, Status.REJECTED})
 
-UNDER_REVIEW = "Votre dossier est en cours d'examen par le Service Scolaire : il ne peut pas être modifié pour l'instant."
+UNDER_REVIEW = "Votre dossier est en cours d'examen par le Service Scolaire et Périscolaire : il ne peut pas être modifié pour l'instant."
 ALREADY_SUBMITTED = "Votre dossier a déjà été transmis : il est en cours d'examen."
 VALIDATED_UNCHANGED = "Votre dossier est déjà validé et n'a pas été modifié depuis : il n'y a rien à transmettre."
 ERASED = "Ce dossier a été supprimé."

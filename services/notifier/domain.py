@@ -47,11 +47,11 @@ class MailSpec:
 # The registry: one line per email. The first entry whose event type matches and whose
 # ``applies`` accepts the event's data is the email sent.
 MAILS: tuple[MailSpec, ...] = (
-    MailSpec("ActivationLinkIssued", "activation", "Activez votre Espace Citoyen", carries_link=True),
+    MailSpec("ActivationLinkIssued", "activation", "Activez votre Espace Citoyen Premium", carries_link=True),
     MailSpec("ExistingAccountRegistrationAttempted", "registration_attempt", "Une inscription a été tentée avec votre adresse email"),
-    MailSpec("AccountActivated", "welcome", "Bienvenue sur votre Espace Citoyen"),
+    MailSpec("AccountActivated", "welcome", "Bienvenue sur votre Espace Citoyen Premium"),
     MailSpec("PasswordResetLinkIssued", "password_reset", "Réinitialisez votre mot de passe", _purpose("reset"), carries_link=True),
-    MailSpec("PasswordResetLinkIssued", "staff_invitation", "Choisissez votre mot de passe pour l'Espace Citoyen", _purpose("staff_invitation"), carries_link=True),
+    MailSpec("PasswordResetLinkIssued", "staff_invitation", "Choisissez votre mot de passe pour l'Espace Citoyen Premium", _purpose("staff_invitation"), carries_link=True),
     MailSpec("PasswordChanged", "password_changed", "Votre mot de passe a été modifié"),
     # household.dossier.v1
     MailSpec("HouseholdSubmitted", "dossier_submitted", "Votre dossier a bien été transmis au Service Scolaire et Périscolaire"),

@@ -29,7 +29,7 @@ class NotifierSettings(CommonSettings):
     consumer_concurrency: int = 8
 
     # What every email says about who sends it (the shared layout).
-    sender: str = "Espace Citoyen <ne-pas-repondre@montclair-sur-loire.fr>"
+    sender: str = "Espace Citoyen Premium <ne-pas-repondre@montclair-sur-loire.fr>"
     town_name: str = "Ville de Montclair-sur-Loire"
     town_contact_email: str = "espace-citoyen@montclair-sur-loire.fr"
     timezone: str = "Europe/Paris"

@@ -12,9 +12,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.web import session
+from services.web import flash, session
 from services.web.api import (
     ACTIVATION_RESEND,
+    CHECK_EMAIL,
     CONFIRMATION_MISMATCH,
     CONFIRMATION_MISSING,
     EMAIL_INVALID,
@@ -27,6 +28,7 @@ from services.web.api import (
 )
 from services.web.clients import IdentityAnswer, IdentityUnavailable, ServiceClient, service_client
 from services.web.csrf import ProtectedForm
+from services.web.dates import french_date
 from services.web.pages import render
 from services.web.session import CurrentUser
 
@@ -34,7 +36,6 @@ router = APIRouter()
 Services = Annotated[ServiceClient, Depends(service_client)]
 
 REGISTER = "/creer-mon-espace"
-CHECK_EMAIL = "/verifiez-vos-emails"
 DASHBOARD = session.HOME_AFTER_LOGIN
 STAFF_HOME = "/agents/dossiers"
 
@@ -42,6 +43,8 @@ NAME_MISSING = "Saisissez votre prénom et votre nom."
 NAME_TOO_LONG = "Votre prénom et votre nom doivent faire 100 caractères au plus."
 REGISTER_PASSWORD_MISSING = "Saisissez un mot de passe."
 LOGIN_PASSWORD_MISSING = "Saisissez votre mot de passe."
+FEW_ATTEMPTS_LEFT = 3
+LOGGED_OUT = "Vous êtes déconnecté·e de votre Espace Citoyen Premium. À bientôt."
 
 NEXT_STEPS = {
     None: "Déclarez votre entourage (vous-même, l'autre parent le cas échéant et vos enfants) en joignant "
@@ -51,11 +54,22 @@ NEXT_STEPS = {
                  "vous recevrez un email dès qu'une décision sera prise.",
     "corrections_requested": "Le Service Scolaire et Périscolaire vous demande des corrections : "
                              "modifiez les éléments signalés, puis transmettez à nouveau votre dossier.",
-    "validated": "Votre dossier est validé. Aucune inscription scolaire n'est ouverte pour vos enfants pour le moment.",
+    "validated": "Votre dossier est validé. Aucune inscription scolaire n'est ouverte pour {enfants} pour le moment.",
     "rejected": "Votre dossier a été refusé. Consultez le motif du refus ; pour toute question, contactez le "
                 "Service Scolaire et Périscolaire.",
 }
-CAN_ENROL_STEP = "Votre dossier est validé : vous pouvez maintenant inscrire votre enfant à l'école."
+CAN_ENROL_STEP = "Votre dossier est validé : vous pouvez maintenant inscrire {enfants} à l'école."
+
+
+def your_children(count: int) -> str:
+    """« votre enfant » or « vos enfants », by the number of children of the file."""
+    return "votre enfant" if count == 1 else "vos enfants"
+
+
+def next_step(status: str | None, children: int, *, can_enrol: bool = False) -> str:
+    """What to do next, for a file status, in the singular or plural of its children."""
+    text = CAN_ENROL_STEP if can_enrol else NEXT_STEPS.get(status, NEXT_STEPS[None])
+    return text.format(enfants=your_children(children))
 
 
 # ---- créer mon espace ------------------------------------------------------------------------
@@ -127,14 +141,27 @@ async def check_email(request: Request, email: str = "") -> HTMLResponse:
 
 # ---- connexion / déconnexion -----------------------------------------------------------------
 
+def attempts_warning(attempts_left: int | None) -> str | None:
+    """Said before identity's limit is reached, not after: the person can still choose a new
+    password instead of being locked out."""
+    if attempts_left is None or attempts_left > FEW_ATTEMPTS_LEFT:
+        return None
+    if attempts_left == 0:
+        return ("C'était le dernier essai : la connexion à cet espace est suspendue pendant quelques minutes. "
+                "Vous pouvez dès maintenant choisir un nouveau mot de passe.")
+    tries = "essai" if attempts_left == 1 else "essais"
+    return (f"Attention : il vous reste {attempts_left} {tries} avant que la connexion à cet espace soit suspendue "
+            "pendant quelques minutes. En cas de doute, choisissez un nouveau mot de passe.")
+
+
 def _login_form(
     request: Request, *, email: str = "", suite: str | None = None, errors: dict[str, str] | None = None,
-    problem: str | None = None, outcome: str | None = None, new_link: dict[str, Any] | None = None,
-    status_code: int = 200, headers: dict[str, str] | None = None,
+    problem: str | None = None, warning: str | None = None, outcome: str | None = None,
+    new_link: dict[str, Any] | None = None, status_code: int = 200, headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     ordered = [{"id": fid, "message": errors[fid]} for fid in ("identifiant", "mot-de-passe") if errors and fid in errors]
     context = {"email": email, "suite": session.safe_next(suite), "errors": ordered, "field_errors": errors or {},
-               "problem": problem, "outcome": outcome, "new_link": new_link}
+               "problem": problem, "warning": warning, "outcome": outcome, "new_link": new_link}
     return render(request, "login.html", context, status_code=status_code, headers=headers)
 
 
@@ -168,18 +195,19 @@ async def login(request: Request, form: ProtectedForm, identity: Identity) -> Re
                            status_code=429, headers=headers)
     if answer.status == 422:
         return _login_form(request, email=email, suite=suite, errors={"identifiant": EMAIL_INVALID}, status_code=422)
-    # 401: identity never says whether the address exists; its message goes first on the page.
-    return _login_form(request, email=email, suite=suite, errors={"identifiant": answer.detail}, status_code=401)
+    # 401: identity never says whether the address exists. One message for the form (neither
+    # field alone is "the" wrong one), with a warning when few tries are left.
+    return _login_form(request, email=email, suite=suite, problem=answer.detail, outcome="Erreur : Se connecter",
+                       warning=attempts_warning(answer.attempts_left), status_code=401)
 
 
-@router.post("/deconnexion", response_class=HTMLResponse, summary="Log out")
-async def logout(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+@router.post("/deconnexion", response_class=HTMLResponse, summary="Log out (then the home page)")
+async def logout(request: Request, form: ProtectedForm, identity: Identity) -> Response:
     current = session.read(request)
     if current is not None:
         await identity.logout(current.refresh_token)
     session.end(request)
-    return _outcome(request, title="Vous êtes déconnecté", heading="Vous êtes déconnecté",
-                    message="Vous êtes déconnecté de votre Espace Citoyen.", tone="succes", login=True)
+    return flash.redirect(request, "/", LOGGED_OUT)
 
 
 # ---- mot de passe oublié ---------------------------------------------------------------------
@@ -194,6 +222,58 @@ async def forgotten_password(request: Request) -> HTMLResponse:
 
 # ---- mon espace ------------------------------------------------------------------------------
 
+# The manual's four steps, as « Mon espace » shows them.
+STEPS = ("Créer mon espace", "Déclarer mon entourage", "Dossier validé", "Inscription scolaire")
+# Where the family is in those steps for each file status (index of the step in progress).
+CURRENT_STEP = {None: 1, "draft": 1, "corrections_requested": 1, "rejected": 1, "submitted": 2, "validated": 3}
+FILE_BADGES = {
+    None: ("À déclarer", "action"),
+    "draft": ("Dossier à compléter", "action"),
+    "submitted": ("Dossier en cours d'examen", "attente"),
+    "corrections_requested": ("Dossier à corriger", "refus"),
+    "rejected": ("Dossier refusé", "refus"),
+    "validated": ("Dossier validé", "ok"),
+}
+ENROLMENT_BADGES = {
+    "confirmed": ("Inscription confirmée", "ok"),
+    "pending_agent": ("Inscription en attente de décision", "attente"),
+    "refused": ("Inscription refusée", "refus"),
+}
+
+
+def steps(status: str | None, can_enrol: bool, enrolled: bool) -> list[dict[str, str]]:
+    """The step indicator: each step done, in progress or to come."""
+    current = 4 if enrolled else CURRENT_STEP.get(status, 1)
+    out = []
+    for index, label in enumerate(STEPS):
+        state = "faite" if index < current else "en-cours" if index == current else "a-venir"
+        words = {"faite": "Étape terminée", "en-cours": "Étape en cours", "a-venir": "Étape à venir"}[state]
+        out.append({"label": label, "state": state, "words": words})
+    return out
+
+
+def child_cards(dossier: dict[str, Any] | None, eligible: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """One card per child of the file, with where it stands (the enrolment once it exists)."""
+    status = (dossier or {}).get("status")
+    by_id = {c.get("child_id"): c for c in eligible or [] if isinstance(c, dict)}
+    cards = []
+    for child in (dossier or {}).get("children") or []:
+        seen = by_id.get(child.get("child_id"), {})
+        enrolment = seen.get("enrolment") or {}
+        if enrolment.get("status") in ENROLMENT_BADGES:
+            badge = ENROLMENT_BADGES[enrolment["status"]]
+        elif seen.get("can_enrol"):
+            badge = ("À inscrire", "action")
+        elif status == "validated" and seen and not seen.get("eligible"):
+            badge = ("Pas d'inscription cette année", "neutre")
+        else:
+            badge = FILE_BADGES.get(status, FILE_BADGES[None])
+        cards.append({"name": f"{child.get('first_name', '')} {child.get('last_name', '')}".strip(),
+                      "born": french_date(child.get("birth_date")), "level": seen.get("level_label"),
+                      "school": (seen.get("sector_school") or {}).get("name"), "badge": badge})
+    return cards
+
+
 @router.get(DASHBOARD, response_class=HTMLResponse, summary="My space: my file's status and what to do next")
 async def dashboard(request: Request, user: CurrentUser, services: Services) -> Response:
     if user.is_staff:  # agents have no family file: their home is the queue of files
@@ -204,21 +284,28 @@ async def dashboard(request: Request, user: CurrentUser, services: Services) -> 
     if me.status != 200 or not isinstance(me.body.get("display_name"), str):
         raise IdentityUnavailable()
     dossier_reply = await services.get("household", "/dossier", user.access_token)
-    dossier: dict[str, str] | None
+    dossier: dict[str, Any] | None
     if dossier_reply.status == 404:
         dossier = {}
     elif dossier_reply.status == 200:
-        dossier = {"status": str(dossier_reply.body.get("status")), "label": str(dossier_reply.body.get("status_label"))}
+        dossier = dict(dossier_reply.body)
+        dossier["label"] = str(dossier_reply.body.get("status_label"))
     else:
         dossier = None  # household unreachable: the page says so, the rest still shows
     eligible = await services.get("enrolment", "/enrolments/eligible", user.access_token)
     children = eligible.body.get("children") if eligible.status == 200 else None
-    can_enrol = isinstance(children, list) and any(isinstance(c, dict) and c.get("can_enrol") is True for c in children)
+    children = children if isinstance(children, list) else None
+    can_enrol = bool(children) and any(isinstance(c, dict) and c.get("can_enrol") is True for c in children or [])
+    enrolled = bool(children) and all(
+        isinstance(c, dict) and ((c.get("enrolment") or {}).get("status") == "confirmed" or not c.get("eligible"))
+        for c in children or []) and any(isinstance(c, dict) and c.get("enrolment") for c in children or [])
     status = dossier.get("status") if dossier else None
-    next_step = CAN_ENROL_STEP if can_enrol else NEXT_STEPS.get(status, NEXT_STEPS[None])
+    cards = child_cards(dossier, children)
+    step_text = next_step(status, len(cards), can_enrol=can_enrol)
     if dossier is None:
-        next_step = "Revenez dans quelques minutes pour connaître l'état de votre dossier."
-    context = {"name": me.body["display_name"], "dossier": dossier, "next_step": next_step, "can_enrol": can_enrol,
-               "school_year": eligible.body.get("school_year", "")}
+        step_text = "Revenez dans quelques minutes pour connaître l'état de votre dossier."
+    context = {"name": me.body["display_name"], "dossier": dossier, "next_step": step_text, "can_enrol": can_enrol,
+               "school_year": eligible.body.get("school_year", ""), "steps": steps(status, can_enrol, enrolled),
+               "children": cards, "file_badge": FILE_BADGES.get(status, FILE_BADGES[None])}
     # Personal data: never cached.
     return render(request, "dashboard.html", context, headers={"Cache-Control": "no-store"})

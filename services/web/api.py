@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
+from services.web import flash
 from services.web.clients import IdentityAnswer, IdentityClient, identity_client
 from services.web.csrf import ProtectedForm
 from services.web.pages import render
@@ -24,6 +26,7 @@ Identity = Annotated[IdentityClient, Depends(identity_client)]
 # Identity's token format: a link cut by a mail client fails here without a call.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 LOGIN_URL = "/connexion"
+CHECK_EMAIL = "/verifiez-vos-emails"
 ACTIVATION_RESEND = "/activation/nouveau-lien"
 RESET_REQUEST = "/mot-de-passe/oubli"
 
@@ -33,6 +36,7 @@ PASSWORD_MISSING = "Saisissez un nouveau mot de passe."
 CONFIRMATION_MISSING = "Saisissez à nouveau le mot de passe pour le confirmer."
 CONFIRMATION_MISMATCH = "Les deux mots de passe ne sont pas identiques. Saisissez-les à nouveau."
 PASSWORD_REFUSED = "Ce mot de passe ne peut pas être utilisé. Choisissez-en un autre."
+PASSWORD_SET = "Votre mot de passe est modifié. Connectez-vous avec votre nouveau mot de passe."
 
 
 def _valid_token(value: str | None) -> str | None:
@@ -83,18 +87,20 @@ async def activation_page(request: Request, jeton: str | None = None) -> HTMLRes
     return render(request, "activation.html", {"jeton": token})
 
 
+ACTIVATED = "Votre espace est activé. Connectez-vous avec votre adresse email et votre mot de passe."
+
+
 @router.post("/activation", response_class=HTMLResponse, summary="Activate the account")
-async def activate(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+async def activate(request: Request, form: ProtectedForm, identity: Identity) -> Response:
     token = _valid_token(form.get("jeton"))
     if token is None:
         return _activation_link_incomplete(request)
     answer = await identity.activate(token)
+    # As the manual says: back to the home page, to log in from there (post/redirect/get).
     if answer.status == 200:
-        return _outcome(request, title="Espace activé", heading="Votre espace est activé", message=answer.detail,
-                        tone="succes", login=True)
+        return flash.redirect(request, "/", ACTIVATED)
     if answer.status == 409:
-        return _outcome(request, title="Lien déjà utilisé", heading="Ce lien a déjà été utilisé",
-                        message=answer.detail, login=True, status_code=409)
+        return flash.redirect(request, "/", answer.detail, tone="info")
     if answer.status == 410:
         return _outcome(request, title="Lien d'activation expiré", heading="Lien d'activation expiré",
                         message=answer.detail, tone="erreur", new_link=_new_link(ACTIVATION_RESEND), status_code=410)
@@ -105,10 +111,12 @@ async def activate(request: Request, form: ProtectedForm, identity: Identity) ->
 
 
 @router.post(ACTIVATION_RESEND, response_class=HTMLResponse, summary="Ask for a new activation link")
-async def resend_activation(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+async def resend_activation(request: Request, form: ProtectedForm, identity: Identity) -> Response:
+    email = form.get("email", "").strip()
+    done = f"{CHECK_EMAIL}?{urlencode({'email': email})}" if _email_error(email) is None else CHECK_EMAIL
     return await _ask_for_link(
         request, form, identity.resend_activation, action=ACTIVATION_RESEND,
-        form_heading="Recevoir un nouveau lien d'activation", done_title="Nouveau lien d'activation demandé",
+        form_heading="Recevoir un nouveau lien d'activation", done_page=done,
     )
 
 
@@ -146,7 +154,7 @@ async def new_password_page(request: Request, jeton: str | None = None) -> HTMLR
 
 
 @router.post("/mot-de-passe/nouveau", response_class=HTMLResponse, summary="Set the new password")
-async def set_new_password(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+async def set_new_password(request: Request, form: ProtectedForm, identity: Identity) -> Response:
     token = _valid_token(form.get("jeton"))
     if token is None:
         return _reset_link_incomplete(request)
@@ -162,8 +170,7 @@ async def set_new_password(request: Request, form: ProtectedForm, identity: Iden
         return _new_password_form(request, token, errors, status_code=422)
     answer = await identity.confirm_reset(token, password)
     if answer.status == 200:
-        return _outcome(request, title="Mot de passe modifié", heading="Votre mot de passe est modifié",
-                        message=answer.detail, tone="succes", login=True)
+        return flash.redirect(request, LOGIN_URL, PASSWORD_SET)
     if answer.status == 422:
         if answer.field_error("token") is not None:
             return _reset_link_incomplete(request)
@@ -183,25 +190,27 @@ def _password_reason(answer: IdentityAnswer) -> str:
 
 
 @router.post(RESET_REQUEST, response_class=HTMLResponse, summary="Ask for a new password reset link")
-async def request_reset(request: Request, form: ProtectedForm, identity: Identity) -> HTMLResponse:
+async def request_reset(request: Request, form: ProtectedForm, identity: Identity) -> Response:
     return await _ask_for_link(
         request, form, identity.request_reset, action=RESET_REQUEST,
-        form_heading="Recevoir un nouveau lien", done_title="Lien de réinitialisation demandé",
+        form_heading="Recevoir un nouveau lien", done_page=RESET_REQUEST,
     )
 
 
 # ---- shared ----------------------------------------------------------------------------------
 
 async def _ask_for_link(
-    request: Request, form: dict[str, str], call: Callable[[str], Awaitable[IdentityAnswer]], *, action: str, form_heading: str, done_title: str
-) -> HTMLResponse:
-    """Both "Recevoir un nouveau lien" forms: identity answers the same whatever the address."""
+    request: Request, form: dict[str, str], call: Callable[[str], Awaitable[IdentityAnswer]], *, action: str,
+    form_heading: str, done_page: str,
+) -> Response:
+    """Both "Recevoir un nouveau lien" forms: identity answers the same whatever the address.
+    Sent: 303 to ``done_page`` with identity's neutral answer as the notice."""
     email = form.get("email", "").strip()
     error = _email_error(email)
     if error is None:
         answer = await call(email)
         if answer.status == 202:
-            return _outcome(request, title=done_title, heading=done_title, message=answer.detail)
+            return flash.redirect(request, done_page, answer.detail)
         if answer.status == 429:
             headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
             return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=answer.detail,

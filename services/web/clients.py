@@ -36,6 +36,8 @@ class IdentityAnswer:
     # Pydantic-style errors ({"loc": [...], "msg": ..., "type": ...}) of a 422.
     errors: list[dict[str, Any]] = field(default_factory=list)
     retry_after: str | None = None
+    # A wrong login: how many more tries identity allows for this address before its 429.
+    attempts_left: int | None = None
 
     def field_error(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.errors if name in e.get("loc", ())), None)
@@ -114,6 +116,7 @@ class IdentityClient:
             detail=detail,
             errors=errors if isinstance(errors, list) else [],
             retry_after=response.headers.get("retry-after"),
+            attempts_left=payload["attempts_left"] if isinstance(payload.get("attempts_left"), int) else None,
         )
 
 

@@ -1,7 +1,8 @@
 """Dates and instants as the town writes them. The services store UTC; pages show Paris time.
 
-Two styles: the families' pages write dates out (« 1er mars 2027 à 09:05 »), the back-office's
-tables use the compact numeric form (« 01/03/2027 à 09:05 »). Unreadable values give "".
+Two styles: the families' pages write dates out (« 1er mars 2027 à 9 h 05 »), the back-office's
+tables use the compact numeric form (« 01/03/2027 à 9 h 05 »). Times are written the French way,
+as the emails write them (« 9 h 05 »). Unreadable values give "".
 """
 
 from __future__ import annotations
@@ -43,10 +44,15 @@ def french_date(value: Any) -> str:
     return f"{'1er' if day.day == 1 else day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
+def french_time(moment: datetime) -> str:
+    """« 8 h 05 » (French typography, as in the emails)."""
+    return f"{moment.hour} h {moment.minute:02d}"
+
+
 def french_datetime(value: Any) -> str:
-    """« 26 novembre 2026 à 08:05 », in Paris time."""
+    """« 26 novembre 2026 à 8 h 05 », in Paris time."""
     moment = _instant(value) if value else None
-    return f"{french_date(moment.date())} à {moment:%H:%M}" if moment else ""
+    return f"{french_date(moment.date())} à {french_time(moment)}" if moment else ""
 
 
 def numeric_date(value: Any) -> str:
@@ -56,6 +62,6 @@ def numeric_date(value: Any) -> str:
 
 
 def numeric_datetime(value: Any) -> str:
-    """« 14/03/2027 à 09:05 », in Paris time."""
+    """« 14/03/2027 à 9 h 05 », in Paris time."""
     moment = _instant(value) if value else None
-    return moment.strftime("%d/%m/%Y à %H:%M") if moment else ""
+    return f"{moment:%d/%m/%Y} à {french_time(moment)}" if moment else ""

@@ -9,18 +9,18 @@ document is deleted again, so nothing is left half-written.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.web import csrf, session
-from services.web.account import NEXT_STEPS
+from services.web import csrf, flash, session
+from services.web.account import next_step
 from services.web.clients import ServiceClient, ServiceReply, service_client
 from services.web.dates import TOWN_ZONE, french_date, french_datetime
 from services.web.csrf import ProtectedForm
@@ -44,7 +44,11 @@ ADULT_AGE = 18
 # Statuses in which household accepts a change or a submission (see its domain).
 EDITABLE = frozenset({"draft", "corrections_requested", "rejected", "validated"})
 SUBMITTABLE = frozenset({"draft", "corrections_requested", "rejected"})
-MAX_UPLOAD_BODY_BYTES = 12 * 1024 * 1024  # as the gateway's rule for this page (documents refuses past 10 Mo)
+MAX_FILE_BYTES = 10 * 1024 * 1024  # documents' limit per file
+# Several files go in one post (one per proof at most): four phone photos or scans at their
+# largest, and the form around them. The gateway's rule for this page is 1 MB above.
+MAX_UPLOAD_BODY_BYTES = 40 * 1024 * 1024
+ACCEPTED_FILES = ".pdf,.jpg,.jpeg,.png,.heic,.heif,application/pdf,image/jpeg,image/png,image/heic,image/heif"
 UPLOAD_TIMEOUT_S = 60.0  # documents stores to S3 and converts HEIC photos before answering
 
 # ---- French messages --------------------------------------------------------------------------
@@ -59,6 +63,10 @@ NO_FILE_YET = "Vous n'avez pas encore déclaré votre entourage."
 NO_CHILD = "Indiquez au moins un enfant : son prénom, son nom et sa date de naissance."
 TOO_MANY_CHILDREN = f"Un dossier compte au plus {MAX_CHILDREN} enfants."
 NO_UPLOADED_FILE = "Aucun fichier n'a été joint. Choisissez un fichier à envoyer."
+NO_UPLOADED_FILES = "Aucun fichier n'a été choisi. Choisissez au moins un fichier ou prenez une photo, puis envoyez."
+TWO_FILES = "Choisissez un seul fichier pour cette pièce : un fichier ou une photo, pas les deux."
+CHECKING = ("Nous vérifions maintenant que chaque fichier est sans danger (virus) : "
+            "cela prend en général quelques secondes.")
 BAD_PROOF = "Cette pièce ne fait pas partie de votre dossier. Rechargez la page et réessayez."
 BAD_KIND = "Précisez s'il s'agit de la pièce demandée ou d'une attestation sur l'honneur."
 UPLOAD_FORM_UNREADABLE = "L'envoi n'a pas pu être lu. Réessayez d'envoyer le fichier."
@@ -66,6 +74,7 @@ DOCUMENTS_DOWN = (
     "Le service des documents ne répond pas pour le moment. Votre fichier n'a pas été enregistré : "
     "réessayez dans quelques minutes."
 )
+DECLARATION_SAVED = "Votre entourage est enregistré. Joignez maintenant les pièces justificatives."
 SUBMITTED_NOTICE = (
     "Votre dossier a été transmis au Service Scolaire et Périscolaire. Vous recevrez un email dès "
     "qu'une décision sera prise."
@@ -99,13 +108,16 @@ POSTCODE = re.compile(r"^\d{5}$")
 PHONE = re.compile(r"^\+?[0-9 .-]{6,20}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-SCAN_LABELS = {
-    "uploading": "En cours d'analyse",
-    "pending": "En cours d'analyse",
-    "clean": "Sain",
-    "infected": "Infecté",
-    "deleted": "Supprimé",
+# Where each document stands, in plain words (documents' status → badge text, badge style).
+DOCUMENT_STATES = {
+    "uploading": ("Vérification en cours", "attente"),
+    "pending": ("Vérification en cours", "attente"),
+    "clean": ("Reçu", "ok"),
+    "infected": ("Refusé : fichier dangereux", "refus"),
+    "deleted": ("Supprimé : à envoyer de nouveau", "refus"),
 }
+MISSING_STATE = ("À envoyer", "action")
+CORRECTION_STATE = ("À corriger", "refus")
 
 
 class HouseholdUnavailable(PageError):
@@ -125,9 +137,10 @@ class DocumentsUnavailable(PageError):
 
 class UploadTooLarge(PageError):
     status_code = 413
-    title = "Fichier trop volumineux"
+    title = "Fichiers trop volumineux"
     message = (
-        "Le fichier est trop volumineux (10 Mo maximum). Essayez de le réduire ou de prendre une photo moins lourde."
+        "Les fichiers choisis pèsent plus de 40 Mo à eux tous (10 Mo au plus par fichier) : rien n'a été envoyé. "
+        "Envoyez-les en plusieurs fois, ou prenez des photos moins lourdes."
     )
 
 
@@ -203,6 +216,27 @@ class Declaration:
     guardians: list[dict[str, str]] = field(default_factory=lambda: [{}, {}])
     children: list[dict[str, str]] = field(default_factory=lambda: [{}])
     version: str = ""
+    # The other parent's block opens with « Créer une fiche pour l'autre parent », or when filled.
+    other_parent: bool = False
+
+    @property
+    def shows_other_parent(self) -> bool:
+        return self.other_parent or _filled(self.guardians[1], GUARDIAN_FIELDS)
+
+    @classmethod
+    def of_notice(cls, data: Any) -> Declaration | None:
+        """A declaration typed but not saved, carried by the redirect after « Créer une fiche … »."""
+        if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+            return None
+        try:
+            return cls(
+                address={k: str(v) for k, v in dict(data.get("address") or {}).items()},
+                guardians=[{k: str(v) for k, v in dict(g).items()} for g in data.get("guardians") or []][:2],
+                children=[{k: str(v) for k, v in dict(c).items()} for c in data["children"]][:MAX_CHILDREN] or [{}],
+                version=str(data.get("version") or ""), other_parent=bool(data.get("other_parent")),
+            )
+        except (TypeError, ValueError):
+            return None
 
     @classmethod
     def of_file(cls, dossier: dict[str, Any] | None) -> Declaration:
@@ -244,6 +278,7 @@ class Declaration:
             guardians=[block("parent-1", GUARDIAN_FIELDS), block("parent-2", GUARDIAN_FIELDS)],
             children=children or [{}],
             version=form.get("version", "").strip(),
+            other_parent=form.get("autre-parent") == "oui",
         )
 
 
@@ -425,7 +460,29 @@ def _declaration_page(
 @router.get(DECLARE, response_class=HTMLResponse, summary="Déclarer mon entourage (form)")
 async def declaration_page(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
     current = await my_file(request, services, user.access_token)
-    return _declaration_page(request, Declaration.of_file(current), status=(current or {}).get("status"))
+    status = (current or {}).get("status")
+    typed = Declaration.of_notice((flash.take(request) or {}).get("data")) if status in (None, *EDITABLE) else None
+    return _declaration_page(request, typed or Declaration.of_file(current), status=status)
+
+
+def _new_card(request: Request, declaration: Declaration, status: str | None, action: str) -> Response:
+    """« Créer une fiche enfant » / « … pour l'autre parent »: one more block, nothing saved yet.
+    What was typed travels with the redirect (post/redirect/get); a declaration too long for
+    that cookie gets the page as the post's answer instead."""
+    if action == "ajouter-enfant":
+        if len(declaration.children) >= MAX_CHILDREN:
+            return _declaration_page(request, declaration, status=status, errors={"enfants-ajout": TOO_MANY_CHILDREN},
+                                     status_code=422)
+        declaration.children.append({})
+        anchor, line = f"enfant-{len(declaration.children)}", (
+            f"La fiche « Enfant {len(declaration.children)} » est créée : complétez-la, puis enregistrez.")
+    else:
+        declaration.other_parent = True
+        anchor, line = "parent-2", "La fiche de l'autre parent est créée : complétez-la, puis enregistrez."
+    data = asdict(declaration)
+    if flash.fits(request, line, tone="info", data=data):
+        return flash.redirect(request, f"{DECLARE}#{anchor}", line, tone="info", data=data)
+    return _declaration_page(request, declaration, status=status, notice=line)
 
 
 @router.post(DECLARE, response_class=HTMLResponse, summary="Déclarer mon entourage: add a child block, or save")
@@ -435,15 +492,8 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
     status = (current or {}).get("status")
     if status is not None and status not in EDITABLE:
         return _declaration_page(request, Declaration.of_file(current), status=status, status_code=409)
-    if form.get("action") == "ajouter-enfant":
-        # Without JavaScript: the same form again, with what was typed and one more empty child.
-        if len(declaration.children) >= MAX_CHILDREN:
-            return _declaration_page(request, declaration, status=status, errors={"enfants-ajout": TOO_MANY_CHILDREN},
-                                     status_code=422)
-        declaration.children.append({})
-        return _declaration_page(request, declaration, status=status,
-                                 notice=f"Un bloc « Enfant {len(declaration.children)} » a été ajouté : "
-                                        "complétez-le.")
+    if form.get("action") in ("ajouter-enfant", "ajouter-parent"):
+        return _new_card(request, declaration, status, form["action"])
     errors = declaration_errors(declaration, datetime.now(TOWN_ZONE).date())
     if errors:
         return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
@@ -453,7 +503,9 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
     else:
         reply = await services.send("PUT", "household", "/dossier", user.access_token, json=sent.body)
     if reply.status in (200, 201):
-        return RedirectResponse(PROOFS, status_code=303)
+        saved = flash.redirect(request, PROOFS, DECLARATION_SAVED)
+        flash.clear(request, saved, DECLARE)  # what was typed is saved: the page shows the file again
+        return saved
     if reply.status == 401:
         raise _signed_out(request)
     if reply.status == 422:
@@ -522,7 +574,11 @@ def required_proofs(dossier: dict[str, Any]) -> list[Proof]:
 
 def attach(dossier: dict[str, Any], slot: str, document_id: str) -> dict[str, Any]:
     """Household's PUT body with ``document_id`` in the proof's slot, the rest unchanged."""
-    body = file_content(dossier)
+    return attach_to(file_content(dossier), slot, document_id)
+
+
+def attach_to(body: dict[str, Any], slot: str, document_id: str) -> dict[str, Any]:
+    """``body`` (household's PUT body) with ``document_id`` in the proof's slot."""
     if slot == "domicile" and body["address"] is not None:
         body["address"]["proof_document_id"] = document_id
     for guardian in body["guardians"]:
@@ -546,36 +602,44 @@ def _document_view(document_id: str | None, documents: dict[str, dict[str, Any]]
     if document_id is None:
         return None
     if documents is None:
-        return {"name": None, "status_label": None, "status": "unknown"}
+        return {"name": None, "state": None, "status": "unknown"}
     document = documents.get(document_id)
     if document is None:
-        return {"name": None, "status_label": "Introuvable : envoyez-le à nouveau", "status": "deleted"}
+        return {"name": None, "state": DOCUMENT_STATES["deleted"], "status": "deleted"}
+    status = str(document.get("status"))
     return {
-        "name": document.get("name"), "kind_label": document.get("kind_label"), "status": document.get("status"),
-        "status_label": SCAN_LABELS.get(str(document.get("status")), str(document.get("status"))),
+        "name": document.get("name"), "kind": document.get("kind"), "status": status,
+        "state": DOCUMENT_STATES.get(status, (status, "neutre")),
         "uploaded_at": french_datetime(document.get("uploaded_at")), "reason": document.get("reason"),
     }
 
 
+def _proof_state(proof: Proof, document: dict[str, Any] | None) -> tuple[str, str]:
+    if proof.corrections:
+        return CORRECTION_STATE
+    if document is None:
+        return MISSING_STATE
+    return document["state"] or ("État inconnu pour le moment", "neutre")
+
+
 def _proofs_page(
     request: Request, dossier: dict[str, Any], documents: dict[str, dict[str, Any]] | None, *,
-    upload_errors: dict[str, str] | None = None, sent: str | None = None, status_code: int = 200,
+    upload_errors: dict[str, str] | None = None, status_code: int = 200,
 ) -> HTMLResponse:
     proofs = required_proofs(dossier)
-    blocks = [{"proof": p, "document": _document_view(p.document_id, documents),
-               "sworn_link": f"{SWORN_STATEMENT}?{urlencode({'piece': p.slot})}"} for p in proofs]
-    sent_block = next((b for b in blocks if b["proof"].slot == sent), None)
-    sent_title = sent_block["proof"].title if sent_block else None
-    # The scan is usually over by the time the page shows: only then say "being scanned".
-    sent_scanning = bool(sent_block) and (sent_block["document"] or {}).get("status", "unknown") in (
-        "uploading", "pending", "unknown")
+    blocks = []
+    for p in proofs:
+        document = _document_view(p.document_id, documents)
+        blocks.append({"proof": p, "document": document, "state": _proof_state(p, document),
+                       "sworn_link": f"{SWORN_STATEMENT}?{urlencode({'piece': p.slot})}"})
     slots = {p.slot for p in proofs}
     # An error about a proof links to its file field; one about no known proof, to the page's title.
     errors = [{"id": f"fichier-{slot}" if slot in slots else "pieces-titre", "message": message}
               for slot, message in (upload_errors or {}).items()]
     context = {
         "dossier": dossier, "blocks": blocks, "errors": errors, "upload_errors": upload_errors or {},
-        "sent_title": sent_title, "sent_scanning": sent_scanning, "documents_down": documents is None,
+        "documents_down": documents is None, "accepted_files": ACCEPTED_FILES,
+        "max_file_bytes": MAX_FILE_BYTES, "max_upload_bytes": MAX_UPLOAD_BODY_BYTES,
         "editable": dossier.get("status") in EDITABLE, "submittable": dossier.get("status") in SUBMITTABLE,
         "locked": UNDER_REVIEW if dossier.get("status") == "submitted" else None,
         "pending": any(b["document"] and b["document"]["status"] in ("pending", "uploading") for b in blocks),
@@ -590,78 +654,157 @@ def _no_file_yet(request: Request) -> HTMLResponse:
 
 
 @router.get(PROOFS, response_class=HTMLResponse, summary="Mes pièces justificatives: one block per required proof")
-async def proofs_page(
-    request: Request, user: CurrentUser, services: Services, envoi: str | None = None,
-) -> HTMLResponse:
+async def proofs_page(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
     dossier = await my_file(request, services, user.access_token)
     if dossier is None:
         return _no_file_yet(request)
-    return _proofs_page(request, dossier, await my_documents(services, user.access_token), sent=envoi)
+    return _proofs_page(request, dossier, await my_documents(services, user.access_token))
 
 
-async def upload_form(request: Request) -> tuple[str, str, UploadFile | None]:
-    """The multipart upload (piece, kind, file) once the CSRF pair is checked."""
+@dataclass
+class Upload:
+    """One file of the post: the proof it is for, what it is (the piece or a sworn statement)."""
+
+    slot: str
+    kind: str  # "" when the form names the piece itself (each proof's own kind)
+    file: UploadFile
+
+
+@dataclass
+class UploadPost:
+    uploads: list[Upload]
+    problems: dict[str, str]  # slot → why that part was refused before any call
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, UploadFile) and bool(value.filename)
+
+
+async def upload_form(request: Request) -> UploadPost:
+    """The multipart post once its size and CSRF pair are checked. One form sends every proof:
+    ``fichier:<slot>`` (a file) or ``photo:<slot>`` (the camera), and ``attestation:<slot>=oui``
+    for a sworn statement. The single-proof form (``piece``, ``type``, ``fichier``) still works."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_UPLOAD_BODY_BYTES:  # the gateway says so first; this is for direct calls
+    # Refused on the announced size, before a byte of the body is read.
+    if length.isdigit() and int(length) > MAX_UPLOAD_BODY_BYTES:
         raise UploadTooLarge()
     try:
-        form = await request.form(max_files=1, max_fields=4)
+        form = await request.form(max_files=2 * (MAX_CHILDREN + 3) + 1, max_fields=3 * (MAX_CHILDREN + 3) + 8)
     except (StarletteHTTPException, ValueError) as exc:  # not multipart, cut short, too many parts
         raise BadForm(UPLOAD_FORM_UNREADABLE) from exc
     csrf.verify(request, str(form.get(csrf.FIELD_NAME) or ""))
-    upload = form.get("fichier")
-    return (str(form.get("piece") or ""), str(form.get("type") or ""),
-            upload if isinstance(upload, UploadFile) and upload.filename else None)
+    uploads: list[Upload] = []
+    problems: dict[str, str] = {}
+    if form.get("piece") is not None:
+        slot, upload = str(form.get("piece") or ""), form.get("fichier")
+        if _is_file(upload):
+            uploads.append(Upload(slot, str(form.get("type") or ""), upload))  # type: ignore[arg-type]
+        else:
+            problems[slot] = NO_UPLOADED_FILE
+        return UploadPost(uploads, problems)
+    slots = dict.fromkeys(name.split(":", 1)[1] for name in form if name.startswith(("fichier:", "photo:")))
+    for slot in slots:
+        chosen = [form.get(f"{field}:{slot}") for field in ("fichier", "photo")]
+        files = [f for f in chosen if _is_file(f)]
+        if len(files) > 1:
+            problems[slot] = TWO_FILES
+        elif files:
+            kind = "sworn_statement" if form.get(f"attestation:{slot}") == "oui" else ""
+            uploads.append(Upload(slot, kind, files[0]))  # type: ignore[arg-type]
+    if not uploads and not problems:
+        problems[""] = NO_UPLOADED_FILES
+    return UploadPost(uploads, problems)
+
+
+def _converted(upload: UploadFile, stored: dict[str, Any]) -> bool:
+    """A phone photo (HEIC/HEIF) that documents stored as a JPEG."""
+    sent = (upload.filename or "").lower().endswith((".heic", ".heif")) or (upload.content_type or "") in (
+        "image/heic", "image/heif")
+    return sent and stored.get("content_type") == "image/jpeg"
+
+
+def _sent_line(proof: Proof, upload: UploadFile, stored: dict[str, Any]) -> str:
+    if _converted(upload, stored):
+        return (f"Votre document « {proof.title} » a été envoyé : le fichier {upload.filename} a été converti "
+                f"en JPEG ({stored.get('name')}), un format que tous les ordinateurs savent ouvrir.")
+    return f"Votre document « {proof.title} » a été envoyé ({stored.get('name') or upload.filename})."
 
 
 @router.post(PROOFS, response_class=HTMLResponse,
-             summary="Send a proof: stored by documents, then attached to the file")
+             summary="Send proofs (one or several files): stored by documents, then attached to the file")
 async def upload_proof(request: Request, user: CurrentUser, services: Services) -> Response:
-    slot, kind, upload = await upload_form(request)
+    post = await upload_form(request)
     try:
         dossier = await my_file(request, services, user.access_token)
         if dossier is None:
             return _no_file_yet(request)
         documents = await my_documents(services, user.access_token)
-        proof = next((p for p in required_proofs(dossier) if p.slot == slot), None)
+        proofs = {p.slot: p for p in required_proofs(dossier)}
 
-        def refused(message: str, status_code: int) -> HTMLResponse:
-            return _proofs_page(request, dossier, documents, upload_errors={slot: message}, status_code=status_code)
+        def refused(errors: dict[str, str], status_code: int) -> HTMLResponse:
+            return _proofs_page(request, dossier, documents, upload_errors=errors, status_code=status_code)
 
         if dossier.get("status") not in EDITABLE:
-            return refused(UNDER_REVIEW if dossier.get("status") == "submitted" else ERASED, 409)
-        if proof is None:
-            return refused(BAD_PROOF, 422)
-        if kind not in (proof.kind, "sworn_statement"):
-            return refused(BAD_KIND, 422)
-        if upload is None:
-            return refused(NO_UPLOADED_FILE, 422)
-        stored = await services.send(
-            "POST", "documents", "/documents", user.access_token, data={"kind": kind},
-            files={"file": (upload.filename or "document", upload.file,
-                            upload.content_type or "application/octet-stream")},
-            timeout=UPLOAD_TIMEOUT_S,
-        )
-        if stored.status != 201 or not isinstance(stored.body.get("id"), str):
-            if stored.status in (400, 413, 415) and stored.body.get("detail"):
-                return refused(str(stored.body["detail"]), 422 if stored.status == 400 else stored.status)
-            return refused(DOCUMENTS_DOWN, 503)
-        new_id = stored.body["id"]
-        attached = attach(dossier, slot, new_id)
-        saved = await services.send("PUT", "household", "/dossier", user.access_token, json=attached)
+            message = UNDER_REVIEW if dossier.get("status") == "submitted" else ERASED
+            return refused({u.slot: message for u in post.uploads} or {"": message}, 409)
+        problems = dict(post.problems)
+        for upload in post.uploads:
+            proof = proofs.get(upload.slot)
+            if proof is None:
+                problems[upload.slot] = BAD_PROOF
+            elif upload.kind not in ("", proof.kind, "sworn_statement"):
+                problems[upload.slot] = BAD_KIND
+        if problems:
+            return refused(problems, 422)
+        stored_ids: dict[str, str] = {}
+        lines: list[str] = []
+        statuses: list[int] = []
+        for upload in post.uploads:
+            proof = proofs[upload.slot]
+            stored = await services.send(
+                "POST", "documents", "/documents", user.access_token, data={"kind": upload.kind or proof.kind},
+                files={"file": (upload.file.filename or "document", upload.file.file,
+                                upload.file.content_type or "application/octet-stream")},
+                timeout=UPLOAD_TIMEOUT_S,
+            )
+            if stored.status == 201 and isinstance(stored.body.get("id"), str):
+                stored_ids[upload.slot] = stored.body["id"]
+                lines.append(_sent_line(proof, upload.file, stored.body))
+            elif stored.status in (400, 413, 415) and stored.body.get("detail"):
+                problems[upload.slot] = str(stored.body["detail"])
+                statuses.append(422 if stored.status == 400 else stored.status)
+            else:
+                problems[upload.slot] = DOCUMENTS_DOWN
+                statuses.append(503)
+        if not stored_ids:
+            return refused(problems, statuses[0] if statuses else 422)
+        body = file_content(dossier)
+        for slot, new_id in stored_ids.items():
+            body = attach_to(body, slot, new_id)
+        saved = await services.send("PUT", "household", "/dossier", user.access_token, json=body)
         if saved.status != 200:
-            # The file did not take it: the new document goes too, nothing stays half-written.
-            await services.send("DELETE", "documents", f"/documents/{new_id}", user.access_token)
+            # The file did not take them: the new documents go too, nothing stays half-written.
+            for new_id in stored_ids.values():
+                await services.send("DELETE", "documents", f"/documents/{new_id}", user.access_token)
             if saved.status in (409, 422) and saved.body.get("detail"):
-                return refused(str(saved.body["detail"]), saved.status)
+                return refused({slot: str(saved.body["detail"]) for slot in stored_ids}, saved.status)
             raise HouseholdUnavailable()
-        if proof.document_id and proof.document_id != new_id:
-            # Replaced: the old file is of no use any more (a failure here only leaves an unused file).
-            await services.send("DELETE", "documents", f"/documents/{proof.document_id}", user.access_token)
-        return RedirectResponse(f"{PROOFS}?{urlencode({'envoi': slot})}", status_code=303)
+        for slot, new_id in stored_ids.items():
+            old_id = proofs[slot].document_id
+            if old_id and old_id != new_id:
+                # Replaced: the old file is of no use any more (a failure here only leaves an unused file).
+                await services.send("DELETE", "documents", f"/documents/{old_id}", user.access_token)
+        lines.append(CHECKING)
+        lines += [f"« {proofs[slot].title if slot in proofs else 'Document'} » n'a pas été envoyé : {message}"
+                  for slot, message in problems.items()]
+        response = flash.redirect(request, PROOFS, *lines, tone="attention" if problems else "succes")
+        if request.headers.get("x-requested-with") == "XMLHttpRequest":
+            # upload.js navigates itself: a followed redirect would spend the notice on its request.
+            response.status_code = 200
+        return response
     finally:
-        if upload is not None:
-            await upload.close()
+        for upload in post.uploads:
+            await upload.file.close()
 
 
 @router.get(SWORN_STATEMENT, summary="The pre-filled sworn statement (PDF from documents) for one proof")
@@ -726,7 +869,7 @@ def label_of(item: str, labels: dict[str, tuple[str, str]]) -> tuple[str, str]:
 
 def _file_page(
     request: Request, dossier: dict[str, Any] | None, *, problems: list[str] | None = None, problem: str | None = None,
-    submitted: bool = False, status_code: int = 200,
+    status_code: int = 200,
 ) -> HTMLResponse:
     if dossier is None:
         return render(request, "dossier_suivi.html", {"dossier": None, "problem": problem}, status_code=status_code,
@@ -750,12 +893,12 @@ def _file_page(
     ]
     status = str(dossier.get("status"))
     context = {
-        "dossier": dossier, "status": status, "next_step": NEXT_STEPS.get(status, NEXT_STEPS[None]),
+        "dossier": dossier, "status": status, "next_step": next_step(status, len(dossier.get("children") or [])),
         "corrections": corrections(dossier.get("corrections")) if status == "corrections_requested" else [],
         "timeline": timeline if dossier.get("created_at") else timeline[1:],
         "submittable": status in SUBMITTABLE, "editable": status in EDITABLE,
         "submit_problems": [{"text": p, "href": fix_link(p, proofs)} for p in problems or []],
-        "problem": problem, "submitted_notice": SUBMITTED_NOTICE if submitted else None,
+        "problem": problem,
         "children": [{"name": person_name(c), "born": french_date(c.get("birth_date"))}
                      for c in dossier.get("children") or []],
         "guardians": [person_name(g) for g in dossier.get("guardians") or []],
@@ -765,18 +908,15 @@ def _file_page(
 
 
 @router.get(MY_FILE, response_class=HTMLResponse, summary="Mon dossier: status, what to do next, timeline, corrections")
-async def file_page(
-    request: Request, user: CurrentUser, services: Services, transmis: str | None = None,
-) -> HTMLResponse:
-    dossier = await my_file(request, services, user.access_token)
-    return _file_page(request, dossier, submitted=transmis == "1" and (dossier or {}).get("status") == "submitted")
+async def file_page(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
+    return _file_page(request, await my_file(request, services, user.access_token))
 
 
 @router.post(SUBMIT, response_class=HTMLResponse, summary="Transmettre mon dossier (household lists what is missing)")
 async def submit(request: Request, form: ProtectedForm, user: CurrentUser, services: Services) -> Response:
     reply = await services.send("POST", "household", "/dossier/submit", user.access_token)
     if reply.status == 200:
-        return RedirectResponse(f"{MY_FILE}?transmis=1", status_code=303)
+        return flash.redirect(request, MY_FILE, SUBMITTED_NOTICE)
     if reply.status == 401:
         raise _signed_out(request)
     if reply.status is None or reply.status >= 500:

@@ -75,7 +75,7 @@ def create_app() -> FastAPI:
 
     app = create_service_app(
         settings,
-        title="Espace Citoyen – pages web",
+        title="Espace Citoyen Premium – pages web",
         description="Server-rendered pages for families and agents.",
         routers=[api.router, account.router, dossier.router, schooling.router, my_account.router, backoffice.router],
         startup=startup,

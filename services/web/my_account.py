@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
-from services.web import session
-from services.web.api import CONFIRMATION_MISMATCH, CONFIRMATION_MISSING, PASSWORD_MISSING, PASSWORD_REFUSED, Identity, _outcome
+from services.web import flash, session
+from services.web.api import CONFIRMATION_MISMATCH, CONFIRMATION_MISSING, PASSWORD_MISSING, PASSWORD_REFUSED, Identity
 from services.web.clients import IdentityUnavailable, ServiceClient, ServiceReply, service_client
 from services.web.csrf import ProtectedForm
 from services.web.errors import BadForm
@@ -56,19 +56,18 @@ async def _profile(request: Request, user: session.Session, services: ServiceCli
 
 
 def _page(request: Request, profile: dict[str, Any], *, errors: dict[str, str] | None = None,
-          done: str | None = None, status_code: int = 200) -> HTMLResponse:
+          status_code: int = 200) -> HTMLResponse:
     errors = errors or {}
     context = {
-        "email": profile.get("email", ""), "name": profile.get("display_name", ""), "done": done,
+        "email": profile.get("email", ""), "name": profile.get("display_name", ""),
         "errors": [{"id": fid, "message": errors[fid]} for fid in FIELD_ORDER if fid in errors], "field_errors": errors,
     }
     return render(request, "my_account_page.html", context, status_code=status_code, headers=NO_STORE)
 
 
 @router.get(PAGE, response_class=HTMLResponse, summary="My account: email and name, change password, delete account")
-async def my_account(request: Request, user: CurrentUser, services: Services, fait: str | None = None) -> HTMLResponse:
-    profile = await _profile(request, user, services)
-    return _page(request, profile, done=PASSWORD_CHANGED if fait == CHANGE_PASSWORD else None)
+async def my_account(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
+    return _page(request, await _profile(request, user, services))
 
 
 @router.post(PAGE, response_class=HTMLResponse, summary="Change my password, or delete my account")
@@ -117,10 +116,9 @@ async def _change_password(request: Request, form: dict[str, str], user: session
         answer, pair = await identity.login(profile["email"], new)
         if answer is None:
             session.start(request, pair)
-            return RedirectResponse(f"{PAGE}?fait={CHANGE_PASSWORD}", status_code=303)
+            return flash.redirect(request, PAGE, PASSWORD_CHANGED)
         session.end(request)
-        return _outcome(request, title="Mot de passe modifié", heading="Votre mot de passe a été modifié",
-                        message=PASSWORD_CHANGED_LOG_IN_AGAIN, tone="succes", login=True)
+        return flash.redirect(request, session.LOGIN_PAGE, PASSWORD_CHANGED_LOG_IN_AGAIN)
     if reply.status == 401:
         if _field_message(reply, "current_password") is None:  # the token itself was refused
             raise session.log_in_again(request)
@@ -144,8 +142,7 @@ async def _delete_account(request: Request, form: dict[str, str], user: session.
     reply = await services.send("POST", "identity", "/me/delete", user.access_token, json={"password": password})
     if reply.status == 204:
         session.end(request)  # identity deleted the refresh tokens; the cookie goes too
-        return _outcome(request, title="Compte supprimé", heading="Votre compte a été supprimé",
-                        message=ACCOUNT_DELETED, tone="succes")
+        return flash.redirect(request, "/", ACCOUNT_DELETED)
     if reply.status == 401:
         if _field_message(reply, "password") is None:
             raise session.log_in_again(request)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from services.web import csrf, session
+from services.web import csrf, flash, session
 from services.web.errors import PageError
 
 FAMILY_LINKS = (
@@ -26,6 +26,10 @@ STAFF_LINKS = (
     ("/agents/inscriptions", "Inscriptions"),
     ("/agents/carte-scolaire", "Carte scolaire"),
 )
+
+# The rule identity applies to a new password, as every password form states it.
+PASSWORD_RULE = ("12 caractères minimum, sans votre nom ni celui de la ville. "
+                 "Une phrase de plusieurs mots sans rapport entre eux est idéale.")
 
 # select_autoescape: every .html template escapes what it prints.
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -49,7 +53,9 @@ def render(
         request,
         name,
         {"town_name": request.app.state.settings.town_name, "csrf_field": csrf_field,
-         "navigation": navigation(request), **(context or {})},
+         "navigation": navigation(request), "signed_in": signed_in(request), "flash_notice": flash.take(request),
+         "password_rule": PASSWORD_RULE,
+         **(context or {})},
         status_code=status_code,
         headers=dict(headers or {}),
     )
@@ -57,7 +63,15 @@ def render(
         csrf.set_cookie(request, response)
         # A page with a form holds a per-browser token (and, here, a link's jeton): never cached.
         response.headers["Cache-Control"] = "no-store"
+    flash.consume(request, response)  # a notice read by this page is shown once
     return response
+
+
+def signed_in(request: Request) -> bool:
+    """Whether the header offers « Se déconnecter » (a session this request read or started)."""
+    if hasattr(request.state, "session"):
+        return request.state.session is not None
+    return session.read(request) is not None
 
 
 def navigation(request: Request) -> list[dict[str, str]]:

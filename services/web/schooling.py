@@ -12,12 +12,11 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.web import session
+from services.web import flash, session
 from services.web.account import STAFF_HOME
 from services.web.clients import ServiceClient, ServiceReply, service_client
 from services.web.dates import french_date
@@ -30,6 +29,7 @@ router = APIRouter()
 Services = Annotated[ServiceClient, Depends(service_client)]
 
 PAGE = "/inscription-scolaire"
+CONFIRM = PAGE + "/confirmer"
 NO_STORE = {"Cache-Control": "no-store"}
 
 # The enrolment service's reason categories (its DerogationBody contract), in the order offered.
@@ -191,19 +191,14 @@ def _children(eligibility: dict[str, Any], enrolments: list[dict[str, Any]],
     return children
 
 
-def _done_message(query: dict[str, str], enrolments: list[dict[str, Any]]) -> str | None:
-    """The status line after a successful post (post/redirect/get): built from the enrolment
-    itself, so the address bar carries an id and never a text."""
-    for action in ("inscription", "derogation"):
-        enrolment = next((e for e in enrolments if e.get("id") == query.get(action)), None)
-        if enrolment is None:
-            continue
-        name = enrolment.get("child_first_name") or "votre enfant"
-        if action == "inscription":
-            return f"La demande d'inscription de {name} est enregistrée : {enrolment.get('status_label')}."
-        return (f"La demande de dérogation pour {name} est transmise au Service Scolaire et Périscolaire : "
-                "vous serez averti·e par email de sa décision.")
-    return None
+def done_line(action: str, enrolment: dict[str, Any]) -> str:
+    """The notice after a successful post (post/redirect/get), shown once by the next page."""
+    name = enrolment.get("child_first_name") or "votre enfant"
+    if action == "inscription":
+        state = enrolment.get("status_label")
+        return f"La demande d'inscription de {name} est enregistrée" + (f" : {state}." if state else ".")
+    return (f"La demande de dérogation pour {name} est transmise au Service Scolaire et Périscolaire : "
+            "vous serez averti·e par email de sa décision.")
 
 
 async def _page(request: Request, user: session.Session, services: ServiceClient, *,
@@ -226,7 +221,6 @@ async def _page(request: Request, user: session.Session, services: ServiceClient
         "problem": problem,
         "errors": errors,
         "notice": notice,
-        "done": _done_message(dict(request.query_params), enrolments) if request.method == "GET" else None,
     }
     return render(request, "schooling_page.html", context, status_code=status_code, headers=NO_STORE)
 
@@ -234,6 +228,20 @@ async def _page(request: Request, user: session.Session, services: ServiceClient
 @router.get(PAGE, response_class=HTMLResponse, summary="School enrolment: my children, their level and sector school")
 async def schooling_page(request: Request, user: CurrentUser, services: Services) -> Response:
     return await _page(request, user, services)
+
+
+@router.get(CONFIRM, response_class=HTMLResponse, summary="The summary of an enrolment, before confirming it")
+async def confirmation_page(request: Request, user: CurrentUser, services: Services, enfant: str = "") -> Response:
+    if user.is_staff:
+        return RedirectResponse(STAFF_HOME, status_code=303)
+    eligibility, enrolments, schools = await _enrolment_data(request, services, user.access_token)
+    child = next((c for c in _children(eligibility, enrolments, schools) if c["id"] == enfant), None)
+    if child is None or not child["can_enrol"]:
+        # Enrolled meanwhile (another tab), or not a child of this file: the page says where it stands.
+        return RedirectResponse(f"{PAGE}#enfant-{enfant}" if child else PAGE, status_code=303)
+    context = {"child": child, "school_year": eligibility.get("school_year", ""),
+               "school_year_start": eligibility.get("school_year_start", "")}
+    return render(request, "schooling_confirm.html", context, headers=NO_STORE)
 
 
 @router.post(PAGE, response_class=HTMLResponse, summary="Enrol a child in the sector school")
@@ -245,8 +253,7 @@ async def enrol(request: Request, form: ProtectedForm, user: CurrentUser, servic
         "POST", "enrolment", "/enrolments", user.access_token, json={"child_id": child_id, "school_year": school_year},
         timeout=ACTION_TIMEOUT_S), ActionUnconfirmed)
     if reply.status == 201:
-        location = f"{PAGE}?{urlencode({'inscription': reply.body.get('id', '')})}#enfant-{child_id}"
-        return RedirectResponse(location, status_code=303)
+        return flash.redirect(request, f"{PAGE}#enfant-{child_id}", done_line("inscription", reply.body))
     detail = str(reply.body.get("detail") or "Cette inscription n'a pas pu être enregistrée.")
     problem = FormProblem(child_id, {f"inscrire-{child_id}": detail})
     return await _page(request, user, services, problem=problem, status_code=reply.status or 503)
@@ -293,8 +300,8 @@ async def ask_derogation(enrolment_id: str, request: Request, form: ProtectedFor
         "POST", "enrolment", f"/enrolments/{enrolment_id}/derogation", user.access_token, json=values,
         timeout=ACTION_TIMEOUT_S), ActionUnconfirmed)
     if reply.status == 200:
-        location = f"{PAGE}?{urlencode({'derogation': enrolment_id})}#enfant-{reply.body.get('child_id', '')}"
-        return RedirectResponse(location, status_code=303)
+        return flash.redirect(request, f"{PAGE}#enfant-{reply.body.get('child_id', '')}",
+                              done_line("derogation", reply.body))
     if reply.status == 404:
         raise EnrolmentNotFound()
     detail = str(reply.body.get("detail") or "Cette demande de dérogation n'a pas pu être enregistrée.")

@@ -213,14 +213,19 @@ class SessionCookieMiddleware:
 
 
 def _cookie_header(value: str, secure: bool) -> str:
-    cookie: SimpleCookie = SimpleCookie()
     name = SECURE_COOKIE_NAME if secure else COOKIE_NAME
+    return cookie_header(name, value, path="/", max_age=MAX_AGE_S, secure=secure)
+
+
+def cookie_header(name: str, value: str, *, path: str, max_age: int, secure: bool) -> str:
+    """A Set-Cookie value the pages' way: HttpOnly, SameSite=Lax; an empty value clears it."""
+    cookie: SimpleCookie = SimpleCookie()
     cookie[name] = value
     morsel = cookie[name]
-    morsel["path"] = "/"
+    morsel["path"] = path
     morsel["httponly"] = True
     morsel["samesite"] = "Lax"
-    morsel["max-age"] = MAX_AGE_S if value else 0
+    morsel["max-age"] = max_age if value else 0
     if secure:
         morsel["secure"] = True
     return morsel.OutputString()

@@ -22,6 +22,7 @@ from tests.integration.test_documents import image_bytes, pdf_bytes
 GATEWAY = "http://127.0.0.1:8080"
 PASSWORD = "tartine au miel de mai"
 SECTOR_SCHOOLS = ("mat-tilleuls", "elem-jaures")  # those of rue des Tilleuls on the sample map
+ENROL_BUTTON = "Inscription Scolaire Maternelle ou Élémentaire"  # the manual's words
 
 
 def _surname() -> str:
@@ -72,17 +73,22 @@ def create_account(journey: Journey, family: Family) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Consultez vos emails")
     expect(page.get_by_text(family.email).first).to_be_visible()
     journey.step("verifiez vos emails")
+    journey.back_and_refresh()
 
 
 def activate_from_email(journey: Journey, family: Family) -> None:
-    mail = wait_for_mail(family.email, "Activez votre Espace Citoyen")
+    mail = wait_for_mail(family.email, "Activez votre Espace Citoyen Premium")
     page = journey.page
     page.goto(link_in(mail, "/activation?jeton="))
     expect(page.get_by_role("heading", level=1)).to_have_text("Activer mon espace")
     journey.step("lien d'activation")
     page.get_by_role("button", name="Activer mon espace").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Votre espace est activé")
+    # As the manual says: back to the home page, to log in from there.
+    expect(page).to_have_url(f"{GATEWAY}/")
+    activated = "Votre espace est activé"
+    expect(page.get_by_role("status")).to_contain_text(activated)
     journey.step("espace active")
+    journey.back_and_refresh(gone=activated)
     page.get_by_role("link", name="Se connecter").click()
 
 
@@ -97,6 +103,7 @@ def log_in(journey: Journey, email: str, password: str, *, landing: str = "/mon-
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
     expect(page).to_have_url(f"{GATEWAY}{landing}")
+    journey.back_and_refresh()
 
 
 def my_space(journey: Journey, family: Family) -> None:
@@ -106,7 +113,7 @@ def my_space(journey: Journey, family: Family) -> None:
 
 
 def declare_household(journey: Journey, family: Family) -> None:
-    """Déclarer mon entourage: the address, the parent, and the children, one « Ajouter un
+    """Déclarer mon entourage: the address, the parent, and the children, one « Créer une fiche
     enfant » at a time (a round trip to the server, so it works without JavaScript too)."""
     page = journey.page
     go_to(journey, "Mon entourage")
@@ -117,22 +124,27 @@ def declare_household(journey: Journey, family: Family) -> None:
     address.get_by_label("Voie").fill(family.street)
     address.get_by_label("Code postal").fill(family.postcode)
     address.get_by_label("Commune").fill(family.town)
-    parent = page.get_by_role("group", name="Vous, représentant légal")
+    parent = page.get_by_role("group", name="Vous, représentant·e légal·e")
     parent.get_by_label("Prénom").fill(family.first_name)
     parent.get_by_label("Nom", exact=True).fill(family.last_name)
     parent.get_by_label("Lien avec l'enfant").select_option("mère")
     for number, child in enumerate(family.children, start=1):
         block = page.get_by_role("group", name=f"Enfant {number}", exact=True)
         if block.count() == 0:
-            page.get_by_role("button", name="Ajouter un enfant").click()
-            expect(page.get_by_role("status")).to_contain_text(f"Enfant {number}")
+            page.get_by_role("button", name="Créer une fiche enfant").click()
+            created = f"La fiche « Enfant {number} » est créée"
+            expect(page.get_by_role("status")).to_contain_text(created)
             journey.step(f"enfant {number} ajoute")
+            # What was typed before is still there after a refresh; the notice is not.
+            journey.back_and_refresh(gone=created)
+            expect(address.get_by_label("Voie")).to_have_value(family.street)
         block.get_by_label("Prénom").fill(child.first_name)
         block.get_by_label("Nom", exact=True).fill(family.last_name)
         block.get_by_label("Date de naissance").fill(child.birth_date)
     page.get_by_role("button", name="Enregistrer et continuer").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Mes pièces justificatives")
     journey.step("pieces justificatives")
+    journey.back_and_refresh(gone="Votre entourage est enregistré")
 
 
 def proof(page: Page, title: str) -> Locator:
@@ -140,13 +152,20 @@ def proof(page: Page, title: str) -> Locator:
     return page.get_by_role("region", name=title, exact=True)
 
 
-def send_proof(journey: Journey, title: str, file: FilePayload, *, replacing: bool = False) -> None:
+def send_proofs(journey: Journey, files: dict[str, FilePayload], *, replacing: bool = False) -> None:
+    """Several proofs in one go: a file chosen in each proof's block, then one button."""
     page = journey.page
-    block = proof(page, title)
-    block.get_by_label("Nouveau fichier" if replacing else "Fichier", exact=True).set_input_files(file)
-    block.get_by_role("button", name="Remplacer ce document" if replacing else "Envoyer ce document").click()
-    expect(page.get_by_role("status").filter(has_text=f"Votre document « {title} » a été envoyé")).to_be_visible()
-    journey.step(f"envoye {title}")
+    for title, file in files.items():
+        proof(page, title).get_by_label("Nouveau fichier" if replacing else "Fichier", exact=True).set_input_files(file)
+    page.get_by_role("button", name="Envoyer les documents choisis").click()
+    sent = page.get_by_role("status").filter(has_text="a été envoyé")
+    for title in files:
+        expect(sent).to_contain_text(f"Votre document « {title} » a été envoyé")
+    for title, file in files.items():
+        if file["name"].lower().endswith(".heic"):  # a phone photo: documents keeps it as a JPEG
+            expect(sent).to_contain_text(f"le fichier {file['name']} a été converti en JPEG")
+    journey.step(f"{len(files)} document(s) envoye(s)")
+    journey.back_and_refresh(gone="a été envoyé")
 
 
 def wait_for_virus_scans(journey: Journey) -> None:
@@ -162,6 +181,7 @@ def submit_file(journey: Journey) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Mon dossier")
     expect(page.get_by_role("status")).to_contain_text("Votre dossier a été transmis")
     journey.step("dossier transmis")
+    journey.back_and_refresh(gone="Votre dossier a été transmis")
 
 
 def submits_a_complete_file(parent: Journey, family: Family) -> None:
@@ -175,12 +195,13 @@ def submits_a_complete_file(parent: Journey, family: Family) -> None:
     expect(parent.page.get_by_role("link", name="Inscription scolaire")).to_have_count(0)
     declare_household(parent, family)
     lea, noe = family.children
-    send_proof(parent, "Justificatif de domicile", pdf_file("facture-electricite.pdf"))
-    # A phone photo: documents converts HEIC to JPEG.
-    send_proof(parent, f"Pièce d'identité de {family.name}", image_file("IMG_0042.HEIC", "HEIF", "image/heic"))
-    send_proof(parent, f"Pièce d'identité de l'enfant {family.child_name(lea)}", pdf_file("livret-de-famille.pdf"))
-    send_proof(parent, f"Pièce d'identité de l'enfant {family.child_name(noe)}",
-               image_file("acte-naissance-noe.png", "PNG", "image/png"))
+    # Four files in one go, one of them a phone photo (documents converts HEIC to JPEG).
+    send_proofs(parent, {
+        "Justificatif de domicile": pdf_file("facture-electricite.pdf"),
+        f"Pièce d'identité de {family.name}": image_file("IMG_0042.HEIC", "HEIF", "image/heic"),
+        f"Pièce d'identité de l'enfant {family.child_name(lea)}": pdf_file("livret-de-famille.pdf"),
+        f"Pièce d'identité de l'enfant {family.child_name(noe)}": image_file("acte-naissance-noe.png", "PNG", "image/png"),
+    })
     wait_for_virus_scans(parent)
     submit_file(parent)
     wait_for_mail(family.email, "Votre dossier a bien été transmis")
@@ -196,16 +217,23 @@ def enrols_both_children(parent: Journey, family: Family, artifacts: Path) -> No
     wait_for_mail(family.email, "Votre dossier est validé")
     page = parent.page
     go_to(parent, "Mon espace")
-    parent.reload_until(lambda: page.get_by_role("link", name="Inscription scolaire").count() > 0,
-                        "the « Inscription scolaire » button after the validation")
+    enrol = page.get_by_role("link", name=ENROL_BUTTON)
+    parent.reload_until(lambda: enrol.count() > 0, f"the « {ENROL_BUTTON} » button after the validation")
     parent.step("mon espace dossier valide")
-    page.get_by_role("link", name="Inscription scolaire").click()
+    enrol.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Inscription scolaire")
     parent.step("inscription scolaire")
+    # The dérogation request is folded behind its summary line until asked for.
+    expect(page.get_by_role("combobox", name="Motif de la demande")).to_have_count(0)
     for child in family.children:
         page.get_by_role("button", name=f"Inscrire {child.first_name}").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"Confirmer l'inscription de {child.first_name}")
+        expect(page.get_by_role("region", name="Récapitulatif")).to_contain_text(family.child_name(child))
+        parent.step(f"recapitulatif {child.first_name}")
+        page.get_by_role("button", name=f"Confirmer l'inscription de {child.first_name}").click()
         expect(page.get_by_role("region", name=family.child_name(child))).to_contain_text("Inscription de")
         parent.step(f"{child.first_name} inscrit")
+        parent.back_and_refresh(gone="La demande d'inscription de")
     wait_for_mail(family.email, "Votre inscription scolaire est confirmée")
     # Each certificate is written just after its confirmation.
     parent.reload_until(lambda: page.get_by_text("Le certificat est en cours de préparation").count() == 0,

@@ -20,6 +20,10 @@ from urllib.parse import urldefrag, urlsplit
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 WCAG_21_AA_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# A family's pages are photographed at a small phone's width, a tablet's and a laptop's; axe runs
+# at the widest and the narrowest (the layouts differ there most).
+FAMILY_WIDTHS = (320, 768)
+DESKTOP = {"width": 1280, "height": 900}
 _RUN_AXE = """async (tags) => {
   const results = await axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]});
   return results.violations.map(v => ({
@@ -76,6 +80,8 @@ class Journey:
         violations = self._axe()
         if violations:
             self.findings.append(PageViolations(label, self.page.url, self.page.title(), violations))
+        if self.who.startswith("famille"):
+            self._other_widths(label)
         # Reloads of this page while waiting (for a virus scan, say) are this page; any other is not.
         here = urlsplit(self.page.url).path
         self.skipped.extend(url for url in self.unaudited if urlsplit(url).path != here)
@@ -85,6 +91,42 @@ class Journey:
         self.steps.append(label)
         print(f"[e2e] {time.strftime('%H:%M:%S')} {label}: {self.page.url} → {shot}")
         return self.page
+
+    def _other_widths(self, label: str) -> None:
+        """Screenshots at a phone's and a tablet's width (the 1280 px one follows), axe at 320 px."""
+        for width in FAMILY_WIDTHS:
+            self.page.set_viewport_size({"width": width, "height": 900})
+            if width == min(FAMILY_WIDTHS):
+                overflow = self.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+                if overflow > 0:  # WCAG 1.4.10 reflow: no horizontal scrolling at 320 px
+                    self.findings.append(PageViolations(f"{label}-{width}", self.page.url, self.page.title(), [{
+                        "id": "reflow", "impact": "serious", "help": f"The page is {overflow} px wider than {width} px",
+                        "helpUrl": "https://www.w3.org/WAI/WCAG21/Understanding/reflow.html", "nodes": []}]))
+                violations = self._axe()
+                if violations:
+                    self.findings.append(PageViolations(f"{label}-{width}", self.page.url, self.page.title(), violations))
+            self.page.screenshot(path=self.artifacts / f"{label}-{width}.png", full_page=True)
+        self.page.set_viewport_size(DESKTOP)
+
+    def back_and_refresh(self, *, gone: str | None = None) -> None:
+        """After a form: refresh, then Back and Forward. Each must be a plain GET of a page (a POST's
+        answer would make the browser ask to send the form again, or show its error page), and
+        ``gone`` (the notice the post left) is not shown again."""
+        page = self.page
+        here = page.url
+        seen = len(self.unaudited)
+        with page.expect_request(lambda r: r.is_navigation_request()) as refreshed:
+            page.reload()
+        assert refreshed.value.method == "GET", f"refreshing {here} sends a {refreshed.value.method}"
+        if gone:
+            assert page.get_by_text(gone).count() == 0, f"« {gone} » is shown again after a refresh of {here}"
+        for move in (page.go_back, page.go_forward):
+            with page.expect_request(lambda r: r.is_navigation_request()) as moved:
+                move()
+            assert moved.value.method == "GET", f"{move.__name__} from {here} sends a {moved.value.method}"
+            assert page.url.startswith("http"), f"{move.__name__} from {here} shows the browser's {page.url}"
+        assert page.url == here, f"Back then Forward should come back to {here}, not {page.url}"
+        del self.unaudited[seen:]  # pages audited before, reloaded by the browser's history
 
     def reload_until(self, ready: Callable[[], bool], what: str, *, timeout_s: float = 40) -> None:
         """Reloads the page until ``ready()`` (what the services do after an event takes a moment)."""
@@ -149,7 +191,7 @@ class Tabs:
     def _new_context(self, javascript: bool) -> BrowserContext:
         """A fresh profile (no cookies), French, with short waits so a missing button fails fast."""
         context = self.browser.new_context(java_script_enabled=javascript, locale="fr-FR", accept_downloads=True,
-                                           viewport={"width": 1280, "height": 900})
+                                           viewport=DESKTOP)
         context.set_default_timeout(20_000)
         self._contexts.append(context)
         return context

@@ -26,7 +26,7 @@ from tests.e2e.family_steps import (
     go_to,
     pdf_file,
     proof,
-    send_proof,
+    send_proofs,
     submit_file,
     submits_a_complete_file,
     wait_for_virus_scans,
@@ -88,5 +88,5 @@ def sees_the_correction_and_replaces_the_document(parent: Journey, title: str) -
     go_to(parent, "Mes pièces justificatives")
     expect(proof(page, title)).to_contain_text(CORRECTION)
     parent.step("pieces a corriger")
-    send_proof(parent, title, pdf_file("acte-naissance-lisible.pdf"), replacing=True)
+    send_proofs(parent, {title: pdf_file("acte-naissance-lisible.pdf")}, replacing=True)
     wait_for_virus_scans(parent)

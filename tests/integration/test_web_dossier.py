@@ -179,7 +179,7 @@ async def test_a_family_declares_two_children_sends_its_documents_submits_and_se
     status = await family.page("/dossier?transmis=1")
     text = html.unescape(status.text)
     assert "<h1>Mon dossier</h1>" in status.text
-    assert "Transmis au Service Scolaire, en attente d'examen" in text
+    assert "Transmis au Service Scolaire et Périscolaire, en attente d'examen" in text
     assert "Votre dossier a été transmis" in text and "Dossier transmis" in text
     assert re.search(rf"\d{{1,2}} [a-zéû]+ {date.today().year} à \d\d:\d\d", text)
 

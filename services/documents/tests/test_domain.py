@@ -192,7 +192,7 @@ def test_the_infected_reason_tells_the_family_what_happened_in_french() -> None:
 def test_the_sworn_statement_for_a_childs_identity_names_both_people() -> None:
     statement = domain.sworn_statement("child_identity", " Camille  Martin ", "Lou Martin", None, "Ville de Montclair")
     assert statement.declarant == "Camille Martin"
-    assert "Je soussigné(e) Camille Martin" in statement.paragraphs[0]
+    assert "Je soussigné·e Camille Martin" in statement.paragraphs[0]
     assert "Lou Martin" in statement.paragraphs[0]
     assert any("D131-3-1" in p for p in statement.paragraphs)
     assert statement.town == "Ville de Montclair"

@@ -29,7 +29,7 @@ def test_each_event_asks_for_its_email_and_the_reset_purpose_picks_the_template(
 
 
 def test_subjects_are_french_and_hold_no_name_nor_link() -> None:
-    assert domain.mail_for("ActivationLinkIssued", {}).subject == "Activez votre Espace Citoyen"  # type: ignore[union-attr]
+    assert domain.mail_for("ActivationLinkIssued", {}).subject == "Activez votre Espace Citoyen Premium"  # type: ignore[union-attr]
     for mail in domain.MAILS:
         assert "{" not in mail.subject and "http" not in mail.subject
 

@@ -84,7 +84,7 @@ def test_message_has_both_parts_a_stable_message_id_and_the_event_date() -> None
     assert first["Message-ID"] == domain.message_id("evt-1", "marie@example.org")
     assert first.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in first.iter_parts()] == ["text/plain", "text/html"]
-    assert first["Subject"] == "Activez votre Espace Citoyen"
+    assert first["Subject"] == "Activez votre Espace Citoyen Premium"
     assert first["To"].addresses[0].addr_spec == "marie@example.org"
     assert first["To"].addresses[0].display_name == 'Marie, "la" Dupont'
     assert first["Date"].datetime == SAMPLE_TIME
@@ -104,4 +104,4 @@ def test_a_name_cannot_inject_a_header_or_another_recipient() -> None:
                                          event_id="evt-1", date=SAMPLE_TIME))
     assert received["Bcc"] is None
     assert [a.addr_spec for a in received["To"].addresses] == ["marie@example.org"]
-    assert received["Subject"] == "Activez votre Espace Citoyen"
+    assert received["Subject"] == "Activez votre Espace Citoyen Premium"

@@ -24,6 +24,7 @@ from services.web.tests.test_links import Page, accessible, shown, title
 IDENTITY, HOUSEHOLD, ENROLMENT = 8101, 8102, 8105
 NEUTRAL_REGISTER = "Si cette adresse peut être utilisée, un email d'activation vient de lui être envoyé."
 BAD_LOGIN = "Adresse email ou mot de passe incorrect."
+ENROL = "Inscription Scolaire Maternelle ou Élémentaire"
 NOT_ACTIVATED = "Votre espace n'est pas encore activé : suivez le lien reçu par email."
 TOO_MANY = "Trop de tentatives. Réessayez dans quelques minutes."
 PASSWORD = "tartine au miel de mai"
@@ -94,8 +95,10 @@ def dashboard_answers(services: FakeServices, *, dossier: int = 404, can_enrol: 
     if dossier == 404:
         services.answer(HOUSEHOLD, "/dossier", 404, {"detail": "Aucun dossier."})
     else:
-        services.answer(HOUSEHOLD, "/dossier", dossier, {"status": "validated", "status_label": "Validé"})
-    child = {"child_id": "c1", "can_enrol": can_enrol, "eligible": True}
+        services.answer(HOUSEHOLD, "/dossier", dossier, {
+            "status": "validated", "status_label": "Validé",
+            "children": [{"child_id": "c1", "first_name": "Léa", "last_name": "Martin", "birth_date": "2021-05-14"}]})
+    child = {"child_id": "c1", "can_enrol": can_enrol, "eligible": True, "level_label": "Petite section"}
     services.answer(ENROLMENT, "/enrolments/eligible", 200,
                     {"unlocked": dossier == 200, "message": None, "school_year": "2027-2028", "school_year_start": 2027,
                      "children": [child]})
@@ -240,15 +243,26 @@ def test_the_login_page_carries_a_local_suite_and_drops_a_foreign_one(client: Te
     assert "suite" not in form_of(client, "/connexion?suite=https://evil.example/")
 
 
-def test_a_wrong_password_shows_identitys_message_at_the_top(client: TestClient, services: FakeServices) -> None:
-    services.answer(IDENTITY, "/auth/login", 401, {"detail": BAD_LOGIN})
+def test_a_wrong_password_shows_identitys_message_once_for_the_whole_form(client: TestClient, services: FakeServices) -> None:
+    services.answer(IDENTITY, "/auth/login", 401, {"detail": BAD_LOGIN, "attempts_left": 7})
     response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": "faux"})
     assert response.status_code == 401
     page = accessible(response)
     assert title(response).startswith("Erreur : Se connecter")
     assert response.text.index(BAD_LOGIN) < response.text.index("<h1>")
-    assert "#identifiant" in page.links
+    assert response.text.count(BAD_LOGIN) == 1 and 'aria-invalid' not in response.text  # on no field
+    assert "il vous reste" not in shown(response)  # seven tries left: no warning yet
     assert session.COOKIE_NAME not in client.cookies
+
+
+@pytest.mark.parametrize(("left", "words"), [(3, "il vous reste 3 essais"), (1, "il vous reste 1 essai "),
+                                             (0, "C'était le dernier essai")])
+def test_a_warning_comes_when_few_login_tries_are_left(client: TestClient, services: FakeServices, left: int,
+                                                       words: str) -> None:
+    services.answer(IDENTITY, "/auth/login", 401, {"detail": BAD_LOGIN, "attempts_left": left})
+    response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": "faux"})
+    assert words in shown(response)
+    assert '<a href="/mot-de-passe/oubli">Choisir un nouveau mot de passe</a>' in response.text
 
 
 def test_an_account_not_activated_gets_the_message_and_a_resend_form(client: TestClient, services: FakeServices) -> None:
@@ -301,8 +315,10 @@ def test_my_space_greets_and_says_no_file_declared_yet(client: TestClient, servi
     page = accessible(response)
     assert page.h1 == ["Bonjour Camille Martin"]
     assert "Vous n'avez pas encore déclaré votre entourage" in shown(response)
-    assert "Inscription scolaire" not in response.text
+    assert ENROL not in response.text
     assert '<a class="button" href="/entourage">Déclarer mon entourage</a>' in response.text
+    # The manual's four steps, the second one in progress.
+    assert 'aria-current="step">Déclarer mon entourage' in response.text
     assert 'href="/mon-espace" aria-current="page"' in response.text  # the header says where we are
     assert "/deconnexion" in page.forms
     assert response.headers["cache-control"] == "no-store"
@@ -313,10 +329,13 @@ def test_the_enrolment_button_shows_only_when_a_child_can_be_enrolled(client: Te
     logged_in(client, services)
     dashboard_answers(services, dossier=200, can_enrol=False)
     hidden = client.get("/mon-espace")
-    assert "Validé" in shown(hidden) and "Inscription scolaire" not in hidden.text
+    assert "Validé" in shown(hidden) and ENROL not in hidden.text
     dashboard_answers(services, dossier=200, can_enrol=True)
     shown_page = client.get("/mon-espace")
-    assert "Inscription scolaire" in shown_page.text and "2027-2028" in shown_page.text
+    assert ENROL in shown_page.text and "2027-2028" in shown_page.text
+    # One card per child, with where the child stands, and « votre enfant » for one child.
+    assert "Léa Martin" in shown_page.text and '<span class="badge badge--action">À inscrire</span>' in shown_page.text
+    assert "inscrire votre enfant à l'école" in shown(shown_page)
 
 
 def test_my_space_still_shows_when_household_and_enrolment_are_down(client: TestClient, services: FakeServices) -> None:
@@ -326,7 +345,7 @@ def test_my_space_still_shows_when_household_and_enrolment_are_down(client: Test
     services.answer(ENROLMENT, "/enrolments/eligible", 500, {"detail": "boom"})
     response = client.get("/mon-espace")
     assert response.status_code == 200
-    assert "ne peut pas être affiché" in shown(response) and "Inscription scolaire" not in response.text
+    assert "ne peut pas être affiché" in shown(response) and ENROL not in response.text
 
 
 def test_an_expired_access_token_is_refreshed_and_the_cookie_rotated(client: TestClient, services: FakeServices) -> None:
@@ -361,10 +380,12 @@ def test_logging_out_revokes_the_refresh_token_and_clears_the_cookie(client: Tes
     form = Page(client.get("/mon-espace").text).hidden()
     services.answer(IDENTITY, "/auth/logout", 204)
     response = client.post("/deconnexion", data=form)
-    assert response.status_code == 200
-    assert title(response).startswith("Vous êtes déconnecté")
+    assert response.status_code == 303 and response.headers["location"] == "/"  # post/redirect/get
     assert ("/auth/logout", {"refresh_token": "refresh-1"}) in [(p, b) for _, p, b, _ in services.calls]
     assert "max-age=0" in response.headers["set-cookie"].lower()
+    home = client.get("/")
+    assert "Vous êtes déconnecté·e" in shown(home) and "/deconnexion" not in home.text
+    assert "Vous êtes déconnecté·e" not in shown(client.get("/"))  # said once
     assert client.get("/mon-espace").status_code == 303
 
 
@@ -376,7 +397,8 @@ def test_the_forgotten_password_page_shows_the_form(client: TestClient, services
     assert "/mot-de-passe/oubli" in page.forms
     services.answer(IDENTITY, "/auth/password-reset", 202, {"detail": "Si un compte existe pour cette adresse, un email vous a été envoyé."})
     done = client.post("/mot-de-passe/oubli", data={**page.hidden(), "email": "a@exemple.fr"})
-    assert done.status_code == 200 and "Si un compte existe" in shown(done)
+    assert done.status_code == 303 and done.headers["location"] == "/mot-de-passe/oubli"
+    assert "Si un compte existe" in shown(client.get("/mot-de-passe/oubli"))
 
 
 def test_session_expiry_uses_a_margin() -> None:

@@ -224,7 +224,7 @@ def test_the_queue_lists_the_files_with_their_family_and_pages_on(agent: TestCli
     assert response.headers["cache-control"] == "no-store"
     text = shown(response)
     assert "<caption>" in text and '<th scope="col">Transmis le</th>' in text and '<th scope="col">Famille</th>' in text
-    assert "14/03/2027 à 09:05" in text  # 08:05 UTC, read in the town's time
+    assert "14/03/2027 à 9 h 05" in text  # 08:05 UTC, read in the town's time
     assert "<td>Camille Martin</td>" in text and "(transmis à nouveau)" in text
     assert f"/agents/dossiers/{DOSSIER_ID}" in page.links
     assert "/agents/dossiers?statut=submitted&depuis=&jusque=&curseur=curseur-suivant" in page.links
@@ -546,7 +546,7 @@ def test_the_sector_map_page_shows_the_map_in_force_and_the_upload_form(agent: T
     page = accessible(response)
     text = shown(response)
     assert page.h1 == ["Carte scolaire"]
-    assert "map-20270301-aa" in text and "01/03/2027 à 10:01" in text and "<dd>39</dd>" in text
+    assert "map-20270301-aa" in text and "01/03/2027 à 10 h 01" in text and "<dd>39</dd>" in text
     assert 'enctype="multipart/form-data"' in text and '<input type="file" id="fichier-carte" name="fichier"' in text
 
 

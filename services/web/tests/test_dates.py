@@ -2,10 +2,10 @@ from services.web.dates import french_date, french_datetime, numeric_date, numer
 
 
 def test_instants_are_shown_in_paris_time_in_summer_and_in_winter() -> None:
-    assert french_datetime("2026-12-31T23:30:00+00:00") == "1er janvier 2027 à 00:30"
-    assert french_datetime("2026-08-15T06:00:00Z") == "15 août 2026 à 08:00"
-    assert numeric_datetime("2027-03-14T08:05:00Z") == "14/03/2027 à 09:05"
-    assert numeric_datetime("2027-07-14T08:05:00") == "14/07/2027 à 10:05"  # naive: stored UTC
+    assert french_datetime("2026-12-31T23:30:00+00:00") == "1er janvier 2027 à 0 h 30"
+    assert french_datetime("2026-08-15T06:00:00Z") == "15 août 2026 à 8 h 00"
+    assert numeric_datetime("2027-03-14T08:05:00Z") == "14/03/2027 à 9 h 05"
+    assert numeric_datetime("2027-07-14T08:05:00") == "14/07/2027 à 10 h 05"  # naive: stored UTC
 
 
 def test_the_first_of_the_month_is_written_1er() -> None:

@@ -77,7 +77,7 @@ def logged_in_family(client: TestClient, services: FakeServices) -> None:
 def family_file(status: str = "draft", **changes: Any) -> dict[str, Any]:
     """Household's family view of a file with one guardian and two children."""
     view = {
-        "id": "d-1", "status": status, "status_label": {"draft": "Brouillon", "submitted": "Transmis au Service Scolaire, en attente d'examen",
+        "id": "d-1", "status": status, "status_label": {"draft": "Brouillon", "submitted": "Transmis au Service Scolaire et Périscolaire, en attente d'examen",
                                                          "corrections_requested": "Corrections demandées"}.get(status, status),
         "version": 3, "created_at": "2026-01-15T09:05:00Z", "submitted_at": None,
         "address": {"number": "12 bis", "street": "rue des Lilas", "postcode": "45000", "town": "Montclair",
@@ -136,20 +136,44 @@ def test_the_empty_declaration_form_is_accessible_and_never_cached(client: TestC
     assert page.h1 == ["Déclarer mon entourage"] and title(response).startswith("Déclarer mon entourage")
     assert response.headers["cache-control"] == "no-store"
     names = {i["name"] for i in page.visible_inputs()}
-    assert {"adresse-code-postal", "parent-1-prenom", "parent-2-email", "enfant-1-naissance"} <= names
-    assert "Enregistrer et continuer" in response.text and 'value="ajouter-enfant"' in response.text
-    # The save button comes first in the form: the Enter key saves, it does not add a child.
-    assert response.text.index('value="enregistrer"') < response.text.index('value="ajouter-enfant"')
+    assert {"adresse-code-postal", "parent-1-prenom", "enfant-1-naissance"} <= names
+    assert "parent-2-prenom" not in names  # the other parent's card opens on demand, as the manual says
+    assert ">Créer une fiche enfant</button>" in response.text
+    assert ">Créer une fiche pour l'autre parent</button>" in response.text
+    # The save button comes first in the form: the Enter key saves, it does not create a card.
+    assert response.text.index('value="enregistrer"') < response.text.index('value="ajouter-parent"')
 
 
 def test_adding_a_child_shows_one_more_block_keeps_what_was_typed_and_saves_nothing(client: TestClient, services: FakeServices) -> None:
     services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
     response = post_declaration(client, declared(action="ajouter-enfant"))
-    assert response.status_code == 200
-    page = accessible(response)
+    # Post/redirect/get: Back and refresh never send the form again.
+    assert response.status_code == 303 and response.headers["location"] == "/entourage#enfant-3"
+    shown_after = client.get("/entourage")
+    page = accessible(shown_after)
     assert {"enfant-3-prenom", "enfant-3-naissance"} <= {i["name"] for i in page.inputs}
-    assert 'value="Noé"' in response.text and 'role="status"' in response.text
-    assert services.made(HOUSEHOLD) == [("GET", "/dossier"), ("GET", "/dossier")]
+    assert 'value="Noé"' in shown_after.text and "La fiche « Enfant 3 » est créée" in shown_after.text
+    refreshed = client.get("/entourage")  # what was typed stays; the notice was said once
+    assert 'value="Noé"' in refreshed.text and "La fiche « Enfant 3 » est créée" not in refreshed.text
+    assert ("POST", "/dossier") not in services.made(HOUSEHOLD) and ("PUT", "/dossier") not in services.made(HOUSEHOLD)
+
+
+def test_the_other_parents_card_opens_with_its_button(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    response = post_declaration(client, declared(action="ajouter-parent"))
+    assert response.status_code == 303 and response.headers["location"] == "/entourage#parent-2"
+    page = accessible(client.get("/entourage"))
+    assert {"parent-2-prenom", "parent-2-email"} <= {i["name"] for i in page.visible_inputs()}
+
+
+def test_saving_ends_what_was_kept_of_the_typed_form(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    post_declaration(client, declared(action="ajouter-enfant"))
+    services.answer("POST", HOUSEHOLD, "/dossier", 201, family_file())
+    saved = post_declaration(client, declared())
+    assert saved.status_code == 303
+    assert 'ecp_avis=""; HttpOnly; Max-Age=0; Path=/entourage' in saved.headers.get_list("set-cookie")[-1] or any(
+        "Path=/entourage" in c and "Max-Age=0" in c for c in saved.headers.get_list("set-cookie"))
 
 
 def test_bad_input_is_listed_in_page_order_next_to_its_fields_without_calling_household(client: TestClient, services: FakeServices) -> None:
@@ -264,15 +288,19 @@ def test_the_proofs_page_has_one_block_per_required_proof_with_its_scan_status(c
     response = client.get("/pieces-justificatives")
     page = accessible(response)
     assert page.h1 == ["Mes pièces justificatives"] and response.headers["cache-control"] == "no-store"
-    slots = [i["value"] for i in page.inputs if i.get("name") == "piece"]
-    assert slots == ["domicile", f"representant-{GUARDIAN}", f"enfant-{CHILD}", f"enfant-{CHILD_2}"]
+    # One form for every proof: a file field and a camera field each, sent together.
+    files = [i["name"] for i in page.inputs if i.get("type") == "file"]
+    slots = ["domicile", f"representant-{GUARDIAN}", f"enfant-{CHILD}", f"enfant-{CHILD_2}"]
+    assert files == [f"{field}:{slot}" for slot in slots for field in ("fichier", "photo")]
+    assert response.text.count('capture="environment"') == 4
+    assert response.text.count('enctype="multipart/form-data"') == 1 and "/static/upload.js" in response.text
+    assert response.text.count(">Envoyer les documents choisis</button>") == 1
     text = shown(response)
-    assert "Pièce d'identité de l'enfant Noé Martin" in text and "Aucun document envoyé" in text
-    assert "facture.pdf" in text and ">Sain<" in text and ">En cours d'analyse<" in text
+    # Where each proof stands, in plain words (no « analyse antivirus : sain »).
+    assert "Pièce d'identité de l'enfant Noé Martin" in text and ">À envoyer<" in text
+    assert "facture.pdf" in text and ">Reçu<" in text and ">À corriger<" in text and "antivirus" not in text
     assert corrections[0] in text
     assert f"/pieces-justificatives/attestation?piece=enfant-{CHILD_2}" in page.links
-    assert text.count("Remplacer ce document") == 2 and text.count("Envoyer ce document") == 2
-    assert 'enctype="multipart/form-data"' in response.text and "/static/upload.js" in response.text
     # What household says is missing, with a link to the block that fixes it
     assert f"/pieces-justificatives#piece-representant-{GUARDIAN}" in page.links
     assert "Transmettre mon dossier" in text
@@ -283,7 +311,7 @@ def test_an_infected_document_says_so_with_its_reason(client: TestClient, servic
     services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
     services.answer("GET", DOCUMENTS, "/documents", 200, my_documents(document("doc-lea", "infected", reason=reason)))
     text = shown(client.get("/pieces-justificatives"))
-    assert ">Infecté<" in text and reason in text
+    assert ">Refusé : fichier dangereux<" in text and reason in text
 
 
 def upload(client: TestClient, slot: str, kind: str, data: bytes = b"%PDF-1.4 piece", name: str = "piece.pdf") -> httpx.Response:
@@ -298,7 +326,7 @@ def test_an_upload_is_stored_then_attached_and_the_replaced_document_deleted(cli
     services.answer("PUT", HOUSEHOLD, "/dossier", 200, family_file())
     services.answer("DELETE", DOCUMENTS, "/documents/doc-lea", 204)
     response = upload(client, f"enfant-{CHILD}", "sworn_statement")
-    assert response.status_code == 303 and response.headers["location"] == f"/pieces-justificatives?envoi=enfant-{CHILD}"
+    assert response.status_code == 303 and response.headers["location"] == "/pieces-justificatives"
     stored = services.last("POST", "/documents")
     assert b'name="kind"\r\n\r\nsworn_statement' in stored.raw and b"%PDF-1.4 piece" in stored.raw
     sent = services.last("PUT", "/dossier").body
@@ -307,6 +335,67 @@ def test_an_upload_is_stored_then_attached_and_the_replaced_document_deleted(cli
     assert services.made(DOCUMENTS)[-1] == ("DELETE", "/documents/doc-lea")
     confirmation = client.get(response.headers["location"])
     assert "Pièce d'identité de l'enfant Léa Martin » a été envoyé" in shown(confirmation) and 'role="status"' in confirmation.text
+    assert "a été envoyé" not in shown(client.get("/pieces-justificatives"))  # said once: a refresh does not repeat it
+
+
+def test_several_files_go_in_one_post_and_one_save_and_a_converted_photo_says_so(
+    client: TestClient, services: FakeServices
+) -> None:
+    proofs_answers(services)
+    services.answer("POST", DOCUMENTS, "/documents", 201, document(
+        "doc-new", "pending", "IMG_4821.jpg", content_type="image/jpeg"))
+    services.answer("PUT", HOUSEHOLD, "/dossier", 200, family_file())
+    services.answer("DELETE", DOCUMENTS, "/documents/doc-addr", 204)
+    hidden = Page(client.get("/pieces-justificatives").text).hidden()
+    response = client.post("/pieces-justificatives", data={"csrf_token": hidden["csrf_token"]}, files=[
+        ("fichier:domicile", ("facture.pdf", b"%PDF-1.4", "application/pdf")),
+        (f"photo:representant-{GUARDIAN}", ("IMG_4821.HEIC", b"heic bytes", "image/heic")),
+        (f"fichier:enfant-{CHILD_2}", ("", b"", "application/octet-stream")),  # a field left empty
+    ])
+    assert response.status_code == 303
+    assert [c.path for c in services.calls if c.method == "POST" and c.port == DOCUMENTS] == ["/documents"] * 2
+    sent = services.last("PUT", "/dossier").body  # both attached in one save
+    assert sent["address"]["proof_document_id"] == "doc-new" and sent["guardians"][0]["identity_document_id"] == "doc-new"
+    text = shown(client.get("/pieces-justificatives"))
+    assert "Votre document « Justificatif de domicile » a été envoyé" in text
+    assert "le fichier IMG_4821.HEIC a été converti en JPEG (IMG_4821.jpg)" in text
+
+
+def test_a_file_and_a_photo_for_the_same_proof_are_refused_before_any_store(client: TestClient, services: FakeServices) -> None:
+    proofs_answers(services)
+    hidden = Page(client.get("/pieces-justificatives").text).hidden()
+    response = client.post("/pieces-justificatives", data={"csrf_token": hidden["csrf_token"]}, files=[
+        ("fichier:domicile", ("facture.pdf", b"%PDF-1.4", "application/pdf")),
+        ("photo:domicile", ("IMG_1.jpg", b"\xff\xd8", "image/jpeg")),
+    ])
+    assert response.status_code == 422 and pages.TWO_FILES in shown(response)
+    assert ("POST", "/documents") not in services.made(DOCUMENTS)
+
+
+def test_a_post_announcing_more_than_the_limit_is_refused_before_its_body_is_read(
+    client: TestClient, services: FakeServices
+) -> None:
+    proofs_answers(services)
+    hidden = Page(client.get("/pieces-justificatives").text).hidden()
+    request = client.build_request("POST", "/pieces-justificatives", data={"csrf_token": hidden["csrf_token"]},
+                                   files={"fichier:domicile": ("f.pdf", b"%PDF", "application/pdf")})
+    request.headers["content-length"] = str(pages.MAX_UPLOAD_BODY_BYTES + 1)
+    response = client.send(request)
+    assert response.status_code == 413 and "40 Mo" in shown(response)
+    assert ("POST", "/documents") not in services.made(DOCUMENTS)
+
+
+def test_the_upload_script_gets_the_next_page_to_load_instead_of_a_redirect(client: TestClient, services: FakeServices) -> None:
+    proofs_answers(services)
+    services.answer("POST", DOCUMENTS, "/documents", 201, document("doc-new", "pending"))
+    services.answer("PUT", HOUSEHOLD, "/dossier", 200, family_file())
+    hidden = Page(client.get("/pieces-justificatives").text).hidden()
+    response = client.post("/pieces-justificatives", data={"csrf_token": hidden["csrf_token"]},
+                           files={f"fichier:enfant-{CHILD_2}": ("acte.pdf", b"%PDF", "application/pdf")},
+                           headers={"X-Requested-With": "XMLHttpRequest"})
+    # Followed by the script's own request, a redirect would spend the notice before the page shows.
+    assert response.status_code == 200 and response.headers["location"] == "/pieces-justificatives"
+    assert "a été envoyé" in shown(client.get("/pieces-justificatives"))
 
 
 def test_a_refused_file_is_explained_next_to_its_proof_and_nothing_is_attached(client: TestClient, services: FakeServices) -> None:
@@ -380,10 +469,11 @@ def test_a_submitted_file_goes_to_my_file_with_a_confirmation(client: TestClient
     services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file())
     services.answer("POST", HOUSEHOLD, "/dossier/submit", 200, family_file("submitted"))
     response = client.post("/dossier/transmettre", data=Page(client.get("/dossier").text).hidden())
-    assert response.status_code == 303 and response.headers["location"] == "/dossier?transmis=1"
+    assert response.status_code == 303 and response.headers["location"] == "/dossier"
     services.answer("GET", HOUSEHOLD, "/dossier", 200, family_file("submitted"))
-    page = client.get("/dossier?transmis=1")
+    page = client.get("/dossier")
     assert pages.SUBMITTED_NOTICE in shown(page) and "Transmettre mon dossier" not in page.text
+    assert pages.SUBMITTED_NOTICE not in shown(client.get("/dossier"))  # said once
 
 
 def test_my_file_shows_status_next_step_corrections_and_the_timeline_in_paris_time(client: TestClient, services: FakeServices) -> None:
@@ -400,7 +490,7 @@ def test_my_file_shows_status_next_step_corrections_and_the_timeline_in_paris_ti
     page = accessible(response)
     assert page.h1 == ["Mon dossier"] and response.headers["cache-control"] == "no-store"
     text = shown(response)
-    assert "15 janvier 2026 à 10:05" in text and "16 janvier 2026 à 09:00" in text and "1er juillet 2026 à 14:30" in text
+    assert "15 janvier 2026 à 10 h 05" in text and "16 janvier 2026 à 9 h 00" in text and "1er juillet 2026 à 14 h 30" in text
     assert "Enfant : Léa Martin" in text and "Pièce d'identité de l'enfant Léa Martin" in text and "Photo floue." in text
     assert "<caption>" in response.text and '<th scope="col">Date</th>' in response.text
     assert f"/pieces-justificatives#piece-enfant-{CHILD}" in page.links
@@ -426,10 +516,7 @@ def test_problems_link_to_the_block_that_fixes_them_even_when_a_guardian_and_a_c
     assert pages.fix_link("Indiquez au moins un enfant.", proofs) == "/entourage"
 
 
-def test_the_sent_notice_says_being_scanned_only_while_the_scan_is_not_over(client: TestClient, services: FakeServices) -> None:
+def test_a_document_being_checked_says_so_with_a_link_to_refresh(client: TestClient, services: FakeServices) -> None:
     proofs_answers(services)  # the child's document is still "pending", the address proof "clean"
-    scanning = shown(client.get(f"/pieces-justificatives?envoi=enfant-{CHILD}"))
-    assert "en cours d'analyse antivirus" in scanning
-    scanned = shown(client.get("/pieces-justificatives?envoi=domicile"))
-    assert "Justificatif de domicile » a été envoyé" in scanned
-    assert "en cours d'analyse antivirus" not in scanned and "Le résultat de l'analyse antivirus figure ci-dessous" in scanned
+    text = shown(client.get("/pieces-justificatives"))
+    assert ">Vérification en cours<" in text and "Actualiser la page" in text

@@ -199,14 +199,22 @@ def test_an_incomplete_activation_link_explains_and_offers_a_new_link(
 def test_submitting_the_activation_form_activates_the_account(client: TestClient, identity: FakeIdentity) -> None:
     identity.answer("/auth/activation", 200, ACTIVATED)
     form = activation_form(client)
-    response = client.post("/activation", data=form)
-    assert response.status_code == 200
-    page = accessible(response)
-    assert page.h1 == ["Votre espace est activé"]
-    assert title(response).startswith("Espace activé")
-    assert ACTIVATED in shown(response)
-    assert "/connexion" in page.links and ">Se connecter</a>" in response.text
+    response = client.post("/activation", data=form, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/"  # the manual: back home to log in
+    home = client.get("/")
+    page = accessible(home)
+    assert "Votre espace est activé" in shown(home)
+    assert '<a class="button" href="/connexion">Se connecter</a>' in home.text  # logging in comes first now
+    assert "Votre espace est activé" not in shown(client.get("/"))  # said once
     assert identity.calls == [("/auth/activation", {"token": form["jeton"]})]
+    assert "/connexion" in page.links
+
+
+def test_the_activation_page_says_why_a_second_click_is_needed(client: TestClient) -> None:
+    page = client.get("/activation", params={"jeton": token()})
+    assert "messageries ouvrent automatiquement les liens" in shown(page)
+    sentences = [s.strip() for s in re.split(r"(?<=[.:!?])\s+", re.sub(r"<[^>]+>", " ", page.text)) if len(s.strip()) > 20]
+    assert len(sentences) == len(set(sentences))  # no sentence twice
 
 
 @pytest.mark.parametrize(
@@ -230,11 +238,10 @@ def test_an_expired_or_unknown_activation_link_offers_a_new_link(
 def test_an_activation_link_already_used_says_so_and_offers_to_log_in(client: TestClient, identity: FakeIdentity) -> None:
     identity.answer("/auth/activation", 409, USED)
     response = client.post("/activation", data=activation_form(client))
-    assert response.status_code == 409
+    assert response.status_code == 200 and response.url.path == "/"
     page = accessible(response)
     assert "déjà été utilisé" in response.text
     assert "/connexion" in page.links
-    assert page.forms == []
 
 
 def test_asking_for_a_new_activation_link_shows_the_neutral_answer(client: TestClient, identity: FakeIdentity) -> None:
@@ -347,7 +354,7 @@ def test_the_reset_link_shows_the_new_password_form(client: TestClient, identity
     assert [i["name"] for i in passwords] == ["new_password", "confirmation"]
     assert all(i["autocomplete"] == "new-password" for i in passwords)
     assert "regle-mot-de-passe" in passwords[0]["aria-describedby"]
-    assert 'id="regle-mot-de-passe">12 caractères minimum, une phrase de passe de plusieurs mots est idéale' in response.text
+    assert 'id="regle-mot-de-passe">12 caractères minimum, sans votre nom ni celui de la ville' in response.text
     assert identity.calls == []
 
 
@@ -379,11 +386,9 @@ def test_a_new_password_is_set(client: TestClient, identity: FakeIdentity) -> No
     form = reset_form(client)
     response = client.post("/mot-de-passe/nouveau", data={**form, "new_password": "lampe verte sur le piano",
                                                           "confirmation": "lampe verte sur le piano"})
-    assert response.status_code == 200
-    page = accessible(response)
-    assert title(response).startswith("Mot de passe modifié")
-    assert RESET_DONE in shown(response)
-    assert "/connexion" in page.links
+    assert response.status_code == 200 and response.url.path == "/connexion"  # post/redirect/get
+    accessible(response)
+    assert "Votre mot de passe est modifié" in shown(response)
     assert identity.calls == [
         ("/auth/password-reset/confirm", {"token": form["jeton"], "new_password": "lampe verte sur le piano"})
     ]

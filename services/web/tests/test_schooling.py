@@ -85,7 +85,7 @@ def enrolment_answers(services: FakeServices, children: list[dict[str, Any]], en
                       *, unlocked: bool = True) -> None:
     services.answer(ENROLMENT, "/enrolments/eligible", 200, {
         "unlocked": unlocked, "school_year": "2027-2028", "school_year_start": 2027, "children": children if unlocked else [],
-        "message": None if unlocked else "Votre dossier famille n'a pas encore été validé par le Service Scolaire : "
+        "message": None if unlocked else "Votre dossier famille n'a pas encore été validé par le Service Scolaire et Périscolaire : "
                                          "l'inscription scolaire sera possible dès sa validation."})
     services.answer(ENROLMENT, "/enrolments", 200, {"enrolments": enrolments or []})
     services.answer(ENROLMENT, "/schools", 200, SCHOOLS)
@@ -117,17 +117,19 @@ def test_before_the_file_is_validated_the_page_explains_why_and_links_to_my_spac
 
 def test_each_child_shows_its_level_sector_school_and_an_enrol_button(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
-    baby = child("c2", "Tom", level=None, label=None, message="Votre enfant, né en 2026, pourra être inscrit en petite section à la rentrée 2029.")
+    baby = child("c2", "Tom", level=None, label=None, message="Votre enfant, né·e en 2026, pourra être inscrit·e en petite section à la rentrée 2029.")
     enrolment_answers(services, [child("c1", "Léa"), baby])
     response = client.get("/inscription-scolaire")
     page = accessible(response)
     text = shown(response)
     assert "Léa Martin" in text and "1er mai 2021" in text and "École élémentaire Jean-Jaurès" in text
-    assert "<caption>Vos enfants pour l'année scolaire 2027-2028</caption>" in text
-    assert 'scope="col">Niveau à la rentrée' in text and 'scope="row"' in text
+    # One card per child with where it stands; « Inscrire » leads to the summary first.
+    assert '<span class="badge badge--action">À inscrire</span>' in text
+    assert '<span class="badge badge--neutre">Pas d\'inscription cette année</span>' in text
     assert "Inscrire Léa" in text and "Inscrire Tom" not in text
-    assert "pourra être inscrit en petite section à la rentrée 2029" in text
-    assert {"child_id": "c1", "school_year": "2027-2028"}.items() <= page.hidden().items()
+    assert "pourra être inscrit·e en petite section à la rentrée 2029" in text
+    assert "/inscription-scolaire/confirmer" in page.forms and page.hidden()["enfant"] == "c1"
+    assert "/inscription-scolaire" not in page.forms  # nothing is posted from this page
     assert all(auth == "Bearer access-1" for port, _, _, auth in services.calls if port == ENROLMENT)
 
 
@@ -182,7 +184,7 @@ def test_an_address_off_the_map_and_an_earlier_refusal_are_explained(client: Tes
     response = client.get("/inscription-scolaire")
     accessible(response)
     text = shown(response)
-    assert "Votre adresse ne figure pas sur la carte scolaire" in text and "À déterminer par le service" in text
+    assert "Votre adresse ne figure pas sur la carte scolaire" in text
     assert "Demande précédente refusée" in text and "Justificatif de domicile trop ancien." in text
     assert "Inscrire Léa" in text  # a refusal frees the child for a new request
     assert "/inscription-scolaire/e-old/certificat" not in text
@@ -207,26 +209,58 @@ def test_the_enrolment_service_down_gives_a_french_503_page(client: TestClient, 
 
 # ---- enrol -------------------------------------------------------------------------------------
 
+def confirm_form(client: TestClient, child_id: str = "c1") -> dict[str, str]:
+    """The summary page of one child's enrolment, and its form's fields."""
+    summary = client.get("/inscription-scolaire/confirmer", params={"enfant": child_id})
+    assert summary.status_code == 200, summary.text
+    return Page(summary.text).hidden()
+
+
+def test_enrolling_shows_a_summary_first_and_nothing_is_sent_before_confirming(
+    client: TestClient, services: FakeServicesWithFiles
+) -> None:
+    logged_in(client, services)
+    enrolment_answers(services, [child("c1", "Léa")])
+    summary = client.get("/inscription-scolaire/confirmer", params={"enfant": "c1"})
+    page = accessible(summary)
+    assert page.h1 == ["Confirmer l'inscription de Léa"] and summary.headers["cache-control"] == "no-store"
+    text = shown(summary)
+    assert "Récapitulatif" in text and "Léa Martin" in text and "2027-2028" in text and "École élémentaire Jean-Jaurès" in text
+    assert ">Confirmer l'inscription de Léa</button>" in summary.text and "/inscription-scolaire" in page.forms
+    assert {"child_id": "c1", "school_year": "2027-2028"}.items() <= page.hidden().items()
+    assert not any(path == "/enrolments" and body for _, path, body, _ in services.calls)
+
+
+def test_the_summary_of_a_child_who_cannot_be_enrolled_goes_back_to_the_page(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services)
+    enrolment_answers(services, [child("c1", "Léa", enrolment={"id": "e-lea", "status": "confirmed"})])
+    response = client.get("/inscription-scolaire/confirmer", params={"enfant": "c1"})
+    assert response.status_code == 303 and response.headers["location"] == "/inscription-scolaire#enfant-c1"
+    unknown = client.get("/inscription-scolaire/confirmer", params={"enfant": "pas-a-nous"})
+    assert unknown.status_code == 303 and unknown.headers["location"] == "/inscription-scolaire"
+
+
 def test_enrolling_posts_the_child_and_year_then_the_page_says_it_is_done(client: TestClient, services: FakeServicesWithFiles) -> None:
     logged_in(client, services)
     enrolment_answers(services, [child("c1", "Léa")])
-    form = Page(client.get("/inscription-scolaire").text).hidden()
+    form = confirm_form(client)
     services.answer_post(ENROLMENT, "/enrolments", 201, enrolment("e-lea", "c1", "Léa"))
     response = client.post("/inscription-scolaire", data=form)
     assert response.status_code == 303
-    assert response.headers["location"] == "/inscription-scolaire?inscription=e-lea#enfant-c1"
+    assert response.headers["location"] == "/inscription-scolaire#enfant-c1"
     assert (ENROLMENT, "/enrolments", {"child_id": "c1", "school_year": "2027-2028"}, "Bearer access-1") in services.calls
 
     enrolment_answers(services, [child("c1", "Léa", enrolment={"id": "e-lea", "status": "confirmed"})],
                       [enrolment("e-lea", "c1", "Léa")])
     after = client.get(response.headers["location"])
-    assert 'role="status">La demande d&#39;inscription de Léa est enregistrée : inscription confirmée.' in after.text
+    assert 'role="status"><p>La demande d&#39;inscription de Léa est enregistrée : inscription confirmée.' in after.text
+    assert "La demande d&#39;inscription" not in client.get("/inscription-scolaire").text  # said once
 
 
 def test_an_enrolment_error_goes_next_to_the_button_or_becomes_a_notice(client: TestClient, services: FakeServicesWithFiles) -> None:
     logged_in(client, services)
     enrolment_answers(services, [child("c1", "Léa")])
-    form = Page(client.get("/inscription-scolaire").text).hidden()
+    form = confirm_form(client)
     already = "Cet enfant est déjà inscrit (ou en cours d'inscription) pour l'année scolaire 2027-2028."
     services.answer_post(ENROLMENT, "/enrolments", 409, {"detail": already})
     response = client.post("/inscription-scolaire", data=form)
@@ -247,7 +281,7 @@ def test_an_enrolment_error_goes_next_to_the_button_or_becomes_a_notice(client: 
 def test_an_enrolment_left_unanswered_says_it_may_have_been_recorded(client: TestClient, services: FakeServicesWithFiles) -> None:
     logged_in(client, services)
     enrolment_answers(services, [child("c1", "Léa")])
-    form = Page(client.get("/inscription-scolaire").text).hidden()
+    form = confirm_form(client)
     services.down.add(ENROLMENT)  # a timeout looks the same to the page: no answer
     response = client.post("/inscription-scolaire", data=form)
     assert response.status_code == 503
@@ -267,7 +301,7 @@ def test_a_post_without_the_csrf_pair_is_refused_before_any_call(client: TestCli
 def test_a_forged_enrol_form_without_a_child_is_a_french_400(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
     enrolment_answers(services, [child("c1", "Léa")])
-    form = Page(client.get("/inscription-scolaire").text).hidden()
+    form = confirm_form(client)
     services.calls.clear()
     response = client.post("/inscription-scolaire", data={**form, "child_id": ""})
     assert response.status_code == 400 and "Formulaire non valide" in response.text
@@ -316,7 +350,7 @@ def test_a_derogation_is_sent_then_the_page_says_the_service_will_answer(client:
     services.answer_post(ENROLMENT, "/enrolments/e-lea/derogation", 200, enrolment("e-lea", "c1", "Léa"))
     response = client.post("/inscription-scolaire/e-lea/derogation", data={**form, **body})
     assert response.status_code == 303
-    assert response.headers["location"] == "/inscription-scolaire?derogation=e-lea#enfant-c1"
+    assert response.headers["location"] == "/inscription-scolaire#enfant-c1"
     assert (ENROLMENT, "/enrolments/e-lea/derogation", body, "Bearer access-1") in services.calls
     assert "vous serez averti·e par email" in shown(client.get(response.headers["location"]))
 

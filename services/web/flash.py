@@ -1,0 +1,110 @@
+"""Notices shown once, after a post answered with a redirect (post/redirect/get).
+
+A post that changed something answers 303 to the page to show next, with the notice in a short
+cookie scoped to that page's path; the page reads it and clears it in the same response. A
+refresh, or Back to the page later, shows the page without the notice: it said its news once.
+
+The cookie is encrypted and authenticated (Fernet, a key of its own derived from ``secret_key``),
+lives two minutes at most, and carries the notice's tone and its lines of French. ``pages.render``
+takes it and ``base.html`` shows it first in the page (``role="status"``), whatever the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
+
+from services.web import session
+
+COOKIE_NAME = "ecp_avis"
+MAX_AGE_S = 120
+MAX_VALUE_BYTES = 3000  # browsers keep 4 kB per cookie; a notice never needs that much
+_PURPOSE = b"ecp-web-notice:"
+
+
+def _fernet(request: Request) -> Fernet:
+    secret = request.app.state.settings.secret_key.encode()
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(_PURPOSE + secret).digest()))
+
+
+def _cookie(path: str, value: str, *, secure: bool) -> str:
+    return session.cookie_header(COOKIE_NAME, value, path=path, max_age=MAX_AGE_S, secure=secure)
+
+
+def redirect(
+    request: Request, location: str, *lines: str, tone: str = "succes", data: Any = None,
+) -> RedirectResponse:
+    """303 to ``location`` (a path on this site), with a notice of ``lines`` for that page only.
+    ``tone``: succes, info, attention or erreur (site.css's notice colours). ``data``: what the
+    page needs besides (a form typed but not saved yet); see ``fits`` for its size."""
+    response = RedirectResponse(location, status_code=303)
+    value = _value(request, lines, tone, data)
+    if value is not None:
+        path = location.split("?", 1)[0].split("#", 1)[0] or "/"
+        secure = request.app.state.settings.environment != "local"
+        response.headers.append("set-cookie", _cookie(path, value, secure=secure))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def fits(request: Request, *lines: str, tone: str = "succes", data: Any = None) -> bool:
+    """Whether that notice fits in its cookie (else the page answers the post itself)."""
+    return _value(request, lines, tone, data) is not None
+
+
+def _value(request: Request, lines: tuple[str, ...], tone: str, data: Any) -> str | None:
+    if not lines and data is None:
+        return None
+    notice = {"tone": tone, "lines": list(lines), "data": data}
+    value = _fernet(request).encrypt(json.dumps(notice, ensure_ascii=False).encode()).decode()
+    return value if len(value) <= MAX_VALUE_BYTES else None
+
+
+TONES = ("succes", "info", "attention", "erreur")
+
+
+def take(request: Request) -> dict[str, Any] | None:
+    """The notice left for this page ({"tone", "lines", "data"}), once: ``consume`` clears it.
+    Read at most once per request (``pages.render`` gives it to the template as ``flash_notice``)."""
+    if hasattr(request.state, "notice"):
+        return request.state.notice  # type: ignore[no-any-return]
+    request.state.notice = _read(request)
+    return request.state.notice
+
+
+def _read(request: Request) -> dict[str, Any] | None:
+    value = request.cookies.get(COOKIE_NAME)
+    if not value:
+        return None
+    request.state.notice_taken = True
+    try:
+        notice = json.loads(_fernet(request).decrypt(value.encode(), ttl=MAX_AGE_S))
+        lines = [str(line) for line in notice["lines"]]
+    except (InvalidToken, ValueError, KeyError, TypeError):
+        return None
+    return {"tone": notice.get("tone") if notice.get("tone") in TONES else "info", "lines": lines,
+            "data": notice.get("data")}
+
+
+def consume(request: Request, response: Response) -> None:
+    """Clears the notice cookie a page read (called by ``pages.render``). Its ``data`` (a form
+    typed, not saved yet) stays for a refresh, without the notice; ``clear`` ends it."""
+    if getattr(request.state, "notice_taken", False):
+        secure = request.app.state.settings.environment != "local"
+        notice = getattr(request.state, "notice", None) or {}
+        kept = _value(request, (), "info", notice.get("data")) if notice.get("data") is not None else None
+        response.headers.append("set-cookie", _cookie(request.url.path, kept or "", secure=secure))
+        response.headers["Cache-Control"] = "no-store"
+
+
+def clear(request: Request, response: Response, path: str) -> None:
+    """Ends what a page at ``path`` kept (its form, once saved)."""
+    if request.cookies.get(COOKIE_NAME) is not None:
+        secure = request.app.state.settings.environment != "local"
+        response.headers.append("set-cookie", _cookie(path, "", secure=secure))
