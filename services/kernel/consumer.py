@@ -164,7 +164,7 @@ class EventConsumer:
         """The span of one event's handling (child of the publication, else of the event's own
         trace context) and its duration."""
         header = message.headers.get("traceparent")
-        traceparent = header.decode("latin-1") if header else (event.model_extra or {}).get("traceparent")
+        traceparent = header.decode("latin-1") if header else event.traceparent
         started = time.perf_counter()
         with telemetry.consumer_span(
             group=self.group_id,

@@ -65,6 +65,13 @@ class CloudEvent(BaseModel, Generic[DataT]):
     dataschema: str
     correlationid: str = Field(description="Id of the user request or event chain this event belongs to.")
     causationid: str | None = Field(default=None, description="Id of the event or request that caused this one.")
+    traceparent: str | None = Field(
+        default=None,
+        # Left out of the JSON when absent: CloudEvents extension attributes are absent, not null.
+        exclude_if=lambda value: value is None,
+        description="W3C trace context of the work that wrote this event (CloudEvents distributed-tracing "
+        "extension): the consumers' work joins that trace. Absent when it was not traced.",
+    )
     data: DataT
 
     @property
@@ -141,7 +148,7 @@ def new_event(
         correlationid=correlation_id or ident,
         causationid=causation_id,
         data=data,
-        **({"traceparent": traceparent} if traceparent else {}),
+        traceparent=traceparent,
     )
 
 

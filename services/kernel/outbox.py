@@ -32,7 +32,7 @@ def outbox_entry(event: CloudEvent[Any], topic: str) -> dict[str, Any]:
         "value": event_json(event),
         "created_at": datetime.now(UTC),
         # The CloudEvents tracing extension, kept beside the value so the relay need not parse it.
-        "traceparent": (event.model_extra or {}).get("traceparent"),
+        "traceparent": event.traceparent,
     }
 
 
