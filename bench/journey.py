@@ -50,18 +50,25 @@ from bench.journey_client import (
     expect,
     pdf_document,
 )
+from services.notifier.domain import MAILS
 from tests.integration.polling import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 RUN_DIR = ROOT / ".local" / "run"
 
-ACTIVATION = "Activez votre Espace Citoyen"
-WELCOME = "Bienvenue sur votre Espace Citoyen"
-STAFF_INVITATION = "Choisissez votre mot de passe pour l'Espace Citoyen"
-SUBMITTED = "Votre dossier a bien été transmis au Service Scolaire et Périscolaire"
-VALIDATED = "Votre dossier est validé : vous pouvez inscrire votre enfant"
-CONFIRMED = "Votre inscription scolaire est confirmée"
+
+def subject_of(template: str) -> str:
+    """The subject of one of the notifier's emails, from its own table (a copy here went stale)."""
+    return next(mail.subject for mail in MAILS if mail.template == template)
+
+
+ACTIVATION = subject_of("activation")
+WELCOME = subject_of("welcome")
+STAFF_INVITATION = subject_of("staff_invitation")
+SUBMITTED = subject_of("dossier_submitted")
+VALIDATED = subject_of("dossier_validated")
+CONFIRMED = subject_of("enrolment_confirmed")
 # The emails one journey must cause, once each per transition (two enrolments: two confirmations).
 EXPECTED_EMAILS = {ACTIVATION: 1, WELCOME: 1, SUBMITTED: 1, VALIDATED: 1, CONFIRMED: 2}
 

@@ -10,9 +10,11 @@ never block a submission.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -394,10 +396,103 @@ def corrections_for(corrections: list[dict[str, Any]], *prefixes: str) -> list[s
 
 # ---- erasure -----------------------------------------------------------------------------------
 
-PERSONAL_FIELDS = ("address", "children", "guardians", "recommended", "corrections", "account_id")
+PERSONAL_FIELDS = ("address", "children", "guardians", "recommended", "corrections", "account_id", "search", "assignment")
 
 
 def anonymised_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the audit needs after erasure: what happened, when, and which agent; no free text
     (a reason may name a person) and no family identifier."""
     return [{k: entry[k] for k in ("at", "action", "actor", "agent_id", "version") if k in entry} for entry in history]
+
+
+# ---- short references --------------------------------------------------------------------------
+
+REFERENCE_DIGITS = 6
+
+
+def reference(prefix: str, year: int, number: int) -> str:
+    """The file's short reference, e.g. ``MSL-2027-000123``: the town's code, the year the file
+    was opened, and a number counted per year. Readable on the phone, unique by construction."""
+    return f"{prefix}-{year}-{number:0{REFERENCE_DIGITS}d}"
+
+
+# ---- search ------------------------------------------------------------------------------------
+
+_SEPARATORS = str.maketrans({c: " " for c in "-'’_.,;:/()"})
+
+
+def normalise(text: str) -> str:
+    """Lower case without accents, so that « Léa » is found by « lea » and « LÉA »."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in normalise(text).translate(_SEPARATORS).split() if w]
+
+
+def search_terms(dossier: dict[str, Any], email: str | None) -> list[str]:
+    """The exact words an agent may search a file by: its reference (whole, or its number with or
+    without the zeros), each guardian's and child's first and last names (whole, and each word of
+    a compound name), and the account's and guardians' email addresses. Stored with the file and
+    indexed: a search is an equality on one word, never a scan."""
+    terms: set[str] = set()
+    ref = dossier.get("reference")
+    if ref:
+        terms.add(normalise(ref))
+        number = ref.rsplit("-", 1)[-1]
+        terms.update({number, number.lstrip("0") or "0"})
+    for person in [*(dossier.get("guardians") or []), *(dossier.get("children") or [])]:
+        for field in ("first_name", "last_name"):
+            value = person.get(field) or ""
+            if value:
+                terms.add(normalise(value).strip())
+                terms.update(_words(value))
+    for address in [email, *((g.get("email") for g in dossier.get("guardians") or []))]:
+        if address:
+            terms.add(normalise(address).strip())
+    return sorted(terms)
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of an agent's search: an email or a reference stays whole, a name is split."""
+    text = normalise(query).strip()
+    if not text:
+        return []
+    if "@" in text or re.fullmatch(r"[a-z]+-\d{4}-\d+", text):
+        return [text]
+    return _words(query)
+
+
+# ---- assignment (« Je prends ce dossier ») ---------------------------------------------------
+
+ASSIGNMENT_MINUTES = 30
+ASSIGNED_TO_OTHER = "Ce dossier est en cours d'examen par un autre agent."
+NOT_ASSIGNED_TO_YOU = "Ce dossier ne vous est pas attribué."
+NOT_ASSIGNABLE = "Seul un dossier en attente d'examen peut être pris en charge."
+
+
+def lease_holder(assignment: dict[str, Any] | None, now: datetime) -> str | None:
+    """Who examines the file now: the agent whose lease has not expired, or nobody. An agent who
+    left without releasing blocks nobody for more than the lease."""
+    if not assignment or assignment.get("until") is None:
+        return None
+    until = assignment["until"]
+    if until.tzinfo is None:  # the database hands back naive UTC datetimes
+        until = until.replace(tzinfo=UTC)
+    return assignment.get("agent_id") if until > now else None
+
+
+def check_may_take(status: str, assignment: dict[str, Any] | None, agent_id: str, now: datetime) -> None:
+    if status != Status.SUBMITTED:
+        raise TransitionRefused(NOT_ASSIGNABLE)
+    holder = lease_holder(assignment, now)
+    if holder is not None and holder != agent_id:
+        raise TransitionRefused(ASSIGNED_TO_OTHER)
+
+
+def check_may_decide(assignment: dict[str, Any] | None, agent_id: str, now: datetime) -> None:
+    """A file taken by another agent is theirs until they release it or their lease expires."""
+    holder = lease_holder(assignment, now)
+    if holder is not None and holder != agent_id:
+        raise TransitionRefused(ASSIGNED_TO_OTHER)

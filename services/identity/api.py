@@ -11,6 +11,7 @@ from pydantic import BaseModel, EmailStr, Field
 from services.identity.domain import Role
 from services.identity.usecases import (
     AlreadyExists,
+    Deactivated,
     IdentityError,
     IdentityService,
     InvalidCredentials,
@@ -19,6 +20,7 @@ from services.identity.usecases import (
     LinkUsed,
     NotActivated,
     PolicyViolation,
+    StaffNotFound,
     TokenPair,
     TooManyAttempts,
 )
@@ -129,6 +131,8 @@ _STATUS: list[tuple[type[IdentityError], int]] = [
     (TooManyAttempts, status.HTTP_429_TOO_MANY_REQUESTS),
 ]
 
+    (Deactivated, status.HTTP_403_FORBIDDEN),
+    (StaffNotFound, status.HTTP_404_NOT_FOUND),
 
 def identity_error_response(exc: IdentityError) -> JSONResponse:
     code = next(c for kind, c in _STATUS if isinstance(exc, kind))
@@ -261,3 +265,42 @@ async def create_staff(
     return Created(
         account_id=await identity.create_staff(body.email, body.display_name, body.role, correlation_id=correlation(request))
     )
+
+
+# ---- staff directory -------------------------------------------------------------------------
+
+
+class StaffMember(BaseModel):
+    account_id: str
+    display_name: str
+    email: str
+    role: Role
+    active: bool = Field(description="False once an admin deactivated it (no login; its name stays in histories)")
+
+
+def _member(account: dict[str, Any]) -> StaffMember:
+    return StaffMember(account_id=account["_id"], display_name=account.get("display_name") or "", email=account.get("email") or "",
+                       role=account["role"], active=account.get("state") == "active")
+
+
+Staff = Annotated[Principal, Depends(require_role("agent", "admin"))]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+
+
+@router.get("/staff", response_model=list[StaffMember], tags=["administration"],
+            summary="Agents and admins with their names (agents read it to name who did what)", responses=_responses(401, 403))
+async def staff(principal: Staff, identity: Service) -> list[StaffMember]:
+    return [_member(a) for a in await identity.staff_directory()]
+
+
+@router.post("/admin/staff/{account_id}/deactivate", response_model=StaffMember, tags=["administration"],
+             summary="Deactivate an agent (admins only): no more login, sessions revoked, history kept",
+             responses=_responses(401, 403, 404, 422))
+async def deactivate(account_id: str, principal: Admin, identity: Service) -> StaffMember:
+    return _member(await identity.set_staff_active(account_id, False, by=principal.account_id))
+
+
+@router.post("/admin/staff/{account_id}/reactivate", response_model=StaffMember, tags=["administration"],
+             summary="Reactivate an agent (admins only)", responses=_responses(401, 403, 404, 422))
+async def reactivate(account_id: str, principal: Admin, identity: Service) -> StaffMember:
+    return _member(await identity.set_staff_active(account_id, True, by=principal.account_id))

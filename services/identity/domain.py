@@ -29,6 +29,8 @@ class AccountState(StrEnum):
     PENDING_ACTIVATION = "pending_activation"
     ACTIVE = "active"
     DELETED = "deleted"
+    # A staff account an admin switched off: cannot log in; its name stays in every history.
+    DEACTIVATED = "deactivated"
 
 
 class Role(StrEnum):

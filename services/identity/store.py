@@ -53,6 +53,25 @@ class IdentityStore:
     async def by_id(self, account_id: str) -> dict[str, Any] | None:
         return await self.accounts.find_one({"_id": account_id, "state": {"$ne": AccountState.DELETED}})
 
+    async def staff(self) -> list[dict[str, Any]]:
+        """Agents and admins, active or deactivated (deactivated ones still name their decisions)."""
+        cursor = self.accounts.find(
+            {"role": {"$in": ["agent", "admin"]}, "state": {"$ne": AccountState.DELETED}},
+            {"email": 1, "display_name": 1, "role": 1, "state": 1, "created_at": 1, "deactivated_at": 1},
+        ).sort("display_name", 1)
+        return [a async for a in cursor]
+
+    async def set_staff_state(self, account_id: str, from_state: str, to_state: str, now: datetime) -> bool:
+        """Switches a staff account between active and deactivated, only from the state read."""
+        changes: dict[str, Any] = {"$set": {"state": to_state}}
+        if to_state == AccountState.DEACTIVATED:
+            changes["$set"]["deactivated_at"] = now
+        else:
+            changes["$unset"] = {"deactivated_at": ""}
+        result = await self.accounts.update_one(
+            {"_id": account_id, "role": {"$in": ["agent", "admin"]}, "state": from_state}, changes)
+        return result.modified_count == 1
+
     async def append_events(self, account_id: str, events: list[dict[str, Any]]) -> None:
         await self.accounts.update_one({"_id": account_id}, with_events({"$set": {}}, events))
 

@@ -30,9 +30,11 @@ from services.identity.settings import IdentitySettings
 from services.identity.store import EmailTaken, IdentityStore
 from services.identity.tokens import KeyRing, generate_signing_key
 from services.kernel.envelope import EventData, new_event
+from services.kernel.logging import get_logger
 from services.kernel.outbox import outbox_entry
 
 SOURCE = "/services/identity"
+log = get_logger(__name__)
 
 
 class IdentityError(Exception):
@@ -76,6 +78,17 @@ class TooManyAttempts(IdentityError):
 
 class AlreadyExists(IdentityError):
     pass
+
+
+class Deactivated(IdentityError):
+    """A staff account an admin deactivated: the right password, but no session."""
+
+
+class StaffNotFound(IdentityError):
+    pass
+
+
+DEACTIVATED = "Votre compte a été désactivé. Adressez-vous à un administrateur du Service Scolaire et Périscolaire."
 
 
 NEUTRAL_REGISTRATION = (
@@ -232,6 +245,8 @@ class IdentityService:
         account = await self.store.by_email(email)
         if not await self.passwords.verify(account["password_hash"] if account else None, password) or account is None:
             raise InvalidCredentials(WRONG_CREDENTIALS)
+        if account["state"] == AccountState.DEACTIVATED:
+            raise Deactivated(DEACTIVATED)
         if account["state"] == AccountState.PENDING_ACTIVATION:
             raise NotActivated(
                 "Votre espace n'est pas encore activé. Cliquez sur le lien reçu par email, ou demandez un nouveau lien.",
@@ -376,6 +391,26 @@ class IdentityService:
             document, timedelta(hours=self.settings.staff_invitation_ttl_hours), "staff_invitation", correlation_id
         )
         return account_id
+
+    async def staff_directory(self) -> list[dict[str, Any]]:
+        return await self.store.staff()
+
+    async def set_staff_active(self, account_id: str, active: bool, *, by: str) -> dict[str, Any]:
+        """Deactivates (no login, refresh tokens revoked, history kept) or reactivates an agent."""
+        if account_id == by and not active:
+            raise PolicyViolation("Vous ne pouvez pas désactiver votre propre compte.")
+        account = await self.store.by_id(account_id)
+        if account is None or account.get("role") not in (Role.AGENT, Role.ADMIN):
+            raise StaffNotFound("Ce compte d'agent n'existe pas.")
+        target = AccountState.ACTIVE if active else AccountState.DEACTIVATED
+        source = AccountState.DEACTIVATED if active else AccountState.ACTIVE
+        if account["state"] != target:
+            if not await self.store.set_staff_state(account_id, source, target, self._now()):
+                raise StaffNotFound("Ce compte d'agent n'existe pas ou a changé entre-temps.")
+            if not active:
+                await self.store.revoke_all(account_id)  # its open sessions end with their access token
+        log.info("staff account " + ("reactivated" if active else "deactivated"), account_id=account_id, by=by)
+        return {**account, "state": target}
 
     async def profile(self, account_id: str) -> dict[str, Any] | None:
         return await self.store.by_id(account_id)
