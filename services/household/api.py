@@ -8,16 +8,16 @@ and decide but never edit family data. Every answer other than success is
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from services.household import domain
 from services.household.domain import Decision, Status
-from services.household.store import BadCursor, decode_cursor, encode_cursor
+from services.household.store import MAX_COUNT, BadCursor, decode_cursor, encode_cursor
 from services.household.usecases import (
     Conflict,
     Forbidden,
@@ -135,6 +135,7 @@ def family_view(dossier: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     address = dossier.get("address")
     return {
         "id": dossier["_id"],
+        "reference": dossier.get("reference"),
         "status": dossier["status"],
         "status_label": domain.STATUS_LABELS[Status(dossier["status"])],
         "version": dossier["version"],
@@ -162,6 +163,14 @@ def family_view(dossier: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     }
 
 
+def current_assignment(dossier: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The lease in force (agent id, since, until), or None when free or expired."""
+    assignment = dossier.get("assignment")
+    if domain.lease_holder(assignment, now) is None:
+        return None
+    return {k: assignment.get(k) for k in ("agent_id", "since", "until")}
+
+
 def review_view(dossier: dict[str, Any], links: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What an agent needs to decide. Guardians' contact data is left out, the second guardian's
     included (DESIGN: never shown to the other; the review does not need it)."""
@@ -172,6 +181,8 @@ def review_view(dossier: dict[str, Any], links: dict[str, dict[str, Any]]) -> di
     ]
     return {
         "id": dossier["_id"],
+        "reference": dossier.get("reference"),
+        "assignment": current_assignment(dossier, datetime.now(UTC)),
         "account_id": dossier.get("account_id"),
         "status": dossier["status"],
         "status_label": domain.STATUS_LABELS[Status(dossier["status"])],
@@ -191,8 +202,16 @@ def review_view(dossier: dict[str, Any], links: dict[str, dict[str, Any]]) -> di
     }
 
 
+class Assignment(BaseModel):
+    agent_id: str
+    since: datetime | None = None
+    until: datetime
+
+
 class QueueItem(BaseModel):
     id: str
+    reference: str | None = None
+    assignment: Assignment | None = Field(default=None, description="The agent examining it now (lease in force)")
     status: str
     submitted_at: datetime | None
     resubmission: bool = False
@@ -203,7 +222,15 @@ class QueueItem(BaseModel):
 
 class QueuePage(BaseModel):
     items: list[QueueItem]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one")
+    next_cursor: str | None = Field(default=None, description="Keyset mode (`cursor` given or asked with `cursor=`): the next page's cursor")
+    total: int | None = Field(default=None, description="Numbered mode: how many files match (at most 10,000 counted)")
+    total_capped: bool = Field(default=False, description="True when there are more than `total`")
+    page: int | None = None
+    pages: int | None = None
+
+
+class ReassignIn(BaseModel):
+    agent_id: DocumentId = Field(description="The staff account that takes over the file")
 
 
 class DecisionIn(BaseModel):
@@ -238,6 +265,7 @@ def correlation(request: Request) -> str | None:
 Service = Annotated[HouseholdService, Depends(service)]
 Family = Annotated[Principal, Depends(require_role("family"))]
 Agent = Annotated[Principal, Depends(require_role("agent", "admin"))]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
 
 _STATUS: list[tuple[type[HouseholdError], int]] = [
     (NotFound, 404), (Conflict, 409), (Forbidden, 403), (Invalid, 422), (Unavailable, 503),
@@ -302,24 +330,43 @@ def _family_names(row: dict[str, Any]) -> str:
     return ", ".join(name for name in names if name)
 
 
+def _queue_item(row: dict[str, Any], now: datetime) -> QueueItem:
+    return QueueItem(id=row["_id"], reference=row.get("reference"), assignment=current_assignment(row, now),
+                     status=row["status"], submitted_at=row.get("submitted_at"), resubmission=row.get("resubmission", False),
+                     children_count=row.get("children_count", 0), family=_family_names(row), version=row["version"])
+
+
 @router.get("/review/queue", response_model=QueuePage, tags=["review"],
-            summary="Files waiting for review, oldest submission first (keyset pages)", responses=_responses(422, 503))
+            summary="Files by status: search (reference, names, email), filters, sort, numbered pages with the total",
+            responses=_responses(422, 503))
 async def queue(
     principal: Agent,
     household: Service,
-    status: Annotated[Literal["submitted", "validated", "rejected", "corrections_requested"], Query()] = "submitted",
-    submitted_from: Annotated[datetime | None, Query(description="Inclusive")] = None,
-    submitted_to: Annotated[datetime | None, Query(description="Exclusive")] = None,
+    status: Annotated[Literal["submitted", "validated", "rejected", "corrections_requested", "all"], Query()] = "submitted",
+    q: Annotated[str, Query(max_length=200, description="A reference, a family or child's name, an email")] = "",
+    assigned: Annotated[Literal["me", "none"] | None, Query(description="Files I took, or files nobody holds")] = None,
+    sort: Annotated[Literal["oldest", "newest"], Query()] = "oldest",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    submitted_from: Annotated[datetime | None, Query(description="Inclusive (keyset mode)")] = None,
+    submitted_to: Annotated[datetime | None, Query(description="Exclusive (keyset mode)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    cursor: Annotated[str | None, Query(max_length=300, description="Keyset mode: oldest first, by date range")] = None,
 ) -> QueuePage:
+    now = datetime.now(UTC)
+    if cursor is None and submitted_from is None and submitted_to is None:
+        rows, total = await household.search(
+            query=q, assigned=assigned, agent_id=principal.account_id, status=None if status == "all" else status,
+            newest_first=sort == "newest", page=page, limit=limit)
+        return QueuePage(items=[_queue_item(r, now) for r in rows], total=total, total_capped=total >= MAX_COUNT,
+                         page=page, pages=max(1, -(-total // limit)))
+    if status == "all" or q or assigned or sort != "oldest":
+        raise Invalid("La recherche et les filtres se combinent avec les pages numérotées, pas avec « cursor » ni les dates.")
     try:
         after = decode_cursor(cursor) if cursor else None
     except BadCursor:
         raise Invalid("Le paramètre « cursor » n'est pas valide : repartez de la première page.") from None
     rows = await household.queue(status=status, submitted_from=submitted_from, submitted_to=submitted_to, after=after, limit=limit)
-    items = [QueueItem(id=r["_id"], status=r["status"], submitted_at=r.get("submitted_at"), resubmission=r.get("resubmission", False),
-                       children_count=r.get("children_count", 0), family=_family_names(r), version=r["version"]) for r in rows]
+    items = [_queue_item(r, now) for r in rows]
     last = rows[-1] if len(rows) == limit else None
     return QueuePage(items=items, next_cursor=encode_cursor(last["submitted_at"], last["_id"]) if last else None)
 
@@ -369,3 +416,26 @@ async def request_corrections(dossier_id: str, body: CorrectionsIn, request: Req
                                      corrections=[c.model_dump() for c in body.corrections],
                                      expected_version=body.version, correlation_id=correlation(request))
     return _decided(dossier)
+
+
+# ---- assignment (« Je prends ce dossier ») ----------------------------------------------------
+
+
+@router.post("/review/dossiers/{dossier_id}/assignment", response_model=Assignment, tags=["review"],
+             summary="Take the file: a lease of 30 minutes shown to the other agents; taking again renews it",
+             responses=_responses(404, 409, 503))
+async def take(dossier_id: str, principal: Agent, household: Service) -> dict[str, Any]:
+    return await household.take(dossier_id, principal.account_id)
+
+
+@router.delete("/review/dossiers/{dossier_id}/assignment", status_code=204, tags=["review"],
+               summary="Release the file (its holder, or an admin)", responses=_responses(404, 409, 503))
+async def release(dossier_id: str, principal: Agent, household: Service) -> Response:
+    await household.release(dossier_id, principal.account_id, admin=principal.role == "admin")
+    return Response(status_code=204)
+
+
+@router.put("/review/dossiers/{dossier_id}/assignment", response_model=Assignment, tags=["review"],
+            summary="Hand the file to another agent (admins only)", responses=_responses(404, 409, 422, 503))
+async def reassign(dossier_id: str, body: ReassignIn, principal: Admin, household: Service) -> dict[str, Any]:
+    return await household.reassign(dossier_id, body.agent_id)

@@ -28,7 +28,7 @@ def consumer_specs(household: HouseholdService) -> list[ConsumerSpec]:
         # Staff accounts (agent, admin) have no family file; older events carry no role: family.
         if getattr(event.data, "role", "family") != "family":
             return
-        await store.account_activated(event.data.account_id, event.data.activated_at)
+        await store.account_activated(event.data.account_id, event.data.activated_at, event.data.email)
 
     async def account_deleted(event: CloudEvent[identity_events.AccountDeleted]) -> None:
         await household.erase_account(event.data.account_id, event.data.deleted_at)

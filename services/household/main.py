@@ -19,7 +19,8 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     store = HouseholdStore(runtime.db)
     await retry_forever(store.ensure_indexes, "household indexes")
     app.state.household = HouseholdService(
-        store, documents_url=settings.documents_url, http=app.state.http, events_queued=runtime.events_queued
+        store, documents_url=settings.documents_url, reference_prefix=settings.reference_prefix, http=app.state.http,
+        events_queued=runtime.events_queued
     )
 
 

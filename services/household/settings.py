@@ -11,3 +11,5 @@ class HouseholdSettings(CommonSettings):
     public_prefix: str = "/api/household"
     # The documents service's API, read on behalf of an agent for download links.
     documents_url: str = "http://127.0.0.1:8103"
+    # The town's code at the head of each file's short reference (« MSL-2027-000123 »).
+    reference_prefix: str = "MSL"

@@ -18,17 +18,23 @@ import json
 from datetime import datetime
 from typing import Any
 
+from pymongo import ReturnDocument
+
 from services.kernel.mongo import Database, is_duplicate_key
 from services.kernel.outbox import new_document_with_events, with_events
 
 DOSSIERS = "dossiers"
 ACCOUNTS = "accounts"
 DOCUMENTS = "documents"
+COUNTERS = "counters"
 
 HIDDEN = {"outbox": 0, "outbox_lease": 0, "applied_events": 0}
 QUEUE_FIELDS = {"_id": 1, "status": 1, "submitted_at": 1, "resubmission": 1, "version": 1, "children_count": 1,
-                "first_submitted_at": 1, "guardians.first_name": 1, "guardians.last_name": 1}
+                "first_submitted_at": 1, "guardians.first_name": 1, "guardians.last_name": 1, "reference": 1,
+                "assignment": 1}
 MAX_PAGE = 100
+# A total above this is shown as « plus de 10 000 »: counting further costs time and tells nothing.
+MAX_COUNT = 10_000
 
 
 class DossierExists(Exception):
@@ -58,21 +64,39 @@ class HouseholdStore:
         self.dossiers = db[DOSSIERS]
         self.accounts = db[ACCOUNTS]
         self.documents = db[DOCUMENTS]
+        self.counters = db[COUNTERS]
 
     async def ensure_indexes(self) -> None:
         await self.dossiers.create_index("account_id", unique=True, sparse=True)
         # The review queue: by status, oldest submission first, the id breaking ties (keyset pages).
         await self.dossiers.create_index([("status", 1), ("submitted_at", 1), ("_id", 1)])
         await self.documents.create_index("account_id")
+        await self.dossiers.create_index("reference", unique=True, sparse=True)
+        # Search: each word of the names, the reference and the emails (domain.search_terms),
+        # with the status so that a search within a status reads only its own keys.
+        await self.dossiers.create_index([("search", 1), ("status", 1), ("submitted_at", 1)])
+        # « Assignés à moi » within a status.
+        await self.dossiers.create_index([("assignment.agent_id", 1), ("status", 1), ("submitted_at", 1)])
+
+    async def next_number(self, name: str) -> int:
+        """The next number of a counter (one per year for references): atomic, never reused."""
+        counter = await self.counters.find_one_and_update(
+            {"_id": name}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+        return int(counter["n"])
 
     # ---- projections ----------------------------------------------------------------------------
 
-    async def account_activated(self, account_id: str, at: datetime) -> None:
-        # $setOnInsert: an account already erased (tombstone) is never activated again.
-        await self.accounts.update_one({"_id": account_id}, {"$setOnInsert": {"activated_at": at}}, upsert=True)
+    async def account_activated(self, account_id: str, at: datetime, email: str | None = None) -> None:
+        # $setOnInsert: an account already erased (tombstone) is never activated again. The email
+        # is kept only so that agents can find the family's file by it (erased with the account).
+        await self.accounts.update_one({"_id": account_id}, {"$setOnInsert": {"activated_at": at, "email": email}}, upsert=True)
+
+    async def account_email(self, account_id: str) -> str | None:
+        account = await self.accounts.find_one({"_id": account_id}, {"email": 1})
+        return account.get("email") if account else None
 
     async def account_deleted(self, account_id: str, at: datetime) -> None:
-        await self.accounts.update_one({"_id": account_id}, {"$set": {"deleted_at": at}}, upsert=True)
+        await self.accounts.update_one({"_id": account_id}, {"$set": {"deleted_at": at}, "$unset": {"email": ""}}, upsert=True)
 
     async def is_active(self, account_id: str) -> bool:
         account = await self.accounts.find_one({"_id": account_id})
@@ -191,6 +215,68 @@ class HouseholdStore:
         if len(ties) >= limit:
             return ties[:limit]
         return ties + await self._page(filter_, limit - len(ties))
+
+    async def search(
+        self,
+        *,
+        status: str | None,
+        terms: list[str] = (),  # type: ignore[assignment]
+        assigned_to: str | None = None,
+        unassigned_at: datetime | None = None,
+        newest_first: bool = False,
+        page: int = 1,
+        limit: int = 20,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One numbered page of files and the total (capped at ``MAX_COUNT``). Each filter is an
+        equality that leads an index: a word searched (``search``), the agent a file is assigned
+        to, the status. Unassigned means no lease or an expired one (``unassigned_at`` is now)."""
+        limit = min(max(limit, 1), MAX_PAGE)
+        filter_: dict[str, Any] = {}
+        if terms:
+            filter_["search"] = terms[0] if len(terms) == 1 else {"$all": list(terms)}
+        if status is not None:
+            filter_["status"] = status
+        if assigned_to is not None:
+            filter_["assignment.agent_id"] = assigned_to
+        if unassigned_at is not None:
+            # A lease that ended counts as no lease: "until" absent or in the past.
+            filter_["assignment.until"] = {"$not": {"$gt": unassigned_at}}
+        direction = -1 if newest_first else 1
+        cursor = (self.dossiers.find(filter_, QUEUE_FIELDS)
+                  .sort([("submitted_at", direction), ("_id", direction)])
+                  .skip((max(page, 1) - 1) * limit).limit(limit))
+        rows = [d async for d in cursor]
+        if page == 1 and len(rows) < limit:
+            return rows, len(rows)  # the whole result is on this page: no count needed
+        total = await self.dossiers.count_documents(filter_, limit=MAX_COUNT)
+        return rows, total
+
+    async def take(self, dossier_id: str, agent_id: str, now: datetime, until: datetime) -> bool:
+        """The lease, if the file is still submitted and free (no lease, an expired one, or the
+        agent's own, which this extends). Does not change ``version``: taking is not a decision."""
+        result = await self.dossiers.update_one(
+            {"_id": dossier_id, "status": "submitted", "assignment.until": {"$not": {"$gt": now}}},
+            {"$set": {"assignment": {"agent_id": agent_id, "until": until, "since": now}}})
+        if result.modified_count == 1:
+            return True
+        result = await self.dossiers.update_one(
+            {"_id": dossier_id, "status": "submitted", "assignment.agent_id": agent_id},
+            {"$set": {"assignment.until": until}})
+        return result.modified_count == 1
+
+    async def release(self, dossier_id: str, agent_id: str | None) -> bool:
+        """Drops the lease: the holder's own (``agent_id``), or anyone's (an admin, None)."""
+        filter_: dict[str, Any] = {"_id": dossier_id}
+        if agent_id is not None:
+            filter_["assignment.agent_id"] = agent_id
+        result = await self.dossiers.update_one(filter_, {"$unset": {"assignment": ""}})
+        return result.modified_count == 1
+
+    async def reassign(self, dossier_id: str, agent_id: str, now: datetime, until: datetime) -> bool:
+        result = await self.dossiers.update_one(
+            {"_id": dossier_id, "status": "submitted"},
+            {"$set": {"assignment": {"agent_id": agent_id, "until": until, "since": now}}})
+        return result.matched_count == 1
 
     async def _page(self, filter_: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         cursor = self.dossiers.find(filter_, QUEUE_FIELDS).sort([("submitted_at", 1), ("_id", 1)]).limit(limit)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -57,12 +57,14 @@ class HouseholdService:
         store: HouseholdStore,
         *,
         documents_url: str = "http://127.0.0.1:8103",
+        reference_prefix: str = "MSL",
         http: httpx.AsyncClient | None = None,
         events_queued: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.documents_url = documents_url.rstrip("/")
+        self.reference_prefix = reference_prefix
         self.http = http
         self._events_queued = events_queued
         self._now = clock
@@ -95,13 +97,22 @@ class HouseholdService:
         dossier = {
             "_id": domain.new_id(), "account_id": account_id, "status": Status.DRAFT.value, "version": 1,
             "created_at": now, "updated_at": now, **new_content, "corrections": [], "history": [],
-            "children_count": len(new_content["children"]),
+            "children_count": len(new_content["children"]), "reference": await self._new_reference(now),
         }
+        dossier["search"] = await self._search_terms(dossier)
         try:
             await self._db(self.store.insert(dossier))
         except DossierExists:
             raise Conflict(domain.ALREADY_EXISTS) from None
         return dossier
+
+    async def _new_reference(self, now: datetime) -> str:
+        number = await self._db(self.store.next_number(f"dossier-{now.year}"))
+        return domain.reference(self.reference_prefix, now.year, number)
+
+    async def _search_terms(self, dossier: dict[str, Any]) -> list[str]:
+        email = await self._db(self.store.account_email(dossier["account_id"]))
+        return domain.search_terms(dossier, email)
 
     def _checked_content(self, current: dict[str, Any], content: dict[str, Any], today: date) -> dict[str, Any]:
         try:
@@ -137,6 +148,7 @@ class HouseholdService:
         changed = new_content != domain.content_of(dossier)
         status = domain.after_edit(dossier["status"], changed)
         fields = {**new_content, "status": status.value, "updated_at": now, "children_count": len(new_content["children"])}
+        fields["search"] = await self._search_terms({**dossier, **fields})
         if not await self._db(self.store.replace_if_version(dossier["_id"], dossier["version"], fields, [])):
             raise Conflict(domain.CHANGED_MEANWHILE)
         return {**dossier, **fields, "version": dossier["version"] + 1}
@@ -168,6 +180,9 @@ class HouseholdService:
                                   "updated_at": now}
         if not resubmission:
             fields["first_submitted_at"] = now
+        if not dossier.get("reference"):  # a file opened before references existed gets one now
+            fields["reference"] = await self._new_reference(now)
+            fields["search"] = await self._search_terms({**dossier, **fields})
         done = await self._db(self.store.replace_if_version(
             dossier["_id"], dossier["version"], fields,
             self._entries(data, subject=dossier["_id"], correlation_id=correlation_id), push={"history": entry},
@@ -197,6 +212,51 @@ class HouseholdService:
     async def queue(self, **kwargs: Any) -> list[dict[str, Any]]:
         return await self._db(self.store.queue(**kwargs))
 
+    async def search(self, *, query: str = "", assigned: str | None = None, agent_id: str = "",
+                     **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
+        """``assigned``: "me" (files leased to ``agent_id``), "none" (free ones), or None (all)."""
+        return await self._db(self.store.search(
+            terms=domain.query_terms(query),
+            assigned_to=agent_id if assigned == "me" else None,
+            unassigned_at=self._now() if assigned == "none" else None,
+            **kwargs,
+        ))
+
+    async def take(self, dossier_id: str, agent_id: str) -> dict[str, Any]:
+        """« Je prends ce dossier »: a lease of ``ASSIGNMENT_MINUTES``, renewed by taking again."""
+        dossier = await self.for_review(dossier_id)
+        now = self._now()
+        try:
+            domain.check_may_take(dossier["status"], dossier.get("assignment"), agent_id, now)
+        except TransitionRefused as exc:
+            raise Conflict(exc.message) from None
+        until = now + timedelta(minutes=domain.ASSIGNMENT_MINUTES)
+        if not await self._db(self.store.take(dossier_id, agent_id, now, until)):
+            raise Conflict(domain.ASSIGNED_TO_OTHER)  # taken or decided between the read and the write
+        log.info("dossier taken", dossier_id=dossier_id, agent_id=agent_id)
+        return {"agent_id": agent_id, "since": now, "until": until}
+
+    async def release(self, dossier_id: str, agent_id: str, *, admin: bool = False) -> None:
+        dossier = await self.for_review(dossier_id)
+        holder = domain.lease_holder(dossier.get("assignment"), self._now())
+        if holder is None:
+            return  # nothing held: releasing twice is harmless
+        if holder != agent_id and not admin:
+            raise Conflict(domain.NOT_ASSIGNED_TO_YOU)
+        await self._db(self.store.release(dossier_id, None if admin else agent_id))
+
+    async def reassign(self, dossier_id: str, to_agent_id: str) -> dict[str, Any]:
+        """An admin hands the file to another agent, whoever held it."""
+        dossier = await self.for_review(dossier_id)
+        if dossier["status"] != Status.SUBMITTED:
+            raise Conflict(domain.NOT_ASSIGNABLE)
+        now = self._now()
+        until = now + timedelta(minutes=domain.ASSIGNMENT_MINUTES)
+        if not await self._db(self.store.reassign(dossier_id, to_agent_id, now, until)):
+            raise Conflict(domain.NOT_ASSIGNABLE)
+        log.info("dossier reassigned", dossier_id=dossier_id, agent_id=to_agent_id)
+        return {"agent_id": to_agent_id, "since": now, "until": until}
+
     async def decide(
         self,
         dossier_id: str,
@@ -213,6 +273,10 @@ class HouseholdService:
             raise Conflict(domain.DECIDED_BY_ANOTHER)
         self._transition(domain.check_decidable, dossier["status"])
         now = self._now()
+        try:
+            domain.check_may_decide(dossier.get("assignment"), agent_id, now)
+        except TransitionRefused as exc:
+            raise Conflict(exc.message) from None
         content = domain.content_of(dossier)
         account_id = dossier["account_id"]
         fields: dict[str, Any] = {"status": decision.value, "updated_at": now, "decided_at": now}
@@ -255,7 +319,8 @@ class HouseholdService:
         done = await self._db(self.store.replace_if_version(
             dossier_id, dossier["version"], fields,
             self._entries(data, subject=dossier_id, correlation_id=correlation_id), push={"history": entry},
-            unset=["rejection_reason"] if decision is not Decision.REJECT else [],
+            # A decided file is nobody's any more: the lease ends with the decision.
+            unset=["assignment", *(["rejection_reason"] if decision is not Decision.REJECT else [])],
         ))
         if not done:
             raise Conflict(domain.DECIDED_BY_ANOTHER)
