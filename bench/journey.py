@@ -18,6 +18,10 @@ produce→consume hop, a raw database insert+find (motor), nginx pass-through (g
 to, with the issue's targets (#17) checked at the end. Writes bench/results/journey.json and
 bench/results/journey.png. Usage:
     python -m bench.journey [--families 20] [--concurrency 2,4,8] [--poll-ms 50]
+    python -m bench.journey --telemetry-overhead 2 --families 6 --concurrency 3
+The second form measures what metrics and traces cost instead: rounds with telemetry switched off
+then on in every service (PUT /internal/telemetry, no restart), alternated, and the ratio of the
+CPU seconds per journey (the services', and the whole system's with Jaeger and Prometheus).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +99,7 @@ class Journey:
     unlocked_at: float | None = None
     enrolments: list[str] = field(default_factory=list)  # POST answered 201 and confirmed
     certificates: int = 0
+    traceparent: str | None = None  # sent with each of the family's calls (tests/integration/test_observability)
     transitions: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # email subject → 2xx times
     retried_calls: int = 0
     # Emails a retried request may legitimately have caused twice (its first attempt may have gone
@@ -204,7 +209,7 @@ async def make_room(agent: Agent, families: int) -> int:
 
 async def journey(j: Journey, recorder: Recorder, mailpit: Mailpit, agent: Agent, settings: Settings) -> None:
     j.started = time.time()
-    person = ApiClient(recorder)
+    person = ApiClient(recorder, traceparent=j.traceparent)
     try:
         await _journey(j, person, mailpit, agent, settings)
         j.finished = time.time()
@@ -615,6 +620,73 @@ def round_figures(r: Round) -> dict[str, Any]:
     }
 
 
+# ---- telemetry on versus off ---------------------------------------------------------------------
+
+
+TELEMETRY_PORTS = {**SERVICE_PORTS, "web": int(os.environ.get("ECP_WEB_PORT", 8100))}
+OBSERVABILITY_BACKENDS = ("jaeger", "prometheus", "alertmanager")
+
+
+async def set_telemetry(on: bool) -> None:
+    """Metrics and traces on or off in every service at once, without a restart (each service's own
+    port; the switch exists on a local deployment only)."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        for name, port in TELEMETRY_PORTS.items():
+            response = await http.put(f"http://127.0.0.1:{port}/internal/telemetry", json={"enabled": on})
+            response.raise_for_status()
+
+
+def cpu_per_journey(figures: dict[str, Any], groups: Iterable[str]) -> float:
+    wanted = set(groups)
+    cpu = sum(p["cpu_s_net"] for g, p in figures["processes"].items() if g in wanted)
+    return cpu / figures["completed"] if figures["completed"] else 0.0
+
+
+async def telemetry_overhead(pairs: int, families: int, concurrency: int, poll_s: float, run_id: str) -> dict[str, Any]:
+    """Rounds with telemetry off and on, alternated (off, on, off, on...) so that the machine's
+    drift weighs on both alike; CPU per journey of the services, and of the whole system (which
+    with telemetry on includes the Jaeger, Prometheus and Alertmanager processes)."""
+    rounds: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    try:
+        for pair in range(pairs):
+            for mode in ("off", "on"):
+                await set_telemetry(mode == "on")
+                r = await run_round(families, concurrency, Settings(poll_s=poll_s), f"{run_id}t{pair}{mode}")
+                rounds[mode].append(round_figures(r))
+    finally:
+        await set_telemetry(True)
+
+    def mean(mode: str, groups: Iterable[str]) -> float:
+        values = [cpu_per_journey(f, groups) for f in rounds[mode]]
+        return sum(values) / len(values)
+
+    services = {mode: round(mean(mode, TELEMETRY_PORTS), 4) for mode in rounds}
+    system_groups = {g for fs in rounds.values() for f in fs for g in f["processes"] if not g.startswith("(")}
+    system = {mode: round(mean(mode, system_groups), 4) for mode in rounds}
+    backends = {mode: round(mean(mode, OBSERVABILITY_BACKENDS), 4) for mode in rounds}
+    return {
+        "pairs": pairs, "families_per_round": families, "concurrency": concurrency,
+        "completed": {mode: [f["completed"] for f in fs] for mode, fs in rounds.items()},
+        "services_cpu_s_per_journey": services,
+        "system_cpu_s_per_journey": system,
+        "observability_backends_cpu_s_per_journey": backends,
+        "services_overhead_ratio": round(services["on"] / services["off"], 3) if services["off"] else None,
+        "system_overhead_ratio": round(system["on"] / system["off"], 3) if system["off"] else None,
+        "rounds": rounds,
+    }
+
+
+def print_overhead(o: dict[str, Any]) -> None:
+    s, y, b = o["services_cpu_s_per_journey"], o["system_cpu_s_per_journey"], o["observability_backends_cpu_s_per_journey"]
+    print(f"\n## Telemetry on versus off: {o['pairs']} pair(s) of rounds, {o['families_per_round']} families each "
+          f"at concurrency {o['concurrency']} (completed: off {o['completed']['off']}, on {o['completed']['on']})")
+    print("| CPU s per journey (background removed) | telemetry off | telemetry on | on / off |")
+    print("|---|---|---|---|")
+    print(f"| the services (identity, household, documents, notifier, enrolment, web) | {s['off']} | {s['on']} | {o['services_overhead_ratio']} |")
+    print(f"| the whole system, observability backends included | {y['off']} | {y['on']} | {o['system_overhead_ratio']} |")
+    print(f"| of which Jaeger, Prometheus, Alertmanager | {b['off']} | {b['on']} | |")
+
+
 # ---- baselines -----------------------------------------------------------------------------------
 
 
@@ -811,9 +883,20 @@ async def main() -> None:
     parser.add_argument("--poll-ms", type=float, default=50, help="eligibility polling period (resolution of the unlock hop)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the raw Kafka / database / nginx baselines")
     parser.add_argument("--output", default="journey", help="name of the JSON and PNG files under bench/results/")
+    parser.add_argument("--telemetry-overhead", type=int, default=0, metavar="PAIRS",
+                        help="instead of the usual rounds: PAIRS pairs of rounds with metrics and traces off then on "
+                             "(--families each, at the first --concurrency), and the CPU ratio")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     run_id = uuid.uuid4().hex[:6]
+    if args.telemetry_overhead:
+        overhead = await telemetry_overhead(args.telemetry_overhead, args.families, levels[0], args.poll_ms / 1000, run_id)
+        print_overhead(overhead)
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"{args.output}-telemetry.json"
+        out.write_text(json.dumps({"args": vars(args), "run_id": run_id, "telemetry_overhead": overhead}, indent=2, ensure_ascii=False))
+        print(f"\nwritten {out}")
+        return
     rounds = []
     for concurrency in levels:
         settings = Settings(poll_s=args.poll_ms / 1000)

@@ -78,8 +78,10 @@ class GaveUp(RuntimeError):
 class ApiClient:
     """One simulated person's browser, talking to the gateway's JSON API."""
 
-    def __init__(self, recorder: Recorder, token: str | None = None, timeout_s: float = 60) -> None:
+    def __init__(self, recorder: Recorder, token: str | None = None, timeout_s: float = 60, traceparent: str | None = None) -> None:
         self.recorder = recorder
+        # A W3C trace context sent with every call: the person's whole journey is one trace.
+        self.traceparent = traceparent
         self.source_address = next_source_address()
         transport = httpx.AsyncHTTPTransport(local_address=self.source_address, retries=0)
         self.http = httpx.AsyncClient(base_url=GATEWAY, transport=transport, timeout=timeout_s)
@@ -87,7 +89,10 @@ class ApiClient:
         self.retried = 0  # calls that needed at least one retry
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if self.traceparent:
+            headers["traceparent"] = self.traceparent
+        return headers
 
     async def call(self, method: str, path: str, route: str | None = None, **kwargs: Any) -> httpx.Response:
         """Sends the request, retrying on no answer, 429 and 502-504 as a patient user would.
