@@ -320,11 +320,25 @@ async def all_running() -> Check:
     return Check("every component runs again (ecp status)", process.returncode == 0 and not down, down)
 
 
+def cause(a: Attempt, outages: list[Outage]) -> Outage | None:
+    # Windows overlap (an aftermath runs into the next kill): the latest kill before it is the cause.
+    return next((o for o in reversed(outages) if o.covers(a.at)), None)
+
+
+def seen_by_clients(failures: list[Attempt], outages: list[Outage]) -> dict[int, tuple[int, float]]:
+    """Per outage (its index): the failed answers clients got, and for how long they got them
+    (first failure's start to last failure's answer)."""
+    spans: dict[int, list[Attempt]] = defaultdict(list)
+    for a in failures:
+        if (o := cause(a, outages)) is not None:
+            spans[outages.index(o)].append(a)
+    return {i: (len(f), max(a.at for a in f) - min(a.at - a.seconds for a in f)) for i, f in spans.items()}
+
+
 def failures_by_outage(failures: list[Attempt], outages: list[Outage]) -> Check:
     counts: Counter[str] = Counter()
     for a in failures:
-        # Windows overlap (an aftermath runs into the next kill): the latest kill before it is the cause.
-        during = next((o.component for o in reversed(outages) if o.covers(a.at)), None)
+        during = (o := cause(a, outages)) and o.component
         label = f"no answer ({a.error})" if a.status == 0 else f"HTTP {a.status}"
         counts[f"{label} on {a.route} during {'the ' + during + ' outage' if during else 'NO outage'}"] += 1
     outside = sum(n for k, n in counts.items() if k.endswith("NO outage"))
@@ -371,11 +385,13 @@ async def main() -> int:
     print_round(figures, None)
     checks = await check_invariants(r, outages)
 
-    print("\n| component | killed | started again | all services ready | down for |")
-    print("|---|---|---|---|---:|")
-    for o in outages:
+    seen = seen_by_clients(r.recorder.failures(), outages)
+    print("\n| component | killed | started again | all services ready | down for | clients' failed answers | clients saw failures for |")
+    print("|---|---|---|---|---:|---:|---:|")
+    for i, o in enumerate(outages):
         down = f"{(o.ready_at or o.started_at or o.killed_at) - o.killed_at:.1f} s"
-        print(f"| {o.component} | {stamp(o.killed_at)} | {stamp(o.started_at)}{'' if o.start_ok else ' FAILED'}{f' (attempt {o.start_attempts})' if o.start_attempts > 1 else ''} | {stamp(o.ready_at)} | {down} |")
+        failed, span = seen.get(i, (0, 0.0))
+        print(f"| {o.component} | {stamp(o.killed_at)} | {stamp(o.started_at)}{'' if o.start_ok else ' FAILED'}{f' (attempt {o.start_attempts})' if o.start_attempts > 1 else ''} | {stamp(o.ready_at)} | {down} | {failed} | {span:.1f} s |")
     print("\nInvariants:")
     for c in checks:
         print(f"  [{'ok' if c.ok else 'BROKEN'}] {c.name}")

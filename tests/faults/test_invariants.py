@@ -3,7 +3,7 @@ clean run and breaks, naming the culprit, on the fault it is there to catch. No 
 
 from __future__ import annotations
 
-from bench.faults import Outage, failures_by_outage, lost_journeys, one_email_per_transition
+from bench.faults import Outage, failures_by_outage, lost_journeys, one_email_per_transition, seen_by_clients
 from bench.journey import ACTIVATION, CONFIRMED, SUBMITTED, VALIDATED, WELCOME, Journey, Round
 from bench.journey_client import Attempt, Recorder
 
@@ -73,6 +73,17 @@ def test_a_5xx_during_an_outage_is_attributed_to_it_and_one_outside_any_outage_b
     later = Attempt("GET /api/enrolment/enrolments/eligible", 500, 0.01, T0 + 300)
     check = failures_by_outage([during, later], [kafka])
     assert not check.ok and "1 × HTTP 500 on GET /api/enrolment/enrolments/eligible during NO outage" in check.details
+
+
+def test_what_clients_saw_of_an_outage_runs_from_the_first_failed_request_to_the_last_failed_answer() -> None:
+    leader = Outage("kafka-2", killed_at=T0, started_at=T0 + 10, ready_at=T0 + 12, start_ok=True)
+    replica = Outage("household", killed_at=T0 + 100, started_at=T0 + 103, ready_at=T0 + 104, start_ok=True)
+    failures = [
+        Attempt("POST /api/household/dossier/submit", 503, 0.5, T0 + 2.0),
+        Attempt("POST /api/household/dossier/submit", 503, 0.1, T0 + 6.0),
+        Attempt("POST /api/household/dossier", 502, 0.0, T0 + 101.0),
+    ]
+    assert seen_by_clients(failures, [leader, replica]) == {0: (2, 4.5), 1: (1, 0.0)}
 
 
 def test_a_second_activation_email_after_a_retried_registration_is_explained_not_a_duplicate() -> None:
