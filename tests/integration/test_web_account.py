@@ -40,7 +40,9 @@ async def test_a_family_creates_its_space_activates_it_logs_in_sees_its_space_an
         assert link.startswith(f"{GATEWAY}/activation?jeton=")
         activation = await web.get(link)
         activated = await web.post("/activation", data=HiddenFields(activation.text).fields)
-        assert activated.status_code == 200 and "Votre espace est activé" in activated.text
+        assert activated.status_code == 303 and activated.headers["location"] == "/"  # home, to log in
+        home = await web.get("/")
+        assert "Votre espace est activé" in home.text and 'href="/connexion"' in home.text
 
         # My space asks to log in first, and comes back after
         asked = await web.get("/mon-espace")
@@ -50,6 +52,7 @@ async def test_a_family_creates_its_space_activates_it_logs_in_sees_its_space_an
         assert login_form["suite"] == "/mon-espace"
         wrong = await web.post("/connexion", data={**login_form, "email": email, "password": "pas le bon mot de passe"})
         assert wrong.status_code == 401
+        assert wrong.text.count("Adresse email ou mot de passe incorrect.") == 1  # once, for the whole form
         logged = await web.post("/connexion", data={**login_form, "email": email, "password": GOOD_PASSWORD})
         assert logged.status_code == 303, logged.text
         assert logged.headers["location"] == "/mon-espace"
@@ -61,12 +64,13 @@ async def test_a_family_creates_its_space_activates_it_logs_in_sees_its_space_an
         assert mine.status_code == 200, mine.text
         assert f"Bonjour {name}" in mine.text
         assert "pas encore déclaré" in mine.text.replace("&#39;", "'")
-        assert "Inscription scolaire" not in mine.text  # no validated file, nothing to enrol
+        assert "Inscription Scolaire Maternelle ou Élémentaire" not in mine.text  # no validated file, nothing to enrol
 
         # Log out: the session is gone and its refresh token revoked
         refresh_token = _refresh_token_in(web.cookies["ecp_session"])
         out = await web.post("/deconnexion", data=HiddenFields(mine.text).fields)
-        assert out.status_code == 200 and "Vous êtes déconnecté" in out.text
+        assert out.status_code == 303 and out.headers["location"] == "/"
+        assert "Vous êtes déconnecté·e" in (await web.get("/")).text
         after = await web.get("/mon-espace")
         assert after.status_code == 303
         assert urlsplit(after.headers["location"]).path == "/connexion"

@@ -60,13 +60,14 @@ async def test_the_emailed_activation_link_activates_the_account_through_the_gat
         form = HiddenFields(page.text).fields
         assert set(form) == {"csrf_token", "jeton"}
         done = await web.post("/activation", data=form)
-        assert done.status_code == 200, done.text
-        assert "Votre espace est activé" in done.text and 'href="/connexion"' in done.text
+        assert done.status_code == 303 and done.headers["location"] == "/", done.text  # home, to log in
+        home = await web.get("/")
+        assert "Votre espace est activé" in home.text and 'href="/connexion"' in home.text
         await logged_in(client, email)
 
         again = await web.post("/activation", data=form)
-        assert again.status_code == 409
-        assert "déjà été utilisé" in again.text
+        assert again.status_code == 303
+        assert "déjà été utilisé" in (await web.get("/")).text.replace("&#39;", "'")
 
 
 async def test_a_post_without_the_csrf_pair_is_refused_through_the_gateway() -> None:
@@ -97,8 +98,8 @@ async def test_the_emailed_reset_link_sets_a_new_password_through_the_gateway() 
         assert "ne sont pas identiques" in mismatch.text
 
         done = await web.post("/mot-de-passe/nouveau", data={**form, "new_password": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
-        assert done.status_code == 200, done.text
-        assert "Votre mot de passe est modifié" in done.text and 'href="/connexion"' in done.text
+        assert done.status_code == 303 and done.headers["location"] == "/connexion", done.text
+        assert "Votre mot de passe est modifié" in (await web.get("/connexion")).text
         await logged_in(client, email, NEW_PASSWORD)
         assert (await client.post("/auth/login", json={"email": email, "password": GOOD_PASSWORD})).status_code == 401
 

@@ -120,7 +120,7 @@ async def unlocked_page(web: httpx.AsyncClient, timeout_s: float = 30) -> httpx.
     while True:
         page = await web.get("/inscription-scolaire")
         assert page.status_code == 200, page.text
-        if "Vos enfants pour l'année scolaire" in unescape(page.text):
+        if 'class="card child"' in page.text:  # one card per child once enrolment is open
             return page
         assert "Mon espace" in page.text and 'href="/mon-espace"' in page.text  # the locked page says where to look
         assert time.monotonic() < deadline, "the DossierValidated event did not unlock enrolment in time"
@@ -141,12 +141,16 @@ async def test_a_validated_family_enrols_both_children_asks_a_derogation_and_dow
 
             for name in ("Léa", "Noé"):
                 form = Forms(page.text).button(f"Inscrire {name}")
-                enrolled = await web.post(form["action"], data=form["hidden"])
+                summary = await web.get(form["action"], params=form["hidden"])  # a summary before confirming
+                assert summary.status_code == 200 and "Récapitulatif" in summary.text, summary.text
+                confirm = Forms(summary.text).button(f"Confirmer l'inscription de {name}")
+                enrolled = await web.post(confirm["action"], data=confirm["hidden"])
                 assert enrolled.status_code == 303, enrolled.text
                 page = await web.get(enrolled.headers["location"])
                 assert page.status_code == 200
                 assert f"La demande d'inscription de {name} est enregistrée : inscription confirmée" in unescape(page.text)
                 assert 'role="status"' in page.text
+                assert "La demande d'inscription" not in unescape((await web.get("/inscription-scolaire")).text)  # once
 
             text = unescape(page.text)
             assert "Inscrire Léa" not in text and "Inscrire Noé" not in text
