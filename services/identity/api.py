@@ -39,6 +39,8 @@ class Message(BaseModel):
 class Problem(BaseModel):
     detail: str
     can_resend: bool | None = None
+    attempts_left: int | None = Field(
+        default=None, description="A wrong login: attempts left for this address in the window (then 429).")
 
 
 class RegisterRequest(BaseModel):
@@ -139,6 +141,8 @@ def identity_error_response(exc: IdentityError) -> JSONResponse:
     body: dict[str, Any] = {"detail": exc.message}
     if "can_resend" in exc.details:
         body["can_resend"] = exc.details["can_resend"]
+    if "attempts_left" in exc.details:
+        body["attempts_left"] = exc.details["attempts_left"]
     if "field" in exc.details:
         body["errors"] = [{"loc": ["body", exc.details["field"]], "msg": exc.message, "type": "value_error"}]
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyAttempts) else None

@@ -51,11 +51,33 @@ def common_passwords() -> frozenset[str]:
     return frozenset(shipped | set(FREQUENCY_LISTS["passwords"]))
 
 
-def password_problems(password: str, *, email: str = "", display_name: str = "") -> list[str]:
+# Words of the place and of the service itself, which the first guess of anyone targeting this
+# town's accounts would try (« Montclair2026 »); the deployment sets its own (settings).
+LOCAL_WORDS = ("montclair", "loire", "mairie", "ecole", "espace", "citoyen", "premium", "scolaire", "periscolaire")
+
+
+def _plain(text: str) -> str:
+    """Lower case without accents: « École » and « ecole » are the same guess."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _without(password: str, words: list[str]) -> str:
+    """The password's letters left once every word is taken out (digits and symbols do not count)."""
+    remainder = _plain(password)
+    for word in sorted(words, key=len, reverse=True):
+        remainder = remainder.replace(word, "")
+    return re.sub(r"[\W\d_]+", "", remainder)
+
+
+def password_problems(
+    password: str, *, email: str = "", display_name: str = "", local_words: tuple[str, ...] = LOCAL_WORDS
+) -> list[str]:
     """What is wrong with a new password, in French; empty when it is acceptable.
 
     In the spirit of NIST SP 800-63B: a minimum length, no composition rules, and a refusal of
-    passwords that are common, breached-style or built from the person's own details.
+    passwords that are common, breached-style or built from the person's own details or from the
+    town's name and local words.
     """
     if len(password) < MIN_PASSWORD_LENGTH:
         return [f"Le mot de passe doit contenir au moins {MIN_PASSWORD_LENGTH} caractères."]
@@ -63,13 +85,14 @@ def password_problems(password: str, *, email: str = "", display_name: str = "")
         return [f"Le mot de passe ne doit pas dépasser {MAX_PASSWORD_LENGTH} caractères."]
     if password.lower() in common_passwords():
         return ["Ce mot de passe fait partie des mots de passe les plus courants. Choisissez-en un autre."]
-    personal = [p.lower() for p in re.split(r"[\W_]+", f"{email.split('@')[0]} {display_name}") if len(p) >= 3]
-    remainder = password.lower()
-    for part in personal:
-        remainder = remainder.replace(part, "")
-    if personal and len(re.sub(r"[\W\d_]+", "", remainder)) < 4:
+    personal = [_plain(p) for p in re.split(r"[\W_]+", f"{email.split('@')[0]} {display_name}") if len(p) >= 3]
+    if personal and len(_without(password, personal)) < 4:
         return ["Le mot de passe ne doit pas reprendre votre nom ou votre adresse email."]
-    strength = zxcvbn(password[:100], user_inputs=[*personal, "espace", "citoyen", "mairie", "ecole"])
+    town = [_plain(w) for w in local_words if len(w) >= 3]
+    if town and len(_without(password, [*personal, *town])) < 4:
+        return ["Le mot de passe ne doit pas reprendre le nom de la ville ou des mots qui lui sont liés "
+                "(par exemple « Montclair2026 »). Choisissez une phrase de passe sans rapport avec la ville."]
+    strength = zxcvbn(password[:100], user_inputs=[*personal, *town])
     if strength["score"] < MIN_PASSWORD_SCORE:
         return [
             "Ce mot de passe est trop facile à deviner. Choisissez une phrase de passe plus longue, "

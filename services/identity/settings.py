@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.identity.domain import LOCAL_WORDS
 from services.kernel.settings import CommonSettings
 
 
@@ -26,3 +27,6 @@ class IdentitySettings(CommonSettings):
     argon2_memory_kib: int = 19 * 1024
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
+    # The town's name and local words a new password may not be built from (ECP_PASSWORD_LOCAL_WORDS,
+    # a JSON list): set by each town.
+    password_local_words: tuple[str, ...] = LOCAL_WORDS

@@ -138,10 +138,12 @@ class IdentityService:
             for d in datas
         ]
 
-    async def _limit(self, key: str, allowed: int, window: timedelta) -> None:
+    async def _limit(self, key: str, allowed: int, window: timedelta) -> int:
+        """Counts one attempt; returns how many more this window allows (0: this was the last)."""
         count, ends = await self.store.hit(key, window, self._now())
         if count > allowed:
             raise TooManyAttempts(TOO_MANY, int((ends - self._now()).total_seconds()))
+        return allowed - count
 
     # registration and activation
 
@@ -152,7 +154,8 @@ class IdentityService:
         whether the address already had an account (its owner is emailed instead)."""
         email = normalise_email(email)
         display_name = " ".join(display_name.split())
-        problems = password_problems(password, email=email, display_name=display_name)
+        problems = password_problems(password, email=email, display_name=display_name,
+                                     local_words=self.settings.password_local_words)
         if problems:
             raise PolicyViolation(problems[0], field="password")
         await self._limit(f"register-ip:{client}", self.settings.registrations_per_address_per_hour, timedelta(hours=1))
@@ -241,10 +244,12 @@ class IdentityService:
         email = normalise_email(email)
         window = timedelta(minutes=self.settings.login_window_minutes)
         await self._limit(f"login-ip:{client}", self.settings.login_attempts_per_address, window)
-        await self._limit(f"login-account:{token_hash(email)}", self.settings.login_attempts_per_account, window)
+        attempts_left = await self._limit(
+            f"login-account:{token_hash(email)}", self.settings.login_attempts_per_account, window)
         account = await self.store.by_email(email)
         if not await self.passwords.verify(account["password_hash"] if account else None, password) or account is None:
-            raise InvalidCredentials(WRONG_CREDENTIALS)
+            # Counted per address typed, account or not: telling what is left reveals nothing.
+            raise InvalidCredentials(WRONG_CREDENTIALS, attempts_left=attempts_left)
         if account["state"] == AccountState.DEACTIVATED:
             raise Deactivated(DEACTIVATED)
         if account["state"] == AccountState.PENDING_ACTIVATION:
@@ -318,7 +323,8 @@ class IdentityService:
             raise LinkExpired("Ce lien a expiré (il est valable une heure). Demandez un nouveau lien.")
         if status == LinkStatus.UNKNOWN or account is None:
             raise LinkUnknown("Ce lien n'est pas valide. Vérifiez qu'il est complet ou demandez un nouveau lien.")
-        problems = password_problems(new_password, email=account["email"], display_name=account["display_name"])
+        problems = password_problems(new_password, email=account["email"], display_name=account["display_name"],
+                                     local_words=self.settings.password_local_words)
         if problems:
             raise PolicyViolation(problems[0], field="new_password")
         entries = self._entries(
@@ -337,7 +343,8 @@ class IdentityService:
         account = await self.store.by_id(account_id)
         if account is None or not await self.passwords.verify(account["password_hash"], current):
             raise InvalidCredentials("Le mot de passe actuel est incorrect.", field="current_password")
-        problems = password_problems(new, email=account["email"], display_name=account["display_name"])
+        problems = password_problems(new, email=account["email"], display_name=account["display_name"],
+                                     local_words=self.settings.password_local_words)
         if problems:
             raise PolicyViolation(problems[0], field="new_password")
         now = self._now()

@@ -55,3 +55,18 @@ def test_two_links_never_share_a_token() -> None:
 
 def test_the_activation_link_points_at_the_web_page() -> None:
     assert activation_url("http://127.0.0.1:8080/", "abc") == "http://127.0.0.1:8080/activation?jeton=abc"
+
+
+@pytest.mark.parametrize("password", ["Montclair2026", "montclair-sur-loire!", "École Montclair 2026", "MairieLoire2027"])
+def test_a_password_built_from_the_towns_name_and_local_words_is_refused(password: str) -> None:
+    problems = password_problems(password, email="marie.dupont@example.org", display_name="Marie Dupont")
+    assert problems and "ville" in problems[0]
+
+
+def test_a_passphrase_that_merely_contains_a_local_word_is_accepted() -> None:
+    assert password_problems("la Loire coule sous trois ponts bleus", email="m.d@example.org") == []
+
+
+def test_the_town_words_come_from_the_caller() -> None:
+    assert password_problems("Villebrune2026!", local_words=("villebrune",))
+    assert password_problems("Villebrune-Ormeaux-1789", local_words=()) == []
