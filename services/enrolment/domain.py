@@ -95,11 +95,11 @@ def level_for(birth_date: date, school_year: int, *, tps_offered: bool) -> Place
         if tps_offered:
             return Placement(Level.TPS)
         return Placement(None, (
-            f"Votre enfant, né en {born}, pourra être inscrit en petite section à la rentrée {born + 3}. "
+            f"Votre enfant, né·e en {born}, pourra être inscrit·e en petite section à la rentrée {born + 3}. "
             f"Son école de secteur n'accueille pas d'enfants en toute petite section."
         ))
     if age < 2:
-        return Placement(None, f"Votre enfant, né en {born}, pourra être inscrit en petite section à la rentrée {born + 3}.")
+        return Placement(None, f"Votre enfant, né·e en {born}, pourra être inscrit·e en petite section à la rentrée {born + 3}.")
     if age > 10:
         return Placement(None, (
             f"Votre enfant, né en {born}, n'entre plus à l'école maternelle ou élémentaire à la rentrée {school_year} : "
@@ -488,7 +488,7 @@ def french_date(d: date) -> str:
 
 # French messages
 
-NOT_UNLOCKED = ("Votre dossier famille n'a pas encore été validé par le Service Scolaire : "
+NOT_UNLOCKED = ("Votre dossier famille n'a pas encore été validé par le Service Scolaire et Périscolaire : "
                 "l'inscription scolaire sera possible dès sa validation.")
 UNKNOWN_CHILD = "Cet enfant ne figure pas dans votre dossier famille validé."
 BAD_YEAR = "Année scolaire invalide : indiquez par exemple « {year}-{next} »."

@@ -154,7 +154,7 @@ async def test_nothing_is_enrolable_before_the_dossier_is_validated_and_a_child_
         assert by_id[kid.child_id]["sector_school"]["id"] == "mat-coquelicots"  # 12 bis: the even side
         assert by_id[baby.child_id]["can_enrol"] is False
         assert by_id[baby.child_id]["message"] == (
-            f"Votre enfant, né en {year - 1}, pourra être inscrit en petite section à la rentrée {year + 2}.")
+            f"Votre enfant, né·e en {year - 1}, pourra être inscrit·e en petite section à la rentrée {year + 2}.")
         too_young = await f.api.post("/enrolments", json={"child_id": baby.child_id, "school_year": year})
         assert too_young.status_code == 422 and too_young.json()["detail"] == by_id[baby.child_id]["message"]
         too_old = await f.api.post("/enrolments", json={"child_id": old.child_id, "school_year": f"{year}-{year + 1}"})

@@ -31,7 +31,7 @@ def test_a_child_born_in_y_minus_2_enters_tps_only_where_the_school_offers_it(ye
     refused = domain.level_for(date(year - 2, 12, 31), year, tps_offered=False)
     assert refused.level is None
     assert refused.message == (
-        f"Votre enfant, né en {year - 2}, pourra être inscrit en petite section à la rentrée {year + 1}. "
+        f"Votre enfant, né·e en {year - 2}, pourra être inscrit·e en petite section à la rentrée {year + 1}. "
         "Son école de secteur n'accueille pas d'enfants en toute petite section."
     )
     assert domain.level_for(date(year - 2, 1, 1), year, tps_offered=True).level is Level.TPS
@@ -42,9 +42,9 @@ def test_too_young_names_the_year_of_petite_section(year: int) -> None:
     for born in (date(year - 1, 1, 1), date(year - 1, 12, 31), date(year, 6, 1)):
         placement = domain.level_for(born, year, tps_offered=True)
         assert placement.level is None
-        assert placement.message == f"Votre enfant, né en {born.year}, pourra être inscrit en petite section à la rentrée {born.year + 3}."
+        assert placement.message == f"Votre enfant, né·e en {born.year}, pourra être inscrit·e en petite section à la rentrée {born.year + 3}."
     assert domain.level_for(date(2024, 5, 5), 2026, tps_offered=False).message == (
-        "Votre enfant, né en 2024, pourra être inscrit en petite section à la rentrée 2027. "
+        "Votre enfant, né·e en 2024, pourra être inscrit·e en petite section à la rentrée 2027. "
         "Son école de secteur n'accueille pas d'enfants en toute petite section."
     )
 
