@@ -18,6 +18,7 @@ from services.documents.settings import DocumentsSettings
 from services.documents.sworn import render_pdf
 from services.documents.upload import MalformedUpload, UploadTooLarge, receive_form
 from services.documents.usecases import (
+    AccountErased,
     Conflict,
     DocumentsError,
     DocumentsService,
@@ -79,6 +80,7 @@ Family = Annotated[Principal, Depends(require_role("family"))]
 Anyone = Annotated[Principal, Depends(require_role("family", "agent", "admin"))]
 
 _STATUS: list[tuple[type[DocumentsError], int]] = [
+    (AccountErased, 401),
     (NotFound, 404),
     (Gone, 410),
     (Conflict, 409),
@@ -125,7 +127,7 @@ _UPLOAD_BODY = {
 @router.post(
     "/documents", status_code=201, response_model=DocumentView,
     summary="Upload a supporting document (streamed; type decided by content; HEIC converted to JPEG)",
-    responses=_responses(400, 413, 415, 503), openapi_extra=_UPLOAD_BODY,
+    responses=_responses(400, 401, 413, 415, 503), openapi_extra=_UPLOAD_BODY,
 )
 async def upload(request: Request, principal: Family, documents: Service) -> DocumentView:
     settings: DocumentsSettings = documents.settings

@@ -41,6 +41,8 @@ class DocumentsSettings(CommonSettings):
     # Documents are purged this long after upload (the school year plus a margin); tombstones too.
     retention_days: int = 730
     tombstone_retention_days: int = 365
+    # How long an erased account's id is kept to refuse an upload that raced its erasure.
+    erased_marker_hours: float = 24
 
     # Printed on the sworn statement.
     town_name: str = "Ville de Montclair-sur-Loire"

@@ -17,6 +17,9 @@ DOCUMENTS = "documents"
 # Projection of the household's HouseholdSubmitted events (documents attached to a file under
 # review): {_id: document_id, dossier_id, submitted_at}. Filled by consumers.py.
 SUBMITTED = "submitted_documents"
+# Accounts whose AccountDeleted was handled ({_id: account_id, erased_at}): an upload that was
+# already under way when the erasure ran finds its account here and undoes itself.
+ERASED_ACCOUNTS = "erased_accounts"
 
 SCAN_LEASE = "scan_lease"
 # Due documents looked at per lease attempt: more than the scanners that may hold one at once.
@@ -28,6 +31,7 @@ class DocumentsStore:
     def __init__(self, db: Database) -> None:
         self.documents = db[DOCUMENTS]
         self.submitted = db[SUBMITTED]
+        self.erased_accounts = db[ERASED_ACCOUNTS]
 
     async def ensure_indexes(self) -> None:
         await self.documents.create_index([("account_id", 1), ("created_at", -1)])
@@ -166,6 +170,16 @@ class DocumentsStore:
         result = await self.documents.delete_many(
             {"status": Status.DELETED, "deleted_at": {"$lt": before}, "outbox_pending": {"$ne": True}}
         )
+        return result.deleted_count
+
+    async def mark_erased(self, account_id: str, at: datetime) -> None:
+        await self.erased_accounts.update_one({"_id": account_id}, {"$setOnInsert": {"erased_at": at}}, upsert=True)
+
+    async def is_erased(self, account_id: str) -> bool:
+        return await self.erased_accounts.find_one({"_id": account_id}, {"_id": 1}) is not None
+
+    async def forget_erased(self, before: datetime) -> int:
+        result = await self.erased_accounts.delete_many({"erased_at": {"$lt": before}})
         return result.deleted_count
 
     async def of_account_all(self, account_id: str) -> list[dict[str, Any]]:

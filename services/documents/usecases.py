@@ -27,6 +27,7 @@ from services.documents.settings import DocumentsSettings
 from services.documents.store import DocumentsStore
 from services.documents.upload import ReceivedFile, UnreadableImage, heic_to_jpeg
 from services.kernel import telemetry
+from services.kernel.auth import UNAUTHENTICATED
 from services.kernel.envelope import EventData, new_event
 from services.kernel.logging import get_logger
 from services.kernel.mongo import is_transient_db_error
@@ -79,6 +80,10 @@ class TooLarge(DocumentsError):
 
 
 class Unavailable(DocumentsError):
+    pass
+
+
+class AccountErased(DocumentsError):
     pass
 
 
@@ -171,6 +176,12 @@ class DocumentsService:
         except Exception as exc:
             log.warning("upload intent not written", error=repr(exc))
             raise Unavailable(domain.UNAVAILABLE) from exc
+        # After the intent: an erasure that began before it is seen here, one that begins after
+        # it finds the intent and removes it (so nothing stays under an erased account).
+        if await self.store.is_erased(account_id):
+            await best_effort(self.store.remove_intent(document_id))
+            log.info("upload refused: the account was deleted meanwhile", document_id=document_id)
+            raise AccountErased(UNAUTHENTICATED)
         try:
             await self.objects.put_file(
                 key, stored.path, stored.size, content_type,
@@ -293,6 +304,7 @@ class DocumentsService:
         """Deletes every object of the account and anonymises its records. Idempotent: a
         redelivery finds nothing left under the account's id."""
         now = self._now()
+        await self.store.mark_erased(account_id, now)  # first: see _store
         documents = await self.store.of_account_all(account_id)
         for document in documents:
             if document["status"] == Status.UPLOADING:
@@ -396,7 +408,7 @@ class DocumentsService:
         """Repairs what a crash left (old intents, objects without a live record) and purges what
         is past retention. Safe to run at any time, by any number of instances."""
         now = self._now()
-        counts = {"intents": 0, "orphans": 0, "retention": 0, "tombstones": 0}
+        counts = {"intents": 0, "orphans": 0, "retention": 0, "tombstones": 0, "erased_markers": 0}
         for intent in await self.store.stale_intents(now - timedelta(seconds=self.settings.sweep_uploading_after_s)):
             await self.objects.remove(intent["object_key"])
             await self.store.remove_intent(intent["_id"])
@@ -425,6 +437,8 @@ class DocumentsService:
                 log.info("document purged at the end of its retention period", document_id=document["_id"],
                          uploaded_at=str(document.get("created_at")))
         counts["tombstones"] = await self.store.purge_tombstones(now - timedelta(days=self.settings.tombstone_retention_days))
+        # Past any access token's lifetime, no upload of an erased account can still be under way.
+        counts["erased_markers"] = await self.store.forget_erased(now - timedelta(hours=self.settings.erased_marker_hours))
         if counts["retention"]:
             self._events_queued()
         return counts

@@ -31,8 +31,12 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def local_jwks() -> dict:
         return identity.keyring.jwks()
 
-    # Identity verifies its own tokens from its key ring, without an HTTP call to itself.
-    app.state.token_verifier = TokenVerifier(local_jwks, refetch_interval_s=0)
+    async def deleted(account_id: str) -> bool:
+        return await store.by_id(account_id) is None
+
+    # Identity verifies its own tokens from its key ring, without an HTTP call to itself, and
+    # refuses those of an account deleted meanwhile from its own records.
+    app.state.token_verifier = TokenVerifier(local_jwks, refetch_interval_s=0, revoked=deleted)
 
     async def reload_keys() -> None:
         # Picks up keys rotated by the admin command (or another replica), before they sign.

@@ -10,6 +10,12 @@ class IdentitySettings(CommonSettings):
     service_name: str = "identity"
     http_port: int = 8101
     public_prefix: str = "/api/identity"
+    # Identity refuses a deleted account's tokens from its own database, not from its own topic.
+    revocation_topic: str = ""
+    # How long a deletion's answer waits for AccountDeleted to reach the broker (see usecases).
+    deletion_publish_wait_s: float = 3.0
+    # Then how long it lets the other services' revocation feeds read it (well above their lag).
+    deletion_settle_s: float = 0.3
     activation_link_ttl_hours: float = 48
     reset_link_ttl_minutes: float = 60
     staff_invitation_ttl_hours: float = 72

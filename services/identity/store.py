@@ -173,6 +173,11 @@ class IdentityStore:
             await self.refresh_tokens.delete_many({"account_id": account_id})
         return result.modified_count == 1
 
+    async def events_published(self, account_id: str) -> bool:
+        """True once the relay has published every event queued on the account."""
+        doc = await self.accounts.find_one({"_id": account_id}, {"outbox_pending": 1})
+        return doc is None or not doc.get("outbox_pending")
+
     # refresh tokens: one document per token, hashed; a login starts a family (a chain)
 
     async def insert_refresh_token(

@@ -3,20 +3,28 @@
 Identity publishes its public keys at ``/.well-known/jwks.json``. A verifier caches them by key id
 (``kid``) and fetches them again when it meets an unknown kid (a rotation), at most every few
 seconds. ``require_role`` is the FastAPI dependency a route uses to demand a valid token and role.
+
+A deleted account's tokens are refused before they expire: each process keeps the accounts
+deleted recently (``RevokedAccounts``), fed from identity's ``AccountDeleted`` events by the
+runtime (every process reads them, no consumer group), and the verifier consults it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.kernel.envelope import TYPE_PREFIX
 
 ISSUER = "ecp-identity"
 AUDIENCE = "ecp"
@@ -38,11 +46,54 @@ class InvalidToken(Exception):
 
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
+# True when the account's tokens must be refused although validly signed (a deleted account).
+RevocationCheck = Callable[[str], Awaitable[bool]]
+REVOKING_EVENT = "AccountDeleted"
+
+
+class RevokedAccounts:
+    """Accounts deleted within the last ``keep`` (at least an access token's lifetime): a token of
+    theirs may still be unexpired, so it is refused. Older entries are forgotten."""
+
+    def __init__(self, keep: timedelta, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._keep = keep
+        self._now = clock
+        self._until: dict[str, datetime] = {}
+
+    def revoke(self, account_id: str, revoked_at: datetime) -> None:
+        until = revoked_at + self._keep
+        if until > self._now():
+            self._until[account_id] = max(until, self._until.get(account_id, until))
+
+    async def is_revoked(self, account_id: str) -> bool:
+        until = self._until.get(account_id)
+        if until is not None and until <= self._now():
+            del self._until[account_id]
+            return False
+        return until is not None
+
+    def take(self, raw_event: bytes) -> bool:
+        """Reads one message of the account topic; True if it revoked an account. Any other
+        message (or a malformed one: the owning consumers dead-letter those) is ignored."""
+        try:
+            event = json.loads(raw_event)
+            if str(event.get("type", "")).removeprefix(TYPE_PREFIX) != REVOKING_EVENT:
+                return False
+            data = event["data"]
+            deleted_at = datetime.fromisoformat(str(data["deleted_at"]).replace("Z", "+00:00"))
+            self.revoke(str(data["account_id"]), deleted_at if deleted_at.tzinfo else deleted_at.replace(tzinfo=UTC))
+            return True
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
 
 
 class TokenVerifier:
-    def __init__(self, fetch_jwks: JwksFetcher, *, refetch_interval_s: float = 5.0, leeway_s: float = 5.0) -> None:
+    def __init__(
+        self, fetch_jwks: JwksFetcher, *, refetch_interval_s: float = 5.0, leeway_s: float = 5.0,
+        revoked: RevocationCheck | None = None,
+    ) -> None:
         self._fetch_jwks = fetch_jwks
+        self._revoked = revoked
         self._keys: dict[str, Any] = {}
         self._last_fetch = float("-inf")
         self._refetch_interval_s = refetch_interval_s
@@ -50,13 +101,13 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_url(cls, jwks_url: str, client: httpx.AsyncClient) -> TokenVerifier:
+    def from_url(cls, jwks_url: str, client: httpx.AsyncClient, *, revoked: RevocationCheck | None = None) -> TokenVerifier:
         async def fetch() -> dict[str, Any]:
             response = await client.get(jwks_url, timeout=3.0)
             response.raise_for_status()
             return response.json()
 
-        return cls(fetch)
+        return cls(fetch, revoked=revoked)
 
     async def _refresh(self) -> None:
         async with self._lock:
@@ -95,6 +146,8 @@ class TokenVerifier:
             raise InvalidToken(str(exc)) from exc
         if claims["role"] not in ROLES:
             raise InvalidToken("unknown role")
+        if self._revoked is not None and await self._revoked(claims["sub"]):
+            raise InvalidToken("account deleted")
         return Principal(account_id=claims["sub"], role=claims["role"], token_id=claims["jti"])
 
 

@@ -211,6 +211,37 @@ class KafkaSubscription:
         }
 
 
+class KafkaTail(KafkaSubscription):
+    """Reads every partition of its topics from a moment on, in no consumer group: each process
+    sees every message (a per-process cache needs that) and commits nothing. Needs only Read on
+    the topics."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], client_id: str, since_ms: int, auth: KafkaAuth = ANONYMOUS) -> None:
+        super().__init__(bootstrap, "", topics, client_id, auth)
+        self._since_ms = since_ms
+
+    async def start(self) -> None:
+        # Without a group, the consumer is given every partition of its topics when it starts.
+        consumer = AIOKafkaConsumer(
+            *self._topics, **self._auth.client_options(), bootstrap_servers=self._bootstrap, group_id=None,
+            client_id=self._client_id, enable_auto_commit=False, auto_offset_reset="latest", max_poll_records=500,
+        )
+        try:
+            await consumer.start()
+            partitions = sorted(consumer.assignment())
+            if not partitions:
+                raise KafkaConnectionError(f"no partitions known for {self._topics}")
+            starts = await consumer.offsets_for_times({tp: self._since_ms for tp in partitions})
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                found = starts.get(tp)
+                consumer.seek(tp, found.offset if found is not None else ends[tp])
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.kernel import kafka, mongo, telemetry
+from services.kernel.auth import RevokedAccounts
 from services.kernel.consumer import EventConsumer, Handler
 from services.kernel.envelope import EventData
 from services.kernel.health import ReadinessCheck
@@ -103,6 +105,33 @@ class ServiceRuntime:
         telemetry.on_scrape(_lag_observer(spec.group_id, subscription))
         self._spawn(self._run_consumer(subscription, consumer), f"consumer-{spec.group_id}")
         return consumer
+
+    def follow_revocations(self, revoked: RevokedAccounts) -> None:
+        """Feeds ``revoked`` from the account topic, from the look-back on, for as long as the
+        service runs (every process reads every partition: no consumer group)."""
+        self._spawn(self._run_revocations(revoked), "revocations")
+
+    async def _run_revocations(self, revoked: RevokedAccounts) -> None:
+        s = self.settings
+        while True:
+            since = datetime.now(UTC) - timedelta(minutes=s.revocation_lookback_minutes)
+            tail = kafka.KafkaTail(
+                s.kafka_bootstrap, [s.revocation_topic], f"{s.service_name}-revocations",
+                int(since.timestamp() * 1000), auth=kafka.KafkaAuth.of(s),
+            )
+            await retry_forever(tail.start, "revocation feed")
+            try:
+                while True:
+                    for message in await tail.fetch(timeout_ms=200):
+                        if revoked.take(message.value):
+                            log.info("access tokens of a deleted account refused from now on", account_id=message.key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("revocation feed interrupted; reconnecting", error=repr(exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    await tail.stop()
 
     def events_queued(self) -> None:
         """A store calls this after writing events to the outbox: relay them without waiting."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from services.kernel import mongo
 from services.kernel import telemetry
 from services.kernel.app import create_service_app
-from services.kernel.auth import TokenVerifier, session_router
+from services.kernel.auth import RevokedAccounts, TokenVerifier, session_router
 from services.kernel.health import ReadinessCheck
 from services.kernel.logging import get_logger
 from services.kernel.runtime import DEPENDENCY_DOWN, ConsumerSpec, ServiceRuntime
@@ -49,7 +50,12 @@ def backend_app(
         app.state.http = httpx.AsyncClient(
             timeout=httpx.Timeout(5.0, connect=2.0), event_hooks={"request": [telemetry.inject_into_request]}
         )
-        app.state.token_verifier = TokenVerifier.from_url(settings.jwks_url, app.state.http)
+        revoked = None
+        if settings.revocation_topic:
+            app.state.revoked_accounts = RevokedAccounts(timedelta(minutes=settings.revocation_lookback_minutes))
+            runtime.follow_revocations(app.state.revoked_accounts)
+            revoked = app.state.revoked_accounts.is_revoked
+        app.state.token_verifier = TokenVerifier.from_url(settings.jwks_url, app.state.http, revoked=revoked)
         if on_start is not None:
             await on_start(app, runtime)
         for spec in consumers(app, runtime):

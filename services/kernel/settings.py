@@ -33,6 +33,11 @@ class CommonSettings(BaseSettings):
     kafka_ssl_cafile: str = ""
     # Where access tokens' public keys are published (the identity service).
     jwks_url: str = "http://127.0.0.1:8101/.well-known/jwks.json"
+    # Where deleted accounts are announced (AccountDeleted): each process refuses their tokens
+    # at once. Empty: no feed (identity checks its own database). The look-back must cover an
+    # access token's lifetime, so a restarted process still knows every recent deletion.
+    revocation_topic: str = "identity.account.v1"
+    revocation_lookback_minutes: float = 20
     # Overrides schemas/topics.yaml's replication factor when creating topics (3 on a real cluster).
     topics_replication_factor: int | None = None
 

@@ -1,11 +1,12 @@
 """Access tokens signed here are verified by the kernel's verifier, as other services do."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.identity.tokens import KeyRing, generate_signing_key
-from services.kernel.auth import InvalidToken, TokenVerifier
+from services.kernel.auth import InvalidToken, RevokedAccounts, TokenVerifier
 
 SECRET = "test-secret"
 
@@ -69,3 +70,20 @@ def test_private_keys_are_stored_encrypted() -> None:
     key = generate_signing_key(SECRET, datetime.now(UTC))
     assert b"ENCRYPTED PRIVATE KEY" in key.private_pem
     assert "d" not in key.public_jwk  # the JWKS never carries private material
+
+
+async def test_a_valid_token_of_an_account_deleted_since_is_refused_by_a_verifier_fed_by_the_event() -> None:
+    now = datetime.now(UTC)
+    ring = KeyRing([generate_signing_key(SECRET, now)], SECRET)
+    revoked = RevokedAccounts(timedelta(minutes=20))
+
+    async def fetch() -> dict:
+        return ring.jwks()
+
+    verifier = TokenVerifier(fetch, refetch_interval_s=0, revoked=revoked.is_revoked)
+    token = ring.sign_access_token(account_id="acc-1", role="family", now=now, ttl=timedelta(minutes=10))
+    assert (await verifier.verify(token)).account_id == "acc-1"
+    revoked.take(json.dumps({"type": "fr.montclair-sur-loire.ecp.AccountDeleted",
+                             "data": {"account_id": "acc-1", "deleted_at": now.isoformat()}}).encode())
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
