@@ -221,13 +221,17 @@ async def test_a_bad_declaration_is_a_french_422_next_to_its_fields_and_nothing_
 async def test_a_too_large_or_infected_file_is_explained_in_french_and_never_counts_as_a_proof(family: Family) -> None:
     assert (await saved(family, declaration())).status_code == 303
 
-    # Over documents' 10 MB (under the gateway's 12 MB for this page): documents' French reason
+    # Over documents' 10 MB for one file: documents' French reason next to its field
     too_large = await family.upload("domicile", "proof_of_address", "scan.pdf", pdf_bytes() + b"0" * (10 * 1024 * 1024), "application/pdf")
     assert too_large.status_code == 413
     assert "trop volumineux (10 Mo maximum)" in html.unescape(too_large.text) and 'href="#fichier-domicile"' in too_large.text
-    # Over the gateway's limit for this page: its French JSON, before the web service
-    huge = await family.upload("domicile", "proof_of_address", "scan.pdf", b"0" * (13 * 1024 * 1024), "application/pdf")
-    assert huge.status_code == 413 and huge.json()["detail"] == "Le fichier est trop volumineux (10 Mo maximum)."
+    # A post over 40 MB (several files): the web service refuses it on its Content-Length
+    over = await family.upload("domicile", "proof_of_address", "scan.pdf", b"0" * (40 * 1024 * 1024 + 100_000), "application/pdf")
+    assert over.status_code == 413 and "40 Mo" in html.unescape(over.text) and "<h1>Fichiers trop volumineux</h1>" in over.text
+    # Over the gateway's limit for this page (41 MB): its French page, before the web service
+    huge = await family.upload("domicile", "proof_of_address", "scan.pdf", b"0" * (42 * 1024 * 1024), "application/pdf")
+    assert huge.status_code == 413 and huge.headers["content-type"].startswith("text/html")
+    assert "<h1>Fichiers trop volumineux</h1>" in huge.text
     assert (await family.household()).json()["address"]["proof_document_id"] is None
 
     # A virus: stored, then found by the scan; the page says so with the reason, submission names it
