@@ -129,20 +129,30 @@ async def test_repeated_failed_logins_hit_a_429_that_does_not_reveal_the_account
     client, email = person()
     async with client:
         await registered_and_activated(client, email)
-        codes = [
-            (await client.post("/auth/login", json={"email": email, "password": "mauvais mot de passe"})).status_code
-            for _ in range(11)
-        ]
+        answers = [await client.post("/auth/login", json={"email": email, "password": "mauvais mot de passe"})
+                   for _ in range(11)]
+        codes = [a.status_code for a in answers]
         assert codes[:10] == [401] * 10
         assert codes[10] == 429
+        # Each 401 says how many tries are left, so the login page can warn before the 429.
+        left = [a.json().get("attempts_left") for a in answers[:10]]
+        assert left == list(range(9, -1, -1))
         limited = await client.post("/auth/login", json={"email": email, "password": GOOD_PASSWORD})
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) > 0
-        unknown = [
-            (await client.post("/auth/login", json={"email": f"x.{email}", "password": "mauvais mot de passe"})).status_code
-            for _ in range(11)
-        ]
-        assert unknown == codes  # an unknown address is limited exactly the same way
+        unknown = [await client.post("/auth/login", json={"email": f"x.{email}", "password": "mauvais mot de passe"})
+                   for _ in range(11)]
+        assert [a.status_code for a in unknown] == codes  # an unknown address is limited exactly the same way
+        assert [a.json().get("attempts_left") for a in unknown[:10]] == left
+
+
+async def test_a_password_built_from_the_towns_name_is_refused_at_registration() -> None:
+    client, email = person()
+    async with client:
+        refused = await client.post("/auth/register", json={"email": email, "password": "Montclair2026", "display_name": "Léa Bernard"})
+        assert refused.status_code == 422
+        assert "nom de la ville" in refused.json()["detail"]
+        assert refused.json()["errors"][0]["loc"] == ["body", "password"]
 
 
 async def test_reusing_a_refresh_token_revokes_the_whole_chain() -> None:
