@@ -90,7 +90,7 @@ async def test_registration_sends_one_french_activation_email_whose_link_is_the_
         _, event = await link_token("ActivationLinkIssued", email)
 
         (summary,) = await wait_for_mails(email, 1)
-        assert summary["Subject"] == "Activez votre Espace Citoyen"
+        assert summary["Subject"] == "Activez votre Espace Citoyen Premium"
         assert summary["MessageID"] == domain.message_id(event["id"], email).strip("<>")
         message = await mail(summary["ID"])
         link = event["data"]["link"]
@@ -125,7 +125,7 @@ async def test_activation_then_password_change_each_send_one_email() -> None:
         found = await wait_for_mails(email, 3)
         subjects = Counter(m["Subject"] for m in found)
         assert subjects == Counter(
-            {"Activez votre Espace Citoyen": 1, "Bienvenue sur votre Espace Citoyen": 1, "Votre mot de passe a été modifié": 1}
+            {"Activez votre Espace Citoyen Premium": 1, "Bienvenue sur votre Espace Citoyen Premium": 1, "Votre mot de passe a été modifié": 1}
         )
         welcome = await mail(next(m["ID"] for m in found if m["Subject"].startswith("Bienvenue")))
         assert "Déclarer mon entourage" in welcome["Text"] and "averti·e" in welcome["Text"]
@@ -186,7 +186,7 @@ async def test_with_the_smtp_server_down_the_email_is_retried_and_delivered_once
     finally:
         ecp("start", "mail")
     (summary,) = await wait_for_mails(email, 1, timeout_s=60)
-    assert summary["Subject"] == "Activez votre Espace Citoyen"
+    assert summary["Subject"] == "Activez votre Espace Citoyen Premium"
     doc = await deliveries.find_one({"event_id": event["id"]})
     assert doc["status"] == "sent"
     await asyncio.sleep(2)
@@ -264,7 +264,7 @@ async def _gone(pid: int) -> bool:
 async def _agent_token() -> str:
     email, token = await invited_staff("agent")
     invitation = await wait_for_mails(email, 1)
-    assert [m["Subject"] for m in invitation] == ["Choisissez votre mot de passe pour l'Espace Citoyen"]
+    assert [m["Subject"] for m in invitation] == ["Choisissez votre mot de passe pour l'Espace Citoyen Premium"]
     client, _ = person()
     async with client:
         assert (await client.post("/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD})).status_code == 200
@@ -377,7 +377,7 @@ async def test_household_documents_and_enrolment_events_each_send_one_french_ema
     found = await wait_for_mails(email, 2 + len(events), timeout_s=60)
     await asyncio.sleep(3)
     found = await mails_to(email)
-    family = Counter(m["Subject"] for m in found) - Counter({"Activez votre Espace Citoyen": 1, "Bienvenue sur votre Espace Citoyen": 1})
+    family = Counter(m["Subject"] for m in found) - Counter({"Activez votre Espace Citoyen Premium": 1, "Bienvenue sur votre Espace Citoyen Premium": 1})
     assert family == Counter(FAMILY_SUBJECTS.values()), family
     by_subject = {m["Subject"]: m for m in found}
     for name, event in events.items():
