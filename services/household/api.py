@@ -8,6 +8,7 @@ and decide but never edit family data. Every answer other than success is
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -377,7 +378,11 @@ async def queue(
 async def review(dossier_id: str, request: Request, principal: Agent, household: Service) -> dict[str, Any]:
     dossier = await household.for_review(dossier_id)
     ids = domain.document_ids(domain.content_of(dossier))
-    links = await household.download_links(ids, request.headers.get("authorization", ""))
+    links, known = await asyncio.gather(household.download_links(ids, request.headers.get("authorization", "")),
+                                        household.known_documents(ids))
+    # A sworn statement (attestation sur l'honneur) stands in for the piece: the agent sees it as such.
+    for document_id, document in known.items():
+        links.setdefault(document_id, {"url": None})["sworn"] = document.get("kind") == domain.SWORN_STATEMENT
     return review_view(dossier, links)
 
 

@@ -209,6 +209,9 @@ class HouseholdService:
             raise NotFound(domain.NOT_FOUND)
         return dossier
 
+    async def known_documents(self, document_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return await self._db(self.store.known_documents(document_ids))
+
     async def queue(self, **kwargs: Any) -> list[dict[str, Any]]:
         return await self._db(self.store.queue(**kwargs))
 

@@ -11,8 +11,10 @@ field it concerns.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -50,6 +52,9 @@ QUEUE_STATUSES = {
     "rejected": "Refusés",
 }
 DOSSIER_DONE = {
+    "pris": "Vous examinez ce dossier : les autres agents voient qu'il est pris.",
+    "libere": "Le dossier est libéré : un autre agent peut le prendre.",
+    "reattribue": "Le dossier est confié à l'agent choisi.",
     "valide": "Le dossier a été validé. La famille est avertie par email et peut inscrire ses enfants.",
     "refuse": "Le dossier a été refusé. La famille est avertie par email, avec le motif.",
     "corrections": "Les corrections ont été demandées. La famille est avertie par email, avec vos motifs.",
@@ -65,7 +70,6 @@ REASON_TOO_LONG = f"Le motif doit faire {MAX_REASON} caractères au plus."
 REFUSAL_REASON_MISSING = "Saisissez le motif du refus : il est communiqué à la famille."
 CSV_MISSING = "Choisissez le fichier CSV de la carte scolaire."
 CSV_TOO_LARGE = "Le fichier de carte scolaire est trop volumineux (900 ko au plus)."
-DATE_INVALID = "Saisissez une date valide, par exemple 14/03/2027."
 YEAR_INVALID = "Saisissez une année scolaire comme 2027-2028."
 PROBLEM_KINDS = {
     "malformed": "ligne illisible", "unknown_school": "école inconnue", "wrong_school_type": "type d'école incorrect",
@@ -126,51 +130,86 @@ def _page(request: Request, template: str, context: dict[str, Any], status_code:
 
 # ---- the queue -----------------------------------------------------------------------------------
 
-def _day(value: str, field_id: str, errors: dict[str, str]) -> str | None:
-    if not value:
-        return None
-    # A browser with a date picker sends 2027-03-14; without one, the agent types 14/03/2027.
-    for parse in (date.fromisoformat, lambda text: datetime.strptime(text, "%d/%m/%Y").date()):
-        try:
-            return parse(value).isoformat()
-        except ValueError:
-            continue
-    errors[field_id] = DATE_INVALID
-    return None
+QUEUE_STATUSES_ALL = {**QUEUE_STATUSES, "all": "Tous les états"}
+ASSIGNMENT_FILTERS = {"": "Tous", "moi": "Pris par moi", "libres": "Libres (personne ne les examine)"}
+SORTS = {"anciens": "Les plus anciens d'abord", "recents": "Les plus récents d'abord"}
+MAX_QUERY = 200
 
 
-@router.get(QUEUE, response_class=HTMLResponse, summary="Back-office: files to review (paged, filtered)")
-async def queue(request: Request, agent: CurrentAgent, services: Services, statut: str = "submitted",
-                depuis: str = "", jusque: str = "", curseur: str = "") -> HTMLResponse:
-    status = statut if statut in QUEUE_STATUSES else "submitted"
-    errors: dict[str, str] = {}
-    since, until = _day(depuis.strip(), "depuis", errors), _day(jusque.strip(), "jusque", errors)
-    filters = {"statut": status, "depuis": depuis.strip(), "jusque": jusque.strip()}
-    context: dict[str, Any] = {"statuses": QUEUE_STATUSES, "filters": filters, "rows": [], "next_page": None,
-                               "first_page": None, "errors": _ordered(errors), "field_errors": errors, "problem": None}
-    if errors:
-        return _page(request, "agent_queue.html", context, status_code=422)
-    params: dict[str, Any] = {"status": status, "limit": PAGE_SIZE}
-    if since:
-        params["submitted_from"] = f"{since}T00:00:00+00:00"
-    if until:  # the day chosen is included: the service's bound is exclusive
-        params["submitted_to"] = f"{until}T23:59:59.999999+00:00"
-    if curseur:
-        params["cursor"] = curseur
-    reply = await services.get("household", "/review/queue", agent.access_token, params=params)
-    if reply.status == 422:  # a cursor that no longer means anything: the service says to start over
-        context["problem"] = _detail(reply)
-        context["first_page"] = f"{QUEUE}?{urlencode(filters)}"
-        return _page(request, "agent_queue.html", context, status_code=422)
-    items = [i for i in _checked(request, reply).get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
-    context["rows"] = [{**item, "family": str(item.get("family") or ""), "submitted_label": numeric_datetime(item.get("submitted_at"))}
-                       for item in items]
-    next_cursor = reply.body.get("next_cursor")
-    if isinstance(next_cursor, str) and next_cursor:
-        context["next_page"] = f"{QUEUE}?{urlencode({**filters, 'curseur': next_cursor})}"
-    if curseur:
-        context["first_page"] = f"{QUEUE}?{urlencode(filters)}"
+async def staff_names(services: ServiceClient, agent: CurrentAgent) -> dict[str, str]:
+    """Account id → name of every agent and admin (deactivated ones too: their decisions stay
+    theirs). An identity that does not answer leaves the ids to the template's fallback."""
+    reply = await services.get("identity", "/staff", agent.access_token)
+    if reply.status != 200:
+        return {}
+    return {str(m.get("account_id")): str(m.get("display_name") or "") for m in reply.body.get("items", []) if isinstance(m, dict)}
+
+
+def agent_label(names: dict[str, str], agent_id: Any) -> str:
+    """« Marie Dupont », or a short id when the directory does not know (or did not answer)."""
+    agent_id = str(agent_id or "")
+    return names.get(agent_id) or (f"Agent {agent_id[:8]}" if agent_id else "")
+
+
+def _page_number(value: str) -> int:
+    return int(value) if value.isdigit() and 0 < int(value) <= 10_000 else 1
+
+
+@router.get(QUEUE, response_class=HTMLResponse, summary="Back-office: files to review (search, filters, sort, numbered pages)")
+async def queue(request: Request, agent: CurrentAgent, services: Services, statut: str = "submitted", q: str = "",
+                attribution: str = "", tri: str = "anciens", page: str = "1", fin: str = "") -> HTMLResponse:
+    status = statut if statut in QUEUE_STATUSES_ALL else "submitted"
+    query = " ".join(q.split())[:MAX_QUERY]
+    assigned = attribution if attribution in ASSIGNMENT_FILTERS else ""
+    sort = tri if tri in SORTS else "anciens"
+    number = _page_number(page)
+    filters = {"q": query, "statut": status, "attribution": assigned, "tri": sort}
+    params: dict[str, Any] = {"status": status, "limit": PAGE_SIZE, "page": number,
+                              "sort": "newest" if sort == "recents" else "oldest"}
+    if query:
+        params["q"] = query
+    if assigned:
+        params["assigned"] = "me" if assigned == "moi" else "none"
+    reply, names = await asyncio.gather(services.get("household", "/review/queue", agent.access_token, params=params),
+                                        staff_names(services, agent))
+    body = _checked(request, reply)
+    items = [i for i in body.get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
+    rows = []
+    for item in items:
+        holder = (item.get("assignment") or {}).get("agent_id")
+        rows.append({**item, "family": str(item.get("family") or ""), "submitted_label": numeric_datetime(item.get("submitted_at")),
+                     "holder": agent_label(names, holder) if holder else "", "mine": holder == _account_id(agent)})
+    total, pages = int(body.get("total") or 0), int(body.get("pages") or 1)
+    link = lambda n: f"{QUEUE}?{urlencode({**filters, 'page': n})}"  # noqa: E731
+    context: dict[str, Any] = {
+        "statuses": QUEUE_STATUSES_ALL, "assignments": ASSIGNMENT_FILTERS, "sorts": SORTS, "filters": filters, "rows": rows,
+        "total": total, "total_capped": bool(body.get("total_capped")), "page": number, "pages": pages,
+        "previous_page": link(number - 1) if number > 1 else None, "next_page": link(number + 1) if number < pages else None,
+        "errors": [], "field_errors": {}, "problem": None,
+        "done": "Aucun autre dossier libre n'attend d'examen pour le moment." if fin else None,
+    }
     return _page(request, "agent_queue.html", context)
+
+
+def _account_id(agent: CurrentAgent) -> str:
+    """The agent's own id, from the token's subject (only to mark « pris par moi »; the services
+    check the token themselves)."""
+    try:
+        payload = agent.access_token.split(".")[1]
+        return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("sub", ""))
+    except (IndexError, ValueError, TypeError):
+        return ""
+
+
+@router.get(QUEUE + "/suivant", response_class=HTMLResponse, summary="Back-office: the next free file waiting, oldest first")
+async def next_dossier(request: Request, agent: CurrentAgent, services: Services, apres: str = "") -> Response:
+    reply = await services.get("household", "/review/queue", agent.access_token,
+                               params={"status": "submitted", "assigned": "none", "limit": 2, "sort": "oldest"})
+    items = [i for i in _checked(request, reply).get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
+    following = next((i["id"] for i in items if i["id"] != apres), None)
+    if following is None:
+        return RedirectResponse(f"{QUEUE}?{urlencode({'statut': 'submitted', 'fin': 1})}", status_code=303)
+    return RedirectResponse(f"{QUEUE}/{following}", status_code=303)
 
 
 # ---- one file ------------------------------------------------------------------------------------
@@ -184,10 +223,13 @@ def _correction_items(review: dict[str, Any]) -> list[dict[str, str]]:
     for child in review.get("children") or []:
         name = f"{child.get('first_name', '')} {child.get('last_name', '')}".strip()
         items.append({"key": f"children.{child.get('child_id')}", "label": f"L'enfant {name}"})
-    for document in review.get("documents") or []:
+    data = [{**item, "id": f"correction-{n}", "name": f"correction:{item['key']}", "document": False} for n, item in enumerate(items)]
+    # A document is checked in its own fieldset (a preset reason and a precision): "motif-<n>".
+    for n, document in enumerate(review.get("documents") or []):
         label = str(document.get("label", ""))
-        items.append({"key": str(document.get("document_id")), "label": f"{label[:1].upper()}{label[1:]} (pièce jointe)"})
-    return [{**item, "id": f"correction-{n}", "name": f"correction:{item['key']}"} for n, item in enumerate(items)]
+        data.append({"key": str(document.get("document_id")), "label": f"{label[:1].upper()}{label[1:]} (pièce jointe)",
+                     "id": f"motif-{n}", "name": f"motif:{document.get('document_id')}", "document": True})
+    return data
 
 
 def _viewer(document: dict[str, Any]) -> str | None:
@@ -207,15 +249,21 @@ REPLACED_ITEM = "Élément remplacé ou retiré depuis la demande"
 async def _dossier_page(
     request: Request, dossier_id: str, agent: CurrentAgent, services: ServiceClient, *,
     done: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None, status_code: int = 200,
+    values: dict[str, str] | None = None, status_code: int = 200, piece: int = 0, rotation: int = 0,
 ) -> HTMLResponse:
-    review_reply, audit_reply = await asyncio.gather(
+    review_reply, audit_reply, names = await asyncio.gather(
         services.get("household", f"/review/dossiers/{dossier_id}", agent.access_token),
         services.get("household", f"/review/dossiers/{dossier_id}/audit", agent.access_token),
+        staff_names(services, agent),
     )
     review = _checked(request, review_reply, not_found="Ce dossier n'existe pas.")
+    sector = await _sector(services, agent, review)
     audit = audit_reply.body.get("items") if audit_reply.status == 200 else None
-    documents = [{**d, "viewer": _viewer(d)} for d in review.get("documents") or [] if isinstance(d, dict)]
+    documents = [{**d, "viewer": _viewer(d), "index": n} for n, d in enumerate(review.get("documents") or []) if isinstance(d, dict)]
+    shown = documents[piece] if 0 <= piece < len(documents) else (documents[0] if documents else None)
+    assignment = review.get("assignment") or {}
+    holder = assignment.get("agent_id")
+    me = _account_id(agent)
     items = _correction_items(review)
     timeline = audit if isinstance(audit, list) else review.get("timeline") or []
     context = {
@@ -223,7 +271,15 @@ async def _dossier_page(
         "REPLACED_ITEM": REPLACED_ITEM,
         "submitted_label": numeric_datetime(review.get("submitted_at")),
         "children": [{**c, "birth_label": numeric_date(c.get("birth_date"))} for c in review.get("children") or []],
-        "timeline": [{**e, "at_label": numeric_datetime(e.get("at"))} for e in timeline if isinstance(e, dict)],
+        "timeline": [{**e, "at_label": numeric_datetime(e.get("at")), "by": agent_label(names, e.get("agent_id"))}
+                     for e in timeline if isinstance(e, dict)],
+        "shown": shown, "rotation": rotation if rotation in ROTATIONS else 0, "sector": sector,
+        "holder": agent_label(names, holder) if holder else "", "mine": bool(holder) and holder == me,
+        "held_until": numeric_datetime(assignment.get("until")), "is_admin": agent.role == "admin",
+        "colleagues": sorted(((i, n) for i, n in names.items() if i != holder and n), key=lambda p: p[1]),
+        "reasons": correction_reasons(request),
+        "data_open": any(k.startswith("correction-") for k in (errors or {})) or any(
+            k.startswith("correction:") and v for k, v in (values or {}).items()), "next_link": f"{QUEUE}/suivant?{urlencode({'apres': dossier_id})}",
         "audit_complete": audit is not None,
         "done": DOSSIER_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
         "field_errors": errors or {}, "values": values or {}, "decidable": review.get("status") == "submitted",
@@ -231,9 +287,90 @@ async def _dossier_page(
     return _page(request, "agent_dossier.html", context, status_code=status_code)
 
 
+ROTATIONS = (0, 90, 180, 270)
+# The preset reasons an agent picks for a document to correct (editable: ECP_CORRECTION_REASONS,
+# separated by « | », in the web service's settings); free text may complete each.
+CORRECTION_REASONS = (
+    "Document illisible", "Document expiré", "Nom différent de celui déclaré",
+    "Justificatif de domicile de plus de 3 mois", "Document incomplet (une page manque)", "Ce n'est pas le document attendu",
+)
+
+
+def correction_reasons(request: Request) -> list[str]:
+    configured = [r.strip() for r in request.app.state.settings.correction_reasons.split("|") if r.strip()]
+    return configured or list(CORRECTION_REASONS)
+
+
+def _coming_school_year(today: date) -> int:
+    """The September a campaign enrols for: this one until June, then the next."""
+    return today.year if today.month <= 6 else today.year + 1
+
+
+async def _sector(services: ServiceClient, agent: CurrentAgent, review: dict[str, Any]) -> dict[str, Any] | None:
+    """Whether the address is on the sector map, and the school each child would get."""
+    address = review.get("address")
+    if not isinstance(address, dict):
+        return None
+    lookup, schools = await asyncio.gather(
+        services.get("enrolment", "/sector-map/lookup", agent.access_token, params={
+            k: address.get(k) for k in ("street", "number", "postcode", "town")}),
+        services.get("enrolment", "/schools", agent.access_token),
+    )
+    if lookup.status != 200:
+        return {"known": False}
+    names = _school_names(schools.body.get("items", [])) if schools.status == 200 else {}
+    segment = lookup.body.get("segment") if isinstance(lookup.body.get("segment"), dict) else None
+    year = _coming_school_year(date.today())
+    children = []
+    for child in review.get("children") or []:
+        born = str(child.get("birth_date") or "")[:4]
+        school = None
+        if segment and born.isdigit():
+            # Maternelle until grande section (born Y-5), élémentaire from CP (Y-6) to CM2 (Y-10).
+            age = year - int(born)
+            key = "maternelle_id" if age <= 5 else "elementaire_id" if age <= 10 else None
+            school = names.get(str(segment.get(key)), str(segment.get(key))) if key else None
+        children.append({"name": f"{child.get('first_name', '')} {child.get('last_name', '')}".strip(), "school": school})
+    return {"known": True, "in_town": bool(lookup.body.get("in_town", True)), "found": bool(lookup.body.get("found")),
+            "year": year, "children": children}
+
+
 @router.get(QUEUE + "/{dossier_id}", response_class=HTMLResponse, summary="Back-office: a file, its documents, decisions and audit")
-async def dossier(request: Request, dossier_id: str, agent: CurrentAgent, services: Services, fait: str = "") -> HTMLResponse:
-    return await _dossier_page(request, _valid_id(dossier_id), agent, services, done=fait)
+async def dossier(request: Request, dossier_id: str, agent: CurrentAgent, services: Services, fait: str = "",
+                  piece: str = "0", rotation: str = "0") -> HTMLResponse:
+    return await _dossier_page(request, _valid_id(dossier_id), agent, services, done=fait,
+                               piece=int(piece) if piece.isdigit() else 0, rotation=int(rotation) if rotation.isdigit() else 0)
+
+
+@router.post(QUEUE + "/{dossier_id}/prendre", response_class=HTMLResponse, summary="Back-office: « Je prends ce dossier »")
+async def take(request: Request, dossier_id: str, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    return await _assignment(request, _valid_id(dossier_id), agent, services, "POST", None, "pris")
+
+
+@router.post(QUEUE + "/{dossier_id}/liberer", response_class=HTMLResponse, summary="Back-office: release a file")
+async def release(request: Request, dossier_id: str, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    return await _assignment(request, _valid_id(dossier_id), agent, services, "DELETE", None, "libere")
+
+
+@router.post(QUEUE + "/{dossier_id}/attribuer", response_class=HTMLResponse, summary="Back-office: hand a file to an agent (admins)")
+async def reassign(request: Request, dossier_id: str, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    target = form.get("agent_id", "")
+    if not _ID.match(target):
+        return await _dossier_page(request, _valid_id(dossier_id), agent, services, status_code=422,
+                                   errors={"attribuer-agent": "Choisissez l'agent à qui confier ce dossier."})
+    return await _assignment(request, _valid_id(dossier_id), agent, services, "PUT", {"agent_id": target}, "reattribue")
+
+
+async def _assignment(request: Request, dossier_id: str, agent: CurrentAgent, services: ServiceClient, method: str,
+                      body: dict[str, Any] | None, done: str) -> Response:
+    reply = await services.send(method, "household", f"/review/dossiers/{dossier_id}/assignment", agent.access_token, json=body)
+    if reply.status in (200, 204):
+        return RedirectResponse(f"{QUEUE}/{dossier_id}?fait={done}", status_code=303)
+    if reply.status in (403, 409):  # held by another agent, decided meanwhile, or not an admin
+        problem = _detail(reply, "Seul un administrateur peut attribuer un dossier à un autre agent.")
+        return await _dossier_page(request, dossier_id, agent, services, problem=problem, status_code=reply.status)
+    _checked(request, reply, not_found="Ce dossier n'existe pas.")
+    raise Unavailable()
 
 
 async def _decide(
@@ -262,6 +399,13 @@ def _version(form: dict[str, str]) -> int | None:
 
 @router.post(QUEUE + "/{dossier_id}/valider", response_class=HTMLResponse, summary="Back-office: validate a file")
 async def validate(request: Request, dossier_id: str, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    dossier_id = _valid_id(dossier_id)
+    if form.get("confirme") != "1":
+        # One click never validates: the agent first reads what follows, then confirms.
+        review = _checked(request, await services.get("household", f"/review/dossiers/{dossier_id}", agent.access_token),
+                          not_found="Ce dossier n'existe pas.")
+        children = [f"{c.get('first_name', '')} {c.get('last_name', '')}".strip() for c in review.get("children") or []]
+        return _page(request, "agent_confirm.html", {"dossier": review, "children": children, "version": _version(form)})
     return await _decide(request, _valid_id(dossier_id), agent, services, "validate", {"version": _version(form)},
                          "valide", "valider", {})
 
@@ -289,19 +433,31 @@ async def request_corrections(
     agent: CurrentAgent, services: Services,
 ) -> Response:
     dossier_id = _valid_id(dossier_id)
-    values = {name: value.strip() for name, value in form.items() if name.startswith("correction:")}
-    corrections = [{"item": name.removeprefix("correction:"), "reason": reason} for name, reason in values.items() if reason]
+    values = {name: value.strip() for name, value in form.items() if name.startswith(("correction:", "motif:", "precision:"))}
+    corrections = [{"item": name.removeprefix("correction:"), "reason": reason} for name, reason in values.items()
+                   if name.startswith("correction:") and reason]
+    for name, preset in values.items():
+        if name.startswith("motif:"):  # a document's checklist: a preset reason, the free text completing it
+            document_id = name.removeprefix("motif:")
+            detail = values.get(f"precision:{document_id}", "")
+            reason = f"{preset} : {detail}" if preset and detail else preset or detail
+            if reason:
+                corrections.append({"item": document_id, "reason": reason})
+    for name, detail in values.items():
+        document_id = name.removeprefix("precision:")
+        if name.startswith("precision:") and detail and f"motif:{document_id}" not in values:
+            corrections.append({"item": document_id, "reason": detail})
     too_long = next((c["item"] for c in corrections if len(c["reason"]) > MAX_REASON), None)
     if not corrections or too_long is not None:
         # The field ids follow the file's items: the page is rebuilt from the file, the error put on the right one.
         review = _checked(request, await services.get("household", f"/review/dossiers/{dossier_id}", agent.access_token),
                           not_found="Ce dossier n'existe pas.")
         items = _correction_items(review)
-        field_id = next((i["id"] for i in items if i["key"] == too_long), items[0]["id"])
+        field_id = next((i["id"] for i in items if i["key"] == too_long), "demander-corrections")
         return await _dossier_page(request, dossier_id, agent, services, values=values, status_code=422,
                                    errors={field_id: REASON_TOO_LONG if too_long else CORRECTION_MISSING})
     return await _decide(request, dossier_id, agent, services, "request-corrections",
-                         {"version": _version(form), "corrections": corrections}, "corrections", "correction-0", values)
+                         {"version": _version(form), "corrections": corrections}, "corrections", "demander-corrections", values)
 
 
 # ---- a document, relayed for the inline viewer ---------------------------------------------------

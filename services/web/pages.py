@@ -25,6 +25,8 @@ STAFF_LINKS = (
     ("/agents/dossiers", "Dossiers à instruire"),
     ("/agents/inscriptions", "Inscriptions"),
     ("/agents/carte-scolaire", "Carte scolaire"),
+    ("/agents/journal", "Journal des décisions"),
+    ("/agents/equipe", "Équipe"),
 )
 
 # The rule identity applies to a new password, as every password form states it.

@@ -30,7 +30,7 @@ PDF = b"%PDF-1.4\n% justificatif\n%%EOF\n"
 
 def access_token(role: str) -> str:
     """A token shaped like identity's: the pages read its role claim (never trusting it: services do)."""
-    claims = base64.urlsafe_b64encode(json.dumps({"role": role}).encode()).decode().rstrip("=")
+    claims = base64.urlsafe_b64encode(json.dumps({"role": role, "sub": "agent-me"}).encode()).decode().rstrip("=")
     return f"eyJhbGciOiJFZERTQSJ9.{claims}.signature"
 
 
@@ -78,9 +78,16 @@ class FakeServices:
         return [c for c in self.calls if c.port != IDENTITY]
 
 
+STAFF = [{"account_id": "agent-7f3a9c21", "display_name": "Marie Dupont", "email": "marie.dupont@ville.fr", "role": "agent", "active": True},
+         {"account_id": "agent-me", "display_name": "Anne Agent", "email": "agent@ville.fr", "role": "agent", "active": True},
+         {"account_id": "agent-old", "display_name": "Paul Ancien", "email": "paul@ville.fr", "role": "agent", "active": False}]
+
+
 @pytest.fixture
 def services() -> FakeServices:
-    return FakeServices()
+    fake = FakeServices()
+    fake.answer("GET", IDENTITY, "/staff", 200, STAFF)  # the directory that names agents in every history
+    return fake
 
 
 def logged_in(client: TestClient, services: FakeServices, role: str = "agent") -> None:
@@ -137,9 +144,13 @@ AUDIT = [
 ]
 
 
-def dossier_answers(services: FakeServices, status: str = "submitted") -> None:
-    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", 200, review(status))
+def dossier_answers(services: FakeServices, status: str = "submitted", **over: Any) -> None:
+    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", 200, {**review(status), **over})
     services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/audit", 200, AUDIT)
+    services.answer("GET", ENROLMENT, "/sector-map/lookup", 200, {
+        "in_town": True, "found": True, "street_known": True,
+        "segment": {"street": "rue des Lilas", "maternelle_id": "mat-tilleuls", "elementaire_id": "elem-jaures"}})
+    services.answer("GET", ENROLMENT, "/schools", 200, SCHOOLS)
 
 
 def enrolment(eid: str, **over: Any) -> dict[str, Any]:
@@ -214,42 +225,62 @@ def test_a_sector_map_upload_without_the_csrf_pair_is_refused_before_any_call(ag
 
 # ---- the queue -----------------------------------------------------------------------------------
 
-def test_the_queue_lists_the_files_with_their_family_and_pages_on(agent: TestClient, services: FakeServices) -> None:
-    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [
-        {"id": DOSSIER_ID, "status": "submitted", "submitted_at": "2027-03-14T08:05:00Z", "resubmission": True,
-         "children_count": 1, "family": "Camille Martin", "version": 3}], "next_cursor": "curseur-suivant"})
-    response = agent.get("/agents/dossiers")
+QUEUE_PAGE = {"items": [
+    {"id": DOSSIER_ID, "reference": "MSL-2027-000123", "status": "submitted", "submitted_at": "2027-03-14T08:05:00Z",
+     "resubmission": True, "children_count": 1, "family": "Camille Martin", "version": 3,
+     "assignment": {"agent_id": "agent-7f3a9c21", "until": "2027-03-14T09:05:00Z"}},
+    {"id": "d-2", "reference": "MSL-2027-000124", "status": "submitted", "submitted_at": "2027-03-14T08:06:00Z",
+     "children_count": 2, "family": "Alex Durand", "version": 2, "assignment": {"agent_id": "agent-me", "until": "2027-03-14T09:05:00Z"}},
+    {"id": "d-3", "reference": "MSL-2027-000125", "status": "submitted", "submitted_at": "2027-03-14T08:07:00Z",
+     "children_count": 1, "family": "Sam Petit", "version": 2, "assignment": None},
+], "total": 45, "page": 2, "pages": 3}
+
+
+def test_the_queue_lists_references_families_who_examines_each_and_its_total(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, QUEUE_PAGE)
+    response = agent.get("/agents/dossiers", params={"page": "2"})
     page = accessible(response)
     assert page.h1 == ["Dossiers à instruire"] and title(response).startswith("Dossiers à instruire")
     assert response.headers["cache-control"] == "no-store"
     text = shown(response)
-    assert "<caption>" in text and '<th scope="col">Transmis le</th>' in text and '<th scope="col">Famille</th>' in text
+    assert "<caption>" in text and '<th scope="col">Référence</th>' in text and '<th scope="col">Famille</th>' in text
     assert "14/03/2027 à 9 h 05" in text  # 08:05 UTC, read in the town's time
-    assert "<td>Camille Martin</td>" in text and "(transmis à nouveau)" in text
+    assert "<td>Camille Martin</td>" in text and "(transmis à nouveau)" in text and "MSL-2027-000123" in text
+    assert "En cours d'examen par Marie Dupont" in text and "<td>Par vous</td>" in text and "<td>Libre</td>" in text
+    assert "45 dossiers, page 2 sur 3." in text
     assert f"/agents/dossiers/{DOSSIER_ID}" in page.links
-    assert "/agents/dossiers?statut=submitted&depuis=&jusque=&curseur=curseur-suivant" in page.links
-    assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query == {"status": ["submitted"], "limit": ["20"]}
+    assert "/agents/dossiers?q=&statut=submitted&attribution=&tri=anciens&page=1" in page.links
+    assert "/agents/dossiers?q=&statut=submitted&attribution=&tri=anciens&page=3" in page.links
+    assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query == {
+        "status": ["submitted"], "limit": ["20"], "page": ["2"], "sort": ["oldest"]}
     assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", "GET") == []  # one call for the whole page
 
 
-def test_the_queue_filters_by_status_and_days_the_last_day_included(agent: TestClient, services: FakeServices) -> None:
-    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [], "next_cursor": None})
-    response = agent.get("/agents/dossiers", params={"statut": "validated", "depuis": "2027-03-01", "jusque": "31/03/2027", "curseur": "c1"})
-    assert response.status_code == 200
-    assert "Aucun dossier dans cet état" in shown(response)
+def test_the_queue_searches_and_filters_as_asked(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [], "total": 0, "page": 1, "pages": 1})
+    response = agent.get("/agents/dossiers", params={"q": "  Léa   Martin ", "statut": "all", "attribution": "moi", "tri": "recents"})
+    assert response.status_code == 200 and "Aucun dossier ne correspond." in shown(response)
     query = services.to(HOUSEHOLD, "/review/queue", "GET")[0].query
-    assert query["status"] == ["validated"] and query["cursor"] == ["c1"]
-    assert query["submitted_from"] == ["2027-03-01T00:00:00+00:00"] and query["submitted_to"] == ["2027-03-31T23:59:59.999999+00:00"]
-    assert "Première page" in shown(response)
+    assert query == {"status": ["all"], "limit": ["20"], "page": ["1"], "sort": ["newest"], "q": ["Léa Martin"], "assigned": ["me"]}
+    accessible(response)
 
 
-def test_a_malformed_day_is_a_field_error_without_calling_household(agent: TestClient, services: FakeServices) -> None:
-    response = agent.get("/agents/dossiers", params={"depuis": "14 mars"})
-    assert response.status_code == 422
-    page = accessible(response)
-    assert "#depuis" in page.links and "Saisissez une date valide" in shown(response)
-    assert 'aria-invalid="true"' in response.text and title(response).startswith("Erreur : ")
-    assert services.service_calls() == []
+def test_unknown_filter_values_fall_back_to_the_defaults(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [], "total": 0, "page": 1, "pages": 1})
+    agent.get("/agents/dossiers", params={"statut": "nimporte", "attribution": "x", "tri": "y", "page": "-4"})
+    assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query == {
+        "status": ["submitted"], "limit": ["20"], "page": ["1"], "sort": ["oldest"]}
+
+
+def test_dossier_suivant_opens_the_oldest_free_file_other_than_the_one_just_decided(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": QUEUE_PAGE["items"][:2], "total": 2, "page": 1, "pages": 1})
+    response = agent.get("/agents/dossiers/suivant", params={"apres": DOSSIER_ID})
+    assert response.status_code == 303 and response.headers["location"] == "/agents/dossiers/d-2"
+    assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query["assigned"] == ["none"]
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": QUEUE_PAGE["items"][:1], "total": 1, "page": 1, "pages": 1})
+    done = agent.get("/agents/dossiers/suivant", params={"apres": DOSSIER_ID})
+    assert done.status_code == 303 and "fin=1" in done.headers["location"]
+    assert "Aucun autre dossier libre" in shown(agent.get(done.headers["location"]))
 
 
 def test_household_unreachable_gives_the_french_503_page(agent: TestClient, services: FakeServices) -> None:
@@ -261,29 +292,93 @@ def test_household_unreachable_gives_the_french_503_page(agent: TestClient, serv
 
 # ---- one file ------------------------------------------------------------------------------------
 
-def test_the_file_shows_the_household_each_document_in_its_viewer_the_decisions_and_the_audit(
+def test_the_file_shows_the_declared_data_beside_one_document_its_checklist_the_decisions_and_named_history(
     agent: TestClient, services: FakeServices
 ) -> None:
-    dossier_answers(services)
+    dossier_answers(services, reference="MSL-2027-000123")
     response = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
     page = accessible(response)
     text = shown(response)
-    assert page.h1 == ["Examen du dossier"] and response.headers["cache-control"] == "no-store"
+    assert page.h1 == ["Dossier MSL-2027-000123"] and response.headers["cache-control"] == "no-store"
     assert "12 bis rue des Lilas" in text and "<td>Camille</td>" in text and "14/03/2021" in text
-    assert (f'<iframe class="viewer" src="/agents/documents/{DOC_PDF}/apercu" title="Aperçu : le justificatif de domicile"'
-            in text)
-    assert f'<img class="viewer" src="/agents/documents/{DOC_PNG}/apercu" alt="Aperçu : la pièce d\'identité de Camille Martin"' in text
+    assert '<div class="review">' in text and '<section class="review__documents"' in text
+    # one document at a time, the others listed; the PDF in the browser's own viewer (pages, zoom)
+    assert text.count('class="viewer"') == 1
+    assert f'<iframe class="viewer" src="/agents/documents/{DOC_PDF}/apercu#view=FitH"' in text
+    assert "?piece=1#pieces-titre" in page.links and "?piece=2#pieces-titre" in page.links
     assert f"/agents/documents/{DOC_PDF}/apercu?telecharger=1" in page.links
-    assert "Ce document contenait un virus et a été supprimé." in text
-    for button in ("Valider le dossier", "Refuser le dossier", "Demander des corrections"):
+    # the sector map: on the map, the school the child would get
+    assert "Adresse présente sur la carte scolaire." in text and "École élémentaire Jean-Jaurès" in text
+    # the checklist: one preset-reason list and one precision per document, data items folded away
+    assert re.findall(r'<select id="motif-\d" name="(motif:[^"]+)"', text) == [f"motif:{DOC_PDF}", f"motif:{DOC_PNG}", f"motif:{DOC_GONE}"]
+    assert ">À corriger : Document illisible</option>" in text and ">À corriger : Justificatif de domicile de plus de 3 mois</option>" in text
+    assert re.findall(r'name="(correction:[^"]+)"', text) == ["correction:address", "correction:guardians.g1", "correction:children.c1"]
+    for button in ("Valider…", "Refuser le dossier", "Demander les corrections", "Je prends ce dossier"):
         assert f">{button}</button>" in text
-    # one reason field per item of the file: the address, the guardian, the child and each document
-    assert re.findall(r'name="(correction:[^"]+)"', text) == [
-        "correction:address", "correction:guardians.g1", "correction:children.c1",
-        f"correction:{DOC_PDF}", f"correction:{DOC_PNG}", f"correction:{DOC_GONE}"]
-    assert len(re.findall(r"<label for=\"correction-\d\">", text)) == 6
-    # the audit: who and why, the correction named after its item
-    assert "Agent agent-7f" in text and "Le justificatif de domicile (pièce jointe) : Facture de plus de trois mois." in text
+    # the history names the agent from the staff directory
+    assert "<td>Marie Dupont</td>" in text and "Agent agent-7f" not in text
+    assert "Le justificatif de domicile (pièce jointe) : Facture de plus de trois mois." in text
+
+
+def test_an_image_turns_a_quarter_at_a_time_and_a_sworn_statement_is_shown_as_such(agent: TestClient, services: FakeServices) -> None:
+    files = review()
+    files["documents"][1]["sworn"] = True
+    dossier_answers(services, documents=files["documents"])
+    text = shown(agent.get(f"/agents/dossiers/{DOSSIER_ID}", params={"piece": "1", "rotation": "90"}))
+    assert f'<img class="viewer viewer--r90" src="/agents/documents/{DOC_PNG}/apercu"' in text
+    assert "?piece=1&rotation=180#pieces-titre" in text
+    assert "Attestation sur l'honneur, à la place de la pièce d'identité de Camille Martin" in text
+    assert "(attestation sur l'honneur)</legend>" in text
+
+
+def test_a_file_someone_else_examines_says_who_and_offers_no_take(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services, assignment={"agent_id": "agent-7f3a9c21", "until": "2027-03-14T09:35:00Z"})
+    text = shown(agent.get(f"/agents/dossiers/{DOSSIER_ID}"))
+    assert "En cours d'examen par Marie Dupont (jusqu'au 14/03/2027 à 10 h 35)." in text
+    assert "Je prends ce dossier" not in text and "Libérer le dossier" not in text
+
+
+def test_taking_releasing_and_an_admin_reassigning_call_household_and_come_back(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services, role="admin")
+    dossier_answers(services, assignment={"agent_id": "agent-me", "until": "2027-03-14T09:35:00Z"})
+    for method in ("POST", "DELETE", "PUT"):
+        services.answer(method, HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/assignment", 204 if method == "DELETE" else 200,
+                        None if method == "DELETE" else {"agent_id": "agent-me", "until": "2027-03-14T09:35:00Z"})
+    page = client.get(f"/agents/dossiers/{DOSSIER_ID}")
+    assert "Vous examinez ce dossier" in shown(page) and ">Marie Dupont</option>" in shown(page)
+    for action, done in (("prendre", "pris"), ("liberer", "libere")):
+        response = client.post(f"/agents/dossiers/{DOSSIER_ID}/{action}", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/{action}"))
+        assert response.status_code == 303 and response.headers["location"].endswith(f"?fait={done}")
+    response = client.post(f"/agents/dossiers/{DOSSIER_ID}/attribuer",
+                           data={**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/attribuer"), "agent_id": "agent-7f3a9c21"})
+    assert response.status_code == 303 and response.headers["location"].endswith("?fait=reattribue")
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/assignment", "PUT")[0].json() == {"agent_id": "agent-7f3a9c21"}
+    after = shown(client.get(response.headers["location"]))
+    assert "Le dossier est confié à l'agent choisi." in after and ">Dossier suivant</a>" in after
+
+
+def test_taking_a_file_another_agent_holds_shows_households_reason(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/assignment", 409,
+                    {"detail": "Ce dossier est en cours d'examen par un autre agent."})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/prendre", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/prendre"))
+    assert response.status_code == 409 and "en cours d'examen par un autre agent" in shown(response)
+
+
+def test_a_checked_document_sends_its_preset_reason_with_the_precision(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services)
+    services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections", 200, {"id": DOSSIER_ID})
+    page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"),
+            f"motif:{DOC_PDF}": "Justificatif de domicile de plus de 3 mois", f"precision:{DOC_PDF}": "facture de janvier",
+            f"motif:{DOC_PNG}": "Document illisible", f"precision:{DOC_PNG}": "",
+            f"motif:{DOC_GONE}": "", f"precision:{DOC_GONE}": ""}
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form)
+    assert response.status_code == 303
+    assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections")[0].json()["corrections"] == [
+        {"item": DOC_PDF, "reason": "Justificatif de domicile de plus de 3 mois : facture de janvier"},
+        {"item": DOC_PNG, "reason": "Document illisible"}]
 
 
 def test_a_file_no_longer_under_review_shows_no_decision(agent: TestClient, services: FakeServices) -> None:
@@ -299,15 +394,20 @@ def test_an_unknown_file_is_a_french_404(agent: TestClient, services: FakeServic
     assert response.status_code == 404 and "Ce dossier n'existe pas." in shown(response)
 
 
-def test_validating_sends_the_version_read_and_comes_back_with_a_status_message(agent: TestClient, services: FakeServices) -> None:
-    dossier_answers(services)
+def test_validating_asks_for_confirmation_first_then_sends_the_version_read(agent: TestClient, services: FakeServices) -> None:
+    dossier_answers(services, reference="MSL-2027-000123")
     services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/validate", 200, {"id": DOSSIER_ID, "status": "validated"})
     page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
-    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/valider", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/valider"))
+    confirm = agent.post(f"/agents/dossiers/{DOSSIER_ID}/valider", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/valider"))
+    assert confirm.status_code == 200 and services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/validate") == []
+    assert accessible(confirm).h1 == ["Valider le dossier MSL-2027-000123 ?"]
+    assert "reçoit un email" in shown(confirm) and "l'inscription scolaire s'ouvre pour Léa Martin" in shown(confirm)
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/valider", data=form_of(confirm, f"/agents/dossiers/{DOSSIER_ID}/valider"))
     assert response.status_code == 303 and response.headers["location"] == f"/agents/dossiers/{DOSSIER_ID}?fait=valide"
     assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/validate")[0].json() == {"version": 3}
     after = agent.get(response.headers["location"])
     assert '<p class="notice notice--succes" role="status">Le dossier a été validé.' in shown(after)
+    assert f"/agents/dossiers/suivant?apres={DOSSIER_ID}" in accessible(after).links
 
 
 def test_a_refusal_needs_a_reason_shown_next_to_its_field_and_household_is_not_called(agent: TestClient, services: FakeServices) -> None:
@@ -337,7 +437,7 @@ def test_corrections_need_at_least_one_reason(agent: TestClient, services: FakeS
     page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
     response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"))
     assert response.status_code == 422
-    assert "#correction-0" in accessible(response).links and "Saisissez au moins une correction" in shown(response)
+    assert "#demander-corrections" in accessible(response).links and "Saisissez au moins une correction" in shown(response)
     assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections") == []
 
 
@@ -368,7 +468,8 @@ def test_a_file_decided_by_another_agent_meanwhile_says_so(agent: TestClient, se
     services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/validate", 409,
                     {"detail": "Ce dossier vient d'être traité par un autre agent."})
     page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
-    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/valider", data=form_of(page, f"/agents/dossiers/{DOSSIER_ID}/valider"))
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/valider"), "confirme": "1"}
+    response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/valider", data=form)
     assert response.status_code == 409
     assert '<p class="notice notice--erreur" role="alert">Ce dossier vient d\'être traité par un autre agent.</p>' in shown(response)
 
@@ -614,11 +715,14 @@ def test_corrections_on_a_large_family_are_read_beyond_the_usual_twenty_fields(a
                          for n in range(12)]
     large["documents"] += [{"document_id": f"doc-c{n}", "requirement": "child_identity", "url": None, "note": "En cours d'analyse.",
                             "label": f"la pièce d'identité de l'enfant Enfant{n} Martin"} for n in range(12)]
+    dossier_answers(services)
     services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", 200, large)
-    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/audit", 200, AUDIT)
     services.answer("POST", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/request-corrections", 200, {"id": DOSSIER_ID})
     page = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
-    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"), "correction:children.c11": "Certificat de naissance manquant."}
+    # as a browser sends it: each document's reason list and precision, each data item's reason
+    checklist = {f"{field}:{d['document_id']}": "" for d in large["documents"] for field in ("motif", "precision")}
+    form = {**form_of(page, f"/agents/dossiers/{DOSSIER_ID}/corrections"), **checklist,
+            "correction:children.c11": "Certificat de naissance manquant."}
     assert len(form) > 20
     response = agent.post(f"/agents/dossiers/{DOSSIER_ID}/corrections", data=form)
     assert response.status_code == 303
@@ -636,7 +740,7 @@ def test_a_token_the_services_no_longer_accept_sends_the_agent_to_the_login_page
 def test_a_correction_on_a_document_since_replaced_names_it_as_replaced_not_by_its_id(
     agent: TestClient, services: FakeServices
 ) -> None:
-    services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", 200, review())
+    dossier_answers(services)
     replaced = [{**AUDIT[1], "corrections": [{"item": "doc-replaced-since", "reason": "Photo floue."}]}]
     services.answer("GET", HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}/audit", 200, [AUDIT[0], *replaced])
     response = agent.get(f"/agents/dossiers/{DOSSIER_ID}")
