@@ -40,6 +40,10 @@ class EnrolmentRequested(EventData):
     status: Literal["confirmed", "pending_agent"]
     pending_reason: Literal["address_unknown", "no_seat", "derogation"] | None = None
     requested_at: datetime
+    mid_year: bool | None = Field(default=None, description=(
+        "True: enrolment for the school year in progress (a family moving in mid-year); false: for the next rentrée."))
+    outside_town: bool | None = Field(default=None, description=(
+        "True: the family's address is outside the town, so no sector school (pending_reason address_unknown)."))
 
 
 @event_type
@@ -75,6 +79,7 @@ class EnrolmentRefused(EventData):
     school_year: str = SchoolYear
     reason: str = Field(min_length=1)
     refused_at: datetime
+    decided_by: str | None = Field(default=None, description="The agent who refused (a staff account id; names: identity's GET /staff).")
 
 
 @event_type
@@ -92,3 +97,4 @@ class DerogationDecided(EventData):
     decision: Literal["accepted", "refused"]
     reason: str | None = Field(default=None, description="French text for the family; required when refused.")
     decided_at: datetime
+    decided_by: str | None = Field(default=None, description="The agent who decided (a staff account id; names: identity's GET /staff).")

@@ -9,7 +9,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -88,7 +88,7 @@ class DerogationView(BaseModel):
     reason_category: ReasonCategory
     reason_label: str
     reason_text: str | None = None
-    status: Literal["pending", "accepted", "refused"]
+    status: Literal["pending", "accepted", "refused", "withdrawn"]
     decision_reason: str | None = None
     requested_at: datetime | None = None
     decided_at: datetime | None = None
@@ -102,16 +102,20 @@ class EnrolmentView(BaseModel):
     child_last_name: str | None = None
     child_birth_date: date | None = None
     school_year: str
+    school_year_title: str = Field(description="« rentrée 2027 (année scolaire 2027-2028) » or « année scolaire en cours 2026-2027 ».")
+    mid_year: bool = Field(description="Asked for the school year in progress (a family moving in mid-year).")
     level: Level
     level_label: str
-    status: Literal["pending_agent", "confirmed", "refused"]
+    status: Literal["pending_agent", "confirmed", "refused", "withdrawn"]
     pending_reason: Literal["address_unknown", "no_seat", "derogation"] | None = None
+    address_outside_town: bool = Field(default=False, description="The family's address is not in the town: no sector school.")
     status_label: str
     school_id: str | None = Field(description="The school the child is registered in (or asked for, while pending).")
     sector_school_id: str | None
     derogation: DerogationView | None = None
     refusal_reason: str | None = None
     certificate_available: bool
+    verification_code: str | None = Field(default=None, description="Printed on the certificate; checked on the public page /verifier/<code>.")
     created_at: datetime
     confirmed_at: datetime | None = None
 
@@ -122,6 +126,10 @@ class EnrolmentView(BaseModel):
             label = "inscription confirmée" + (" (certificat en préparation)" if e.get("certificate_due") else "")
         elif status == "refused":
             label = "inscription refusée"
+        elif status == "withdrawn":
+            label = domain.WITHDRAWN_LABEL
+        elif e.get("outside_town"):
+            label = domain.OUT_OF_TOWN_LABEL
         else:
             label = domain.PENDING_LABELS[domain.PendingReason(e["pending_reason"])]
         if (e.get("derogation") or {}).get("status") == "pending" and status != "pending_agent":
@@ -132,7 +140,10 @@ class EnrolmentView(BaseModel):
             id=e["_id"], reference=e["reference"], child_id=child.get("child_id"),
             child_first_name=child.get("first_name"), child_last_name=child.get("last_name"),
             child_birth_date=child.get("birth_date"),
-            school_year=domain.school_year_label(e["school_year"]), level=e["level"], level_label=domain.level_label(e["level"]),
+            school_year=domain.school_year_label(e["school_year"]),
+            school_year_title=domain.year_title(e["school_year"], in_progress=bool(e.get("mid_year"))),
+            mid_year=bool(e.get("mid_year")), address_outside_town=bool(e.get("outside_town")),
+            level=e["level"], level_label=domain.level_label(e["level"]),
             status=status, pending_reason=e.get("pending_reason"), status_label=label,
             school_id=e.get("school_id"), sector_school_id=e.get("sector_school_id"),
             derogation=DerogationView(
@@ -142,6 +153,7 @@ class EnrolmentView(BaseModel):
                 decided_at=d.get("decided_at"),
             ) if d else None,
             refusal_reason=e.get("refusal_reason"), certificate_available=bool(e.get("certificate")),
+            verification_code=e.get("verification_code") if e.get("certificate") else None,
             created_at=e["created_at"], confirmed_at=e.get("confirmed_at"),
         )
 
@@ -165,12 +177,33 @@ class EligibleChild(BaseModel):
     can_enrol: bool = Field(description="Show the « Inscription scolaire » button for this child.")
 
 
+class SchoolYearChoice(BaseModel):
+    school_year: str
+    school_year_start: int
+    in_progress: bool = Field(description="The school year running now (enrolment of a family moving in mid-year).")
+    title: str = Field(description="French, e.g. « année scolaire en cours 2026-2027 », « rentrée 2027 (année scolaire 2027-2028) ».")
+
+
 class Eligibility(BaseModel):
     unlocked: bool = Field(description="A DossierValidated event has been seen for this account.")
     message: str | None
-    school_year: str
+    school_year: str = Field(description="The year the levels and sector schools below are for (the one asked, else the next rentrée).")
     school_year_start: int
+    school_year_title: str
+    school_years: list[SchoolYearChoice] = Field(description="The years families may enrol for today, oldest first.")
+    address_in_town: bool | None = Field(description="False: the address is outside the town, it has no sector school (see address_message).")
+    address_message: str | None
     children: list[EligibleChild]
+
+
+class Verification(BaseModel):
+    code: str
+    valid: bool
+    school_name: str
+    level: Level
+    level_label: str
+    school_year: str
+    child_initials: str = Field(description="The only thing said of the child, e.g. « L. D. ».")
 
 
 class DerogationBody(BaseModel):
@@ -288,12 +321,14 @@ async def _csv(request: Request) -> bytes:
 
 @router.get("/enrolments/eligible", response_model=Eligibility, tags=["familles"],
             summary="Which of my children can be enrolled now, for which school year, at which level and sector school")
-async def eligible(principal: Family, svc: Service) -> Eligibility:
-    return Eligibility.model_validate(await svc.eligible(principal.account_id))
+async def eligible(principal: Family, svc: Service,
+                   school_year: Annotated[str | None, Query(max_length=12, description="\"2026-2027\" or 2026; default: the next rentrée.")] = None,
+                   ) -> Eligibility:
+    return Eligibility.model_validate(await svc.eligible(principal.account_id, school_year))
 
 
 @router.post("/enrolments", status_code=201, response_model=EnrolmentView, tags=["familles"],
-             summary="Enrol my child for the coming school year (in the sector school, or by dérogation)",
+             summary="Enrol my child for an open school year (the one in progress or the next rentrée; sector school, or dérogation)",
              responses=_responses(403, 404, 409, 422, 503))
 async def enrol(body: EnrolmentBody, principal: Family, request: Request, svc: Service) -> EnrolmentView:
     derogation = body.derogation.request() if body.derogation else None
@@ -387,7 +422,7 @@ async def put_school(
             summary="Set the capacity of a level for a school year", responses=_responses(404, 409, 422))
 async def set_capacity(school_id: str, body: CapacityBody, principal: Staff, svc: Service) -> LevelCount:
     year = _year(svc, str(body.school_year))
-    seat = await svc.set_capacity(school_id, year, body.level, body.capacity)
+    seat = await svc.set_capacity(school_id, year, body.level, body.capacity, by=principal.account_id)
     return LevelCount(level=body.level, label=domain.level_label(body.level), capacity=seat["capacity"], seats_taken=seat["count"],
                       confirmed=seat["count"], pending=0, free=seat["free"])
 
@@ -435,7 +470,7 @@ async def import_map(request: Request, principal: Staff, svc: Service,
 @router.post("/sector-map/imports/{import_id}/apply", tags=["carte scolaire"], responses=_responses(404, 409),
              summary="Make an imported version the current map (one atomic switch); refused when its report has errors")
 async def apply_map(import_id: str, principal: Staff, svc: Service) -> dict[str, Any]:
-    return await svc.apply_map(import_id)
+    return await svc.apply_map(import_id, by=principal.account_id)
 
 
 @router.get("/sector-map", tags=["carte scolaire"], responses=_responses(404), summary="The current sector map")
@@ -452,8 +487,102 @@ async def map_versions(principal: Staff, svc: Service) -> list[dict[str, Any]]:
              "source_name": d.get("source_name"), "report": d["report"]} for d in await svc.map_versions()]
 
 
-@router.get("/sector-map/lookup", tags=["carte scolaire"], summary="Which sector an address belongs to")
+@router.get("/sector-map/lookup", tags=["carte scolaire"],
+            summary="Which sector an address belongs to (with postcode and town: none outside the town)")
 async def lookup(principal: Staff, svc: Service,
                  street: Annotated[str, Query(min_length=1, max_length=200)],
-                 number: Annotated[str, Query(min_length=1, max_length=20)]) -> dict[str, Any]:
-    return await svc.lookup(street, number)
+                 number: Annotated[str, Query(min_length=1, max_length=20)],
+                 postcode: Annotated[str | None, Query(max_length=10)] = None,
+                 town: Annotated[str | None, Query(max_length=120)] = None) -> dict[str, Any]:
+    return await svc.lookup(street, number, postcode, town)
+
+
+# ---- public -------------------------------------------------------------------------------------
+
+
+@router.get("/verifications/{code}", response_model=Verification, tags=["public"], responses=_responses(404),
+            summary="Check a printed certificat d'inscription by its code (no login: school, level, year, initials only)")
+async def verify(code: Annotated[str, Path(max_length=40)], svc: Service) -> Verification:
+    return Verification.model_validate(await svc.verify(code))
+
+
+
+# ---- the decision trail and « Inscriptions à décider » (agents) ---------------------------------
+
+
+class TrailEntry(BaseModel):
+    id: str
+    at: datetime
+    agent_id: str = Field(description="The staff account that decided (names: identity's GET /staff)")
+    action: str
+    label: str
+    enrolment_id: str | None = None
+    reference: str | None = None
+    school_id: str | None = None
+    level: str | None = None
+    school_year: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrailPage(BaseModel):
+    items: list[TrailEntry]
+    total: int
+    page: int
+    pages: int
+
+
+class PendingItem(EnrolmentView):
+    address: dict[str, Any] | None = Field(default=None, description="The family's address as validated")
+    on_map: bool = Field(description="The address is on the sector map (else an agent chooses the school)")
+    kind: str = Field(description="address_unknown, no_seat, derogation or outside_town")
+
+
+class PendingPage(BaseModel):
+    items: list[PendingItem]
+    total: int
+    page: int
+    pages: int
+
+
+def _pages(total: int, limit: int) -> int:
+    return max(1, -(-total // limit))
+
+
+@router.get("/audit", response_model=TrailPage, tags=["agents"],
+            summary="The decision trail: every enrolment decision, capacity change and sector-map import, newest first, who and when")
+async def audit(
+    principal: Staff, svc: Service,
+    enrolment_id: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[Literal[tuple(domain.TRAIL_ACTIONS)] | None, Query()] = None,  # type: ignore[valid-type]
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> TrailPage:
+    rows, total = await svc.trail(enrolment_id=enrolment_id, action=action, page=page, limit=limit)
+    items = [TrailEntry(id=r["_id"], at=r["at"], agent_id=r["agent_id"], action=r["action"],
+                        label=domain.TRAIL_ACTIONS.get(r["action"], r["action"]), enrolment_id=r.get("enrolment_id"),
+                        reference=r.get("reference"), school_id=r.get("school_id"), level=r.get("level"),
+                        school_year=domain.school_year_label(r["school_year"]) if r.get("school_year") else None,
+                        reason=r.get("reason"), details=r.get("details") or {}) for r in rows]
+    return TrailPage(items=items, total=total, page=page, pages=_pages(total, limit))
+
+
+@router.get("/pending-decisions", response_model=PendingPage, tags=["agents"],
+            summary="« Inscriptions à décider »: paged, by school, level and reason, with the family's address")
+async def pending_decisions(
+    principal: Staff, svc: Service,
+    school_id: Annotated[str | None, Query(max_length=64)] = None,
+    school_year: Annotated[str | None, Query(max_length=12)] = None,
+    level: Annotated[Level | None, Query()] = None,
+    reason: Annotated[Literal[domain.PENDING_FILTERS] | None, Query()] = None,  # type: ignore[valid-type]
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> PendingPage:
+    year = domain.parse_school_year(school_year) if school_year else None
+    if school_year and year is None:
+        _year(svc, school_year)
+    rows, total = await svc.to_decide(school_id=school_id, year=year, level=level.value if level else None, kind=reason,
+                                      page=page, limit=limit)
+    items = [PendingItem(**EnrolmentView.of(e).model_dump(), address=e.get("address"), kind=domain.pending_kind(e),
+                         on_map=bool(e.get("sector_school_id")) and not e.get("outside_town")) for e in rows]
+    return PendingPage(items=items, total=total, page=page, pages=_pages(total, limit))

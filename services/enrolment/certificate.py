@@ -33,7 +33,8 @@ RENDER_TIME = telemetry.histogram(
 class Certificate:
     town: str
     town_postcode: str
-    mayor_name: str
+    signatory_name: str  # the mayor's delegate who signs (settings)
+    signatory_title: str  # e.g. « L'adjointe au Maire chargée de l'éducation »
     child_first_name: str
     child_last_name: str
     child_birth_date: str  # French, e.g. "14 mars 2023"
@@ -44,6 +45,8 @@ class Certificate:
     reference: str
     issued_on: str  # French date
     derogation: bool = False
+    verification_code: str = ""  # checked on the public page verification_url
+    verification_url: str = ""
 
 
 def render_html(certificate: Certificate) -> str:

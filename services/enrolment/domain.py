@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import secrets
 import unicodedata
 import uuid
 from collections import defaultdict
@@ -109,10 +110,39 @@ def level_for(birth_date: date, school_year: int, *, tps_offered: bool) -> Place
     return Placement(AGE_LEVEL[age])
 
 
-def coming_school_year(today: date, cutoff_month: int, cutoff_day: int) -> int:
-    """The school year families enrol for now: September of this year until the cut-off date
-    (inclusive), then September of next year."""
-    return today.year if (today.month, today.day) <= (cutoff_month, cutoff_day) else today.year + 1
+def school_year_in_progress(today: date) -> int:
+    """The school year running on ``today``: it starts in September (in July and August, the one
+    that just ended)."""
+    return today.year if today.month >= 9 else today.year - 1
+
+
+def _day_of(school_year: int, month_day: tuple[int, int]) -> date:
+    """A "MM-DD" of a school year: September to December fall in its first calendar year."""
+    month, day = month_day
+    return date(school_year if month >= 9 else school_year + 1, month, day)
+
+
+def open_school_years(today: date, *, current_until: tuple[int, int], next_opens: tuple[int, int]) -> list[int]:
+    """The school years families may enrol for on ``today``, oldest first: the year in progress
+    (a family moving in mid-year) until ``current_until`` (inclusive), and the next rentrée once
+    its campaign opened on ``next_opens``. Never none: between the two, the next rentrée."""
+    running = school_year_in_progress(today)
+    years = [running] if today <= _day_of(running, current_until) else []
+    if today >= _day_of(running, next_opens) or not years:
+        years.append(running + 1)
+    return years
+
+
+def year_title(year: int, *, in_progress: bool) -> str:
+    """How a family and an agent read the year enrolled for: « année scolaire en cours
+    2026-2027 » (a family moving in mid-year) or « rentrée 2027 (année scolaire 2027-2028) »."""
+    if in_progress:
+        return f"année scolaire en cours {school_year_label(year)}"
+    return f"rentrée {year} (année scolaire {school_year_label(year)})"
+
+
+def school_year_title(year: int, today: date) -> str:
+    return year_title(year, in_progress=year <= school_year_in_progress(today))
 
 
 def parse_school_year(value: str | int) -> int | None:
@@ -221,6 +251,17 @@ class SectorIndex:
             if segment.covers(number):
                 return segment
         return None
+
+
+def place_key(name: str) -> str:
+    """Comparable form of a town name ("MONTCLAIR SUR LOIRE" = "Montclair-sur-Loire")."""
+    return street_key(name)
+
+
+def in_town(postcode: str, town: str, *, town_name: str, town_postcodes: Sequence[str]) -> bool:
+    """Whether an address is in the town whose sector map this is: its postcode is one of the
+    town's AND its town name is the town's (several communes share a postcode)."""
+    return re.sub(r"\s+", "", postcode or "") in town_postcodes and place_key(town or "") == place_key(town_name)
 
 
 def sector_school_id(segment: Segment, level: Level | str) -> str:
@@ -417,6 +458,8 @@ class Status(StrEnum):
     PENDING_AGENT = "pending_agent"
     CONFIRMED = "confirmed"
     REFUSED = "refused"
+    # Closed without a decision: the family's account was deleted while it waited.
+    WITHDRAWN = "withdrawn"
 
 
 class PendingReason(StrEnum):
@@ -458,6 +501,33 @@ def reference(enrolment_id: str, school_year: int) -> str:
     return f"INS-{school_year}-{enrolment_id.replace('-', '')[:8].upper()}"
 
 
+# Crockford's base 32: no I, L, O or U, so a code read off paper is typed back unambiguously.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CODE_READS_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def new_verification_code() -> str:
+    """The code printed on a certificate, that a school director types on the public
+    verification page: 60 random bits (guessing one behind the gateway's rate limit is hopeless),
+    in three groups of four, e.g. ``7KQD-M2XF-9PHA``."""
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def normalise_verification_code(text: str) -> str | None:
+    """What a person typed → the stored form (case, spaces, dashes and look-alike letters
+    forgiven); None when it cannot be a code."""
+    raw = re.sub(r"[\s-]+", "", (text or "").upper()).translate(_CODE_READS_AS)
+    if len(raw) != 12 or any(c not in _CODE_ALPHABET for c in raw):
+        return None
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def initials(first_name: str | None, last_name: str | None) -> str:
+    """All the public verification page shows of a child: « L. D. », the first letter of each name."""
+    return " ".join(f"{name.strip()[0].upper()}." for name in (first_name, last_name) if name and name.strip())
+
+
 def seat_id(school_id: str, level: Level | str, school_year: int) -> str:
     return f"{school_id}:{Level(level).value}:{school_year}"
 
@@ -492,7 +562,7 @@ NOT_UNLOCKED = ("Votre dossier famille n'a pas encore été validé par le Servi
                 "l'inscription scolaire sera possible dès sa validation.")
 UNKNOWN_CHILD = "Cet enfant ne figure pas dans votre dossier famille validé."
 BAD_YEAR = "Année scolaire invalide : indiquez par exemple « {year}-{next} »."
-YEAR_CLOSED = "Les inscriptions sont ouvertes pour la rentrée {year} (année scolaire {label}) uniquement."
+YEAR_CLOSED = "Les inscriptions sont ouvertes uniquement pour : {years}."
 ALREADY = "Cet enfant est déjà inscrit (ou en cours d'inscription) pour l'année scolaire {label}."
 NOT_FOUND = "Inscription introuvable."
 SCHOOL_NOT_FOUND = "École introuvable."
@@ -504,6 +574,15 @@ SAME_SCHOOL = "L'école demandée est déjà l'école de secteur de votre enfant
 DEROGATION_PENDING = "Une demande de dérogation est déjà en cours d'examen pour cette inscription."
 DEROGATION_NONE = "Cette inscription ne comporte pas de demande de dérogation en attente."
 NOT_PENDING = "Cette inscription n'attend pas de décision du service."
+WITHDRAWN = ("Cette demande a été retirée : le compte de la famille a été supprimé. "
+             "Il n'y a plus de décision à prendre.")
+WITHDRAWN_LABEL = "demande retirée (compte supprimé)"
+OUT_OF_TOWN = ("Votre adresse ({postcode} {town}) n'est pas à {town_name} : aucune école de secteur de la commune ne "
+               "lui correspond. Vous pouvez tout de même demander l'inscription : le Service Scolaire et Périscolaire "
+               "l'examinera et vous répondra.")
+OUT_OF_TOWN_LABEL = "adresse hors de la commune : demande examinée par le service"
+VERIFICATION_UNKNOWN = ("Aucun certificat d'inscription en vigueur ne correspond à ce code. Vérifiez le code "
+                        "imprimé sur le certificat, ou contactez le Service Scolaire et Périscolaire.")
 CLOSED = "Cette inscription a été refusée : elle ne peut plus être modifiée."
 SCHOOL_REQUIRED = "Indiquez l'école retenue : l'adresse de la famille ne figure pas sur la carte scolaire."
 CERTIFICATE_NOT_READY = "Le certificat d'inscription est en cours de préparation : réessayez dans quelques secondes."
@@ -513,3 +592,27 @@ UNAVAILABLE = "Le service des inscriptions est momentanément indisponible. Veui
 NO_MAP = "Aucune carte scolaire n'est chargée."
 IMPORT_NOT_FOUND = "Import de carte scolaire introuvable."
 IMPORT_HAS_ERRORS = "Cette carte scolaire comporte des erreurs : corrigez le fichier et importez-le de nouveau."
+
+
+# ---- the decision trail --------------------------------------------------------------------------
+
+TRAIL_ACTIONS = {
+    "enrolment_confirmed": "Inscription confirmée",
+    "enrolment_refused": "Inscription refusée",
+    "school_chosen": "École choisie (adresse absente de la carte) et inscription confirmée",
+    "derogation_accepted": "Dérogation acceptée",
+    "derogation_refused": "Dérogation refusée",
+    "capacity_changed": "Capacité modifiée",
+    "sector_map_imported": "Carte scolaire importée",
+    "sector_map_applied": "Carte scolaire appliquée",
+}
+PENDING_FILTERS = ("address_unknown", "no_seat", "derogation", "outside_town")
+
+
+def pending_kind(enrolment: dict[str, object]) -> str:
+    """Why an agent must decide: a dérogation, an address off the map or out of town, or no seat."""
+    if (enrolment.get("derogation") or {}).get("status") == "pending":  # type: ignore[union-attr]
+        return "derogation"
+    if enrolment.get("outside_town"):
+        return "outside_town"
+    return str(enrolment.get("pending_reason") or "")

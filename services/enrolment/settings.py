@@ -12,16 +12,22 @@ class EnrolmentSettings(CommonSettings):
     http_port: int = 8105
     public_prefix: str = "/api/enrolment"
 
-    # Enrolments are for September of this year until this day (inclusive, "MM-DD"), then for
-    # September of next year.
-    enrolment_cutoff: str = "08-31"
+    # The enrolment campaigns ("MM-DD"): the school year in progress takes enrolments (a family
+    # moving in mid-year) until this day inclusive; the next rentrée's from this day on. Both are
+    # offered in between. September to December fall in the school year's first calendar year.
+    enrolment_current_year_until: str = "06-30"
+    enrolment_next_year_opens: str = "09-01"
     # Pretend today is this date (tests, rehearsals); None: the real date.
     enrolment_today: date | None = None
 
-    # Printed on the certificate.
+    # Printed on the certificate; an address is in the town (and on its sector map) when its town
+    # is this one and its postcode one of these (empty: town_postcode alone).
     town_name: str = "Montclair-sur-Loire"
     town_postcode: str = "45190"
-    mayor_name: str = "Hélène Dufresne"
+    town_postcodes: list[str] = []
+    # The certificate's signature block: « Pour le Maire et par délégation, <title>, <name> ».
+    certificate_signatory_name: str = "Claire Vasseur"
+    certificate_signatory_title: str = "L'adjointe au Maire chargée de l'éducation"
 
     # Presigned certificate links: signed for the host the client uses, valid at most 5 minutes.
     public_endpoint: str = "127.0.0.1:9000"
@@ -43,6 +49,22 @@ class EnrolmentSettings(CommonSettings):
     seat_hold_grace_s: float = 600.0
 
     @property
-    def cutoff(self) -> tuple[int, int]:
-        month, day = self.enrolment_cutoff.split("-")
-        return int(month), int(day)
+    def current_year_until(self) -> tuple[int, int]:
+        return _month_day(self.enrolment_current_year_until)
+
+    @property
+    def next_year_opens(self) -> tuple[int, int]:
+        return _month_day(self.enrolment_next_year_opens)
+
+    def verification_url(self, code: str) -> str:
+        """The public page (web, through the gateway) where a school director checks a certificate."""
+        return f"{self.public_base_url.rstrip('/')}/verifier/{code}"
+
+    @property
+    def postcodes(self) -> list[str]:
+        return self.town_postcodes or [self.town_postcode]
+
+
+def _month_day(text: str) -> tuple[int, int]:
+    month, day = text.split("-")
+    return int(month), int(day)

@@ -30,6 +30,7 @@ SEATS = "seats"
 MAPS = "sector_maps"
 CURRENT = "sector_current"
 DOSSIERS = "dossiers"
+TRAIL = "trail"
 CURRENT_ID = "current"
 NO_OUTBOX = {"outbox": 0, "applied_events": 0}
 
@@ -46,6 +47,7 @@ class EnrolmentStore:
         self.maps = db[MAPS]
         self.current = db[CURRENT]
         self.dossiers = db[DOSSIERS]
+        self.trail = db[TRAIL]
 
     async def ensure_indexes(self) -> None:
         await self.enrolments.create_index("slot", unique=True)
@@ -56,6 +58,9 @@ class EnrolmentStore:
         await self.enrolments.create_index([("derogation.requested_school_id", 1), ("school_year", 1)])
         await self.enrolments.create_index([("derogation.status", 1), ("created_at", 1)])
         await self.dossiers.create_index([("account_id", 1), ("validated_at", -1)])
+        await self.enrolments.create_index("verification_code")
+        await self.trail.create_index([("at", -1), ("_id", -1)])
+        await self.trail.create_index([("enrolment_id", 1), ("at", -1)])
 
     # ---- dossier projection ----------------------------------------------------------------
 
@@ -271,5 +276,38 @@ class EnrolmentStore:
         await self.enrolments.update_one(
             {"_id": enrolment_id},
             {"$set": {"account_id": None, "erased_at": now, "child": {"child_id": None}, "address": None,
-                      "certificate": None, "certificate_due": False}, "$unset": unset},
+                      "certificate": None, "certificate_due": False, "verification_code": None}, "$unset": unset},
         )
+
+    async def withdraw_erased_derogations(self, now: datetime) -> int:
+        """Dérogations of accounts erased before erasure withdrew them (they stayed « pending »
+        in the agents' queue): withdrawn now. Idempotent, run at start."""
+        result = await self.enrolments.update_many(
+            {"derogation.status": "pending", "erased_at": {"$ne": None}},
+            {"$set": {"derogation.status": "withdrawn", "derogation.withdrawn_at": now}},
+        )
+        return result.modified_count
+
+    async def by_verification_code(self, code: str) -> dict[str, Any] | None:
+        return await self.enrolments.find_one({"verification_code": code}, NO_OUTBOX)
+
+    # ---- the decision trail (who decided what, when) ----------------------------------------------
+
+    async def record(self, entry: dict[str, Any]) -> None:
+        """One line of the trail, written once the decision it tells is stored. Its id comes from
+        the decision (an enrolment's version of events, a map version) so a retry writes it once."""
+        try:
+            await self.trail.insert_one(entry)
+        except DuplicateKeyError:
+            pass
+
+    async def trail_page(self, *, enrolment_id: str | None, action: str | None, page: int, limit: int
+                         ) -> tuple[list[dict[str, Any]], int]:
+        filter_: dict[str, Any] = {}
+        if enrolment_id:
+            filter_["enrolment_id"] = enrolment_id
+        if action:
+            filter_["action"] = action
+        rows = [e async for e in self.trail.find(filter_).sort([("at", -1), ("_id", -1)]).skip((page - 1) * limit).limit(limit)]
+        total = len(rows) if page == 1 and len(rows) < limit else await self.trail.count_documents(filter_)
+        return rows, total

@@ -115,9 +115,27 @@ class EnrolmentService:
     def today(self) -> date:
         return self.settings.enrolment_today or self._now().date()
 
+    def open_years(self) -> list[int]:
+        """The school years families may enrol for today (the year in progress, the next rentrée)."""
+        return domain.open_school_years(self.today(), current_until=self.settings.current_year_until,
+                                        next_opens=self.settings.next_year_opens)
+
     def coming_year(self) -> int:
-        month, day = self.settings.cutoff
-        return domain.coming_school_year(self.today(), month, day)
+        """The year shown when none is asked: the next rentrée once its campaign is open."""
+        return self.open_years()[-1]
+
+    def _sector_segment(self, index: SectorIndex | None, address: dict[str, Any]) -> tuple[Segment | None, bool]:
+        """The map segment of an address and whether the address is in the town at all: the map
+        knows street names only, and « rue des Lilas, 75011 Paris » is not Montclair's."""
+        inside = domain.in_town(str(address.get("postcode", "")), str(address.get("town", "")),
+                                town_name=self.settings.town_name, town_postcodes=self.settings.postcodes)
+        if not inside or index is None:
+            return None, inside
+        return index.lookup(address["street"], address["number"]), inside
+
+    def _out_of_town_message(self, address: dict[str, Any]) -> str:
+        return domain.OUT_OF_TOWN.format(postcode=address.get("postcode", ""), town=address.get("town", ""),
+                                         town_name=self.settings.town_name)
 
     def _entries(self, *datas: EventData, subject: str, correlation_id: str | None, causation_id: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -213,8 +231,9 @@ class EnrolmentService:
         await self.store.put_school(doc)
         return doc
 
-    async def set_capacity(self, school_id: str, year: int, level: Level, capacity: int) -> dict[str, Any]:
+    async def set_capacity(self, school_id: str, year: int, level: Level, capacity: int, *, by: str = "") -> dict[str, Any]:
         school = await self._school(school_id)
+        before = self.capacity_for(school, level.value, year)
         if level.value not in school["levels"]:
             raise Invalid(domain.LEVEL_NOT_OFFERED.format(school=school["name"], level=domain.level_label(level)))
         seat_id = domain.seat_id(school_id, level, year)
@@ -233,6 +252,11 @@ class EnrolmentService:
         capacities = school.get("capacities", {})
         capacities.setdefault(str(year), {})[level.value] = capacity
         await self.store.put_school({**school, "capacities": capacities})
+        if by and before != capacity:
+            now = self._now()
+            await self._record("capacity_changed", by, now, f"capacity:{school_id}:{year}:{level.value}:{now.isoformat()}", None,
+                               school_id=school_id, level=level.value, school_year=year,
+                               details={"from": before, "to": capacity})
         return await self.store.seat(seat_id) or {}
 
     # ---- sector map ----------------------------------------------------------------------------
@@ -263,16 +287,23 @@ class EnrolmentService:
         version = f"map-{self._now():%Y%m%d%H%M%S}-{sha256(raw).hexdigest()[:8]}"
         if await self.store.map_version(version) is None:
             await self.store.insert_map(self._map_doc(version, report, source, by))
+            await self._record("sector_map_imported", by, self._now(), f"{version}:import", None, details={
+                "version": version, "source_name": source, "segments": len(report.segments),
+                "can_apply": report.as_dict().get("can_apply")})
         return {"import_id": version, **report.as_dict()}
 
-    async def apply_map(self, version: str) -> dict[str, Any]:
+    async def apply_map(self, version: str, *, by: str = "") -> dict[str, Any]:
         doc = await self.store.map_version(version)
         if doc is None:
             raise NotFound(domain.IMPORT_NOT_FOUND)
         if not doc["report"]["can_apply"]:
             raise Conflict(domain.IMPORT_HAS_ERRORS, {"report": doc["report"]})
-        await self.store.switch_map(version, self._now())
+        now = self._now()
+        await self.store.switch_map(version, now)
         log.info("sector map switched", version=version, segments=len(doc["segments"]))
+        if by:
+            await self._record("sector_map_applied", by, now, f"{version}:apply:{now.isoformat()}", None,
+                               details={"version": version, "source_name": doc.get("source_name"), "segments": len(doc["segments"])})
         return {"version": version, "segments": len(doc["segments"]), "applied": True}
 
     async def current_map(self) -> dict[str, Any]:
@@ -285,13 +316,17 @@ class EnrolmentService:
     async def map_versions(self) -> list[dict[str, Any]]:
         return await self.store.map_versions()
 
-    async def lookup(self, street: str, number: str) -> dict[str, Any]:
+    async def lookup(self, street: str, number: str, postcode: str | None = None, town: str | None = None) -> dict[str, Any]:
+        """The sector of an address; given a postcode and a town, an address outside the town has none."""
         index = await self.sector_index()
-        segment = index.lookup(street, number) if index else None
+        if postcode is None and town is None:
+            segment, inside = (index.lookup(street, number) if index else None), True
+        else:
+            segment, inside = self._sector_segment(index, {"street": street, "number": number, "postcode": postcode or "", "town": town or ""})
         return {
-            "street": street, "number": number, "found": segment is not None,
-            "segment": segment.as_dict() if segment else None,
-            "street_known": bool(index and index.knows_street(street)),
+            "street": street, "number": number, "postcode": postcode, "town": town, "in_town": inside,
+            "found": segment is not None, "segment": segment.as_dict() if segment else None,
+            "street_known": bool(inside and index and index.knows_street(street)),
         }
 
     # ---- the household projection (unlock) -----------------------------------------------------
@@ -330,17 +365,39 @@ class EnrolmentService:
             tps = any(Level.TPS.value in s["levels"] for s in await self.store.all_schools())
         return domain.level_for(birth, year, tps_offered=tps), sector
 
-    async def eligible(self, account_id: str) -> dict[str, Any]:
-        year = self.coming_year()
+    def _year_choices(self) -> list[dict[str, Any]]:
+        today, running = self.today(), domain.school_year_in_progress(self.today())
+        return [{"school_year": domain.school_year_label(y), "school_year_start": y, "in_progress": y == running,
+                 "title": domain.school_year_title(y, today)} for y in self.open_years()]
+
+    def _open_year(self, asked: str | int | None) -> int:
+        """The year asked for, if enrolments are open for it (the default one when none is asked)."""
+        opened = self.open_years()
+        if asked is None or not str(asked).strip():
+            return opened[-1]
+        year = domain.parse_school_year(asked)
+        if year is None:
+            raise Invalid(domain.BAD_YEAR.format(year=opened[-1], next=opened[-1] + 1))
+        if year not in opened:
+            titles = " et ".join(domain.school_year_title(y, self.today()) for y in opened)
+            raise Invalid(domain.YEAR_CLOSED.format(years=titles))
+        return year
+
+    async def eligible(self, account_id: str, school_year: str | int | None = None) -> dict[str, Any]:
+        """Each child's level and sector school for the year asked (the next rentrée by default),
+        with the years open today to choose from."""
+        year = self._open_year(school_year)
         dossier = await self.store.dossier_of(account_id)
-        base = {"school_year": domain.school_year_label(year), "school_year_start": year}
+        base = {"school_year": domain.school_year_label(year), "school_year_start": year,
+                "school_year_title": domain.school_year_title(year, self.today()), "school_years": self._year_choices()}
         if dossier is None:
-            return {**base, "unlocked": False, "message": domain.NOT_UNLOCKED, "children": []}
+            return {**base, "unlocked": False, "message": domain.NOT_UNLOCKED, "children": [],
+                    "address_in_town": None, "address_message": None}
         index = await self.sector_index()
         address = dossier["address"]
-        segment = index.lookup(address["street"], address["number"]) if index else None
+        segment, inside = self._sector_segment(index, address)
         existing = {e["child"]["child_id"]: e for e in await self.store.of_account(account_id)
-                    if e["school_year"] == year and e["status"] != Status.REFUSED}
+                    if e["school_year"] == year and e["status"] in (Status.CONFIRMED, Status.PENDING_AGENT)}
         children = []
         for child in dossier["children"]:
             placement, sector = await self._placement(date.fromisoformat(child["birth_date"]), year, segment, None)
@@ -357,18 +414,16 @@ class EnrolmentService:
                 "enrolment": {"id": enrolment["_id"], "status": enrolment["status"]} if enrolment else None,
                 "can_enrol": placement.ok and enrolment is None,
             })
-        return {**base, "unlocked": True, "message": None, "children": children}
+        return {**base, "unlocked": True, "message": None, "children": children, "address_in_town": inside,
+                "address_message": None if inside else self._out_of_town_message(address)}
 
     async def request(
         self, account_id: str, child_id: str, school_year: str | int, derogation: DerogationRequest | None,
         *, correlation_id: str | None = None,
     ) -> dict[str, Any]:
-        year = domain.parse_school_year(school_year)
-        coming = self.coming_year()
-        if year is None:
-            raise Invalid(domain.BAD_YEAR.format(year=coming, next=coming + 1))
-        if year != coming:
-            raise Invalid(domain.YEAR_CLOSED.format(year=coming, label=domain.school_year_label(coming)))
+        if school_year is None or not str(school_year).strip():
+            raise Invalid(domain.BAD_YEAR.format(year=self.coming_year(), next=self.coming_year() + 1))
+        year = self._open_year(school_year)
         dossier = await self._dossier(account_id)
         child = next((c for c in dossier["children"] if c["child_id"] == child_id), None)
         if child is None:
@@ -376,7 +431,7 @@ class EnrolmentService:
         slot = domain.slot(child_id, year)
         index = await self.sector_index()
         address = dossier["address"]
-        segment = index.lookup(address["street"], address["number"]) if index else None
+        segment, inside = self._sector_segment(index, address)
         requested = await self._school(derogation.requested_school_id) if derogation else None
         placement, sector = await self._placement(date.fromisoformat(child["birth_date"]), year, segment, requested)
         if not placement.ok:
@@ -414,12 +469,18 @@ class EnrolmentService:
             "created_at": now, "updated_at": now,
             "confirmed_at": now if status is Status.CONFIRMED else None, "certificate_due": status is Status.CONFIRMED,
             "certificate": None, "certificate_correlation_id": correlation_id,
+            # Which year the family enrols for, as the agent reads it: mid-year (a family moving
+            # in) or the next rentrée; and an address outside the town, which has no sector school.
+            "mid_year": year == domain.school_year_in_progress(self.today()), "outside_town": not inside,
         }
+        if status is Status.CONFIRMED:
+            doc["verification_code"] = domain.new_verification_code()
         data = events.EnrolmentRequested(
             enrolment_id=enrolment_id, account_id=account_id, child_id=child_id, school_year=label, level=level.value,
             sector_school_id=doc["sector_school_id"], requested_school_id=requested["_id"] if requested else None,
             reason_category=derogation.reason_category.value if derogation else None,
             status=status.value, pending_reason=doc["pending_reason"], requested_at=now,
+            mid_year=doc["mid_year"], outside_town=doc["outside_town"] or None,
         )
         try:
             await self.store.insert_enrolment(doc, self._entries(data, subject=enrolment_id, correlation_id=correlation_id))
@@ -518,10 +579,19 @@ class EnrolmentService:
     async def pending(self, school_id: str | None, year: int | None) -> list[dict[str, Any]]:
         return await self.store.pending(school_id, year)
 
+    @staticmethod
+    def _not_withdrawn(enrolment: dict[str, Any]) -> None:
+        """A request of a deleted account is withdrawn: nobody is left to decide for (and its
+        events would name no account). A 409 saying so, whatever the request was."""
+        if (enrolment["status"] == Status.WITHDRAWN or enrolment.get("erased_at") or not enrolment.get("account_id")
+                or (enrolment.get("derogation") or {}).get("status") == "withdrawn"):
+            raise Conflict(domain.WITHDRAWN)
+
     async def decide(
         self, enrolment_id: str, decision: str, reason: str, school_id: str | None, agent_id: str, *, correlation_id: str | None = None
     ) -> dict[str, Any]:
         enrolment = await self._owned(enrolment_id, agent_id, "agent")
+        self._not_withdrawn(enrolment)
         if enrolment["status"] != Status.PENDING_AGENT or enrolment.get("pending_reason") == PendingReason.DEROGATION:
             raise Conflict(domain.NOT_PENDING)
         now = self._now()
@@ -530,7 +600,8 @@ class EnrolmentService:
             if not reason:
                 raise Invalid(domain.REASON_REQUIRED)
             data = events.EnrolmentRefused(enrolment_id=enrolment_id, account_id=enrolment["account_id"],
-                                           child_id=enrolment["child"]["child_id"], school_year=label, reason=reason, refused_at=now)
+                                           child_id=enrolment["child"]["child_id"], school_year=label, reason=reason, refused_at=now,
+                                           decided_by=agent_id)
             updated = await self.store.update(
                 enrolment_id, {"status": Status.PENDING_AGENT.value},
                 {"$set": {"status": Status.REFUSED.value, "refusal_reason": reason, "decided_by": agent_id, "decided_at": now,
@@ -540,6 +611,7 @@ class EnrolmentService:
             if updated is None:
                 raise Conflict(domain.NOT_PENDING)
             self._events_queued()
+            await self._record("enrolment_refused", agent_id, now, f"{enrolment_id}:decision", updated, reason=reason)
             return updated
         target_id = school_id or enrolment.get("school_id")
         if not target_id:
@@ -562,12 +634,16 @@ class EnrolmentService:
             await self.store.release_seat(seat, enrolment_id)
             raise Conflict(domain.NOT_PENDING)
         self.certificates_due()
+        chosen = enrolment.get("pending_reason") == PendingReason.ADDRESS or enrolment.get("outside_town")
+        await self._record("school_chosen" if chosen else "enrolment_confirmed", agent_id, now, f"{enrolment_id}:decision",
+                           updated, reason=reason or None, school_id=target_id)
         return updated
 
     async def decide_derogation(
         self, enrolment_id: str, accepted: bool, reason: str, agent_id: str, *, correlation_id: str | None = None
     ) -> dict[str, Any]:
         enrolment = await self._owned(enrolment_id, agent_id, "agent")
+        self._not_withdrawn(enrolment)
         derogation = enrolment.get("derogation") or {}
         if derogation.get("status") != "pending" or enrolment["status"] == Status.REFUSED:
             raise Conflict(domain.DEROGATION_NONE)
@@ -579,7 +655,7 @@ class EnrolmentService:
         decided = events.DerogationDecided(
             enrolment_id=enrolment_id, account_id=enrolment["account_id"], child_id=enrolment["child"]["child_id"],
             requested_school_id=derogation["requested_school_id"], decision="accepted" if accepted else "refused",
-            reason=reason or None, decided_at=now,
+            reason=reason or None, decided_at=now, decided_by=agent_id,
         )
         decision_fields = {"derogation.status": "accepted" if accepted else "refused", "derogation.decision_reason": reason or None,
                            "derogation.decided_at": now, "derogation.decided_by": agent_id, "updated_at": now}
@@ -612,16 +688,43 @@ class EnrolmentService:
                 await self.store.release_seat(seat, enrolment_id)
             raise Conflict(domain.DEROGATION_NONE)
         self._events_queued()
+        await self._record("derogation_accepted" if accepted else "derogation_refused", agent_id, now,
+                           f"{enrolment_id}:derogation", updated, reason=reason or None,
+                           school_id=derogation["requested_school_id"])
         if accepted and old_seat and old_seat != seat:
             await self.store.release_seat(old_seat, enrolment_id)
         if updated.get("certificate_due"):
             self.certificates_due()
         return updated
 
+    async def _record(self, action: str, agent_id: str, at: datetime, entry_id: str, enrolment: dict[str, Any] | None, *,
+                      reason: str | None = None, school_id: str | None = None, level: str | None = None,
+                      school_year: int | None = None, details: dict[str, Any] | None = None) -> None:
+        """The decision trail: who did what and when. Written after the decision itself (which
+        also keeps ``decided_by``/``decided_at`` in the same write as its state), under an id
+        derived from the decision, so that a retried request records it once."""
+        entry: dict[str, Any] = {"_id": entry_id, "at": at, "agent_id": agent_id, "action": action, "reason": reason,
+                                 "school_id": school_id, "level": level, "school_year": school_year, "details": details or {}}
+        if enrolment is not None:
+            entry.update(enrolment_id=enrolment["_id"], reference=enrolment.get("reference"),
+                         level=enrolment.get("level"), school_year=enrolment.get("school_year"))
+            entry["school_id"] = school_id or enrolment.get("school_id")
+        await self.store.record(entry)
+
+    async def trail(self, *, enrolment_id: str | None, action: str | None, page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        return await self.store.trail_page(enrolment_id=enrolment_id, action=action, page=page, limit=limit)
+
+    async def to_decide(self, *, school_id: str | None, year: int | None, level: str | None, kind: str | None,
+                        page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """« Inscriptions à décider »: what waits for an agent, oldest first, filtered, one page."""
+        found = [e for e in await self.store.pending(school_id, year, limit=10_000)
+                 if (not level or e.get("level") == level) and (not kind or domain.pending_kind(e) == kind)]
+        return found[(page - 1) * limit: page * limit], len(found)
+
     async def export_csv(self, school_id: str, year: int) -> tuple[str, bytes]:
         await self._school(school_id)  # 404 for an unknown school
         rows = [e for e in await self.store.of_school(school_id, year) if e.get("school_id") == school_id
-                and e["status"] != Status.REFUSED]
+                and e["status"] in (Status.CONFIRMED, Status.PENDING_AGENT)]
         status_fr = {Status.CONFIRMED: "confirmée", Status.PENDING_AGENT: "en attente", Status.REFUSED: "refusée"}
         lines = [["Référence", "Nom", "Prénom", "Date de naissance", "Niveau", "Statut", "Affectation",
                   "Adresse", "Date de la demande", "Date de confirmation"]]
@@ -645,8 +748,11 @@ class EnrolmentService:
     @staticmethod
     def _certificate_due_fields(correlation_id: str | None) -> dict[str, Any]:
         """Set with a confirmation: a certificate to (re)issue. A previous certificate (another
-        school before an accepted dérogation) is no longer served meanwhile."""
-        return {"certificate_due": True, "certificate": None, "certificate_correlation_id": correlation_id}
+        school before an accepted dérogation) is no longer served meanwhile, and its verification
+        code no longer verifies. The new code is chosen here, not at render time, so that every
+        render of this certificate (a retry, another replica's) prints the same one."""
+        return {"certificate_due": True, "certificate": None, "certificate_correlation_id": correlation_id,
+                "verification_code": domain.new_verification_code()}
 
     def certificates_due(self) -> None:
         """A confirmation was written: render its certificate now rather than at the next poll."""
@@ -687,13 +793,16 @@ class EnrolmentService:
             year = enrolment["school_year"]
             now = self._now()
             certificate = Certificate(
-                town=self.settings.town_name, town_postcode=self.settings.town_postcode, mayor_name=self.settings.mayor_name,
+                town=self.settings.town_name, town_postcode=self.settings.town_postcode,
+                signatory_name=self.settings.certificate_signatory_name, signatory_title=self.settings.certificate_signatory_title,
                 child_first_name=child["first_name"], child_last_name=child["last_name"],
                 child_birth_date=domain.french_date(date.fromisoformat(child["birth_date"])),
                 level_label=domain.level_label(enrolment["level"]), school_name=school["name"], school_address=school["address"],
                 school_year=domain.school_year_label(year), reference=enrolment["reference"],
                 issued_on=domain.french_date(self.today()),
                 derogation=(enrolment.get("derogation") or {}).get("status") == "accepted",
+                verification_code=enrolment.get("verification_code") or "",
+                verification_url=self.settings.verification_url(enrolment.get("verification_code") or ""),
             )
             pdf = await render_pdf(certificate)
             key = domain.certificate_key(enrolment["_id"])
@@ -726,6 +835,22 @@ class EnrolmentService:
         log.info("certificate issued", enrolment_id=enrolment["_id"])
         return updated
 
+    async def verify(self, code_text: str) -> dict[str, Any]:
+        """The public check of a printed certificate: school, level, year and the child's
+        initials, nothing else; only while that certificate is the enrolment's current one."""
+        code = domain.normalise_verification_code(code_text)
+        enrolment = await self.store.by_verification_code(code) if code else None
+        if enrolment is None or enrolment["status"] != Status.CONFIRMED or not enrolment.get("certificate"):
+            raise NotFound(domain.VERIFICATION_UNKNOWN)
+        school = await self.store.school(enrolment["school_id"]) or {}
+        child = enrolment.get("child") or {}
+        year = enrolment["school_year"]
+        return {
+            "code": code, "valid": True, "school_name": school.get("name", ""),
+            "level": enrolment["level"], "level_label": domain.level_label(enrolment["level"]),
+            "school_year": domain.school_year_label(year), "child_initials": domain.initials(child.get("first_name"), child.get("last_name")),
+        }
+
     async def _put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
         fd, path = tempfile.mkstemp(suffix=".pdf")
         try:
@@ -738,6 +863,11 @@ class EnrolmentService:
 
     # ---- erasure -------------------------------------------------------------------------------
 
+    async def withdraw_erased_derogations(self) -> None:
+        withdrawn = await self.store.withdraw_erased_derogations(self._now())
+        if withdrawn:
+            log.info("dérogations of erased accounts withdrawn", count=withdrawn)
+
     async def erase_account(self, account_id: str) -> int:
         """AccountDeleted: certificates deleted from S3, then each enrolment anonymised (school,
         level, year and status stay for the counts: a confirmed child keeps the seat). Pending
@@ -746,10 +876,14 @@ class EnrolmentService:
         enrolments = await self.store.of_account(account_id)
         for e in enrolments:
             await self.objects.remove(domain.certificate_key(e["_id"]))  # raises while S3 is down: retried
+            # Withdrawn, not refused: nobody decided, and the agents' queue and counts drop them.
             if e["status"] == Status.PENDING_AGENT:
                 await self.store.update(e["_id"], {"status": Status.PENDING_AGENT.value},
-                                        {"$set": {"status": Status.REFUSED.value, "refusal_reason": "Compte supprimé.",
+                                        {"$set": {"status": Status.WITHDRAWN.value, "withdrawn_at": now,
                                                   "slot": f"{e['slot']}:erased:{e['_id']}"}}, [])
+            if (e.get("derogation") or {}).get("status") == "pending":
+                await self.store.update(e["_id"], {"derogation.status": "pending"},
+                                        {"$set": {"derogation.status": "withdrawn", "derogation.withdrawn_at": now}}, [])
             await self.store.anonymise(e["_id"], now, has_derogation=bool(e.get("derogation")))
             # A certificate being rendered meanwhile may have been stored after the removal
             # above (the worker deletes its own once it sees the enrolment erased).

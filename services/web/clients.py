@@ -148,6 +148,8 @@ class ServiceClient:
         self._headers = headers
 
     def _auth(self, access_token: str) -> dict[str, str]:
+        if not access_token:  # a public read (the certificate check): no user, no header
+            return dict(self._headers)
         return {**self._headers, "Authorization": f"Bearer {access_token}"}
 
     async def get(self, service: str, path: str, access_token: str, *, params: dict[str, Any] | None = None) -> ServiceReply:

@@ -58,13 +58,6 @@ def test_too_old_is_refused_with_the_range_of_birth_years(year: int) -> None:
     assert domain.level_for(date(year - 10, 1, 1), year, tps_offered=True).level is Level.CM2
 
 
-def test_the_coming_school_year_switches_after_the_cut_off_date() -> None:
-    assert domain.coming_school_year(date(2026, 3, 1), 8, 31) == 2026
-    assert domain.coming_school_year(date(2026, 8, 31), 8, 31) == 2026
-    assert domain.coming_school_year(date(2026, 9, 1), 8, 31) == 2027
-    assert domain.coming_school_year(date(2026, 11, 26), 6, 30) == 2027
-
-
 @pytest.mark.parametrize(("text", "year"), [("2027", 2027), (2027, 2027), ("2027-2028", 2027), (" 2027 / 2028 ", 2027),
                                             ("2027-2029", None), ("27", None), ("rentrée", None), ("", None)])
 def test_school_years_are_parsed_strictly(text: str | int, year: int | None) -> None:
