@@ -131,10 +131,10 @@ _STATUS: list[tuple[type[IdentityError], int]] = [
     (LinkUnknown, status.HTTP_400_BAD_REQUEST),
     (AlreadyExists, status.HTTP_409_CONFLICT),
     (TooManyAttempts, status.HTTP_429_TOO_MANY_REQUESTS),
-]
-
     (Deactivated, status.HTTP_403_FORBIDDEN),
     (StaffNotFound, status.HTTP_404_NOT_FOUND),
+]
+
 
 def identity_error_response(exc: IdentityError) -> JSONResponse:
     code = next(c for kind, c in _STATUS if isinstance(exc, kind))
@@ -240,21 +240,23 @@ async def me(principal: FamilyOrStaff, identity: Service) -> Profile | JSONRespo
 
 @router.post(
     "/me/password", status_code=204, tags=["mon compte"], summary="Change my password (logs out every session)",
-    responses=_responses(401, 422),
+    responses=_responses(401, 422, 429),
 )
 async def change_password(body: ChangePasswordRequest, principal: FamilyOrStaff, request: Request, identity: Service) -> Response:
     await identity.change_password(
-        principal.account_id, body.current_password, body.new_password, correlation_id=correlation(request)
+        principal.account_id, body.current_password, body.new_password, client=client_address(request),
+        correlation_id=correlation(request),
     )
     return Response(status_code=204)
 
 
 @router.post(
     "/me/delete", status_code=204, tags=["mon compte"],
-    summary="Delete my account and personal data (RGPD); every service is told", responses=_responses(401),
+    summary="Delete my account and personal data (RGPD); every service is told", responses=_responses(401, 429),
 )
 async def delete_account(body: DeleteAccountRequest, principal: FamilyOrStaff, request: Request, identity: Service) -> Response:
-    await identity.delete_account(principal.account_id, body.password, correlation_id=correlation(request))
+    await identity.delete_account(
+        principal.account_id, body.password, client=client_address(request), correlation_id=correlation(request))
     return Response(status_code=204)
 
 

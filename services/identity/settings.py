@@ -23,9 +23,13 @@ class IdentitySettings(CommonSettings):
     refresh_token_ttl_days: float = 30
     # Encrypts the private signing keys at rest. Local default only: set it in production.
     key_encryption_secret: str = "local-development-only-key-secret"
-    # Attempts allowed per window before a 429 (fixed windows).
+    # Attempts allowed per window before a 429 (fixed windows). Password guesses (login, and the
+    # routes that check the current password) count only when wrong: per account from one client
+    # address, per address over every account, and per account from anywhere (a guess spread over
+    # many addresses; a completed reset clears the account's counters).
     login_attempts_per_account: int = 10
     login_attempts_per_address: int = 50
+    login_failures_per_account_any_address: int = 100
     login_window_minutes: float = 15
     resends_per_hour: int = 3
     reset_requests_per_hour: int = 3

@@ -36,6 +36,7 @@ class IdentityStore:
             await self.accounts.create_index(field)
         await self.refresh_tokens.create_index("family")
         await self.refresh_tokens.create_index("account_id")
+        await self.rate_limits.create_index("scope", sparse=True)
 
     # accounts
 
@@ -211,18 +212,31 @@ class IdentityStore:
 
     # rate limits: fixed windows, one counter document per (key, window)
 
-    async def hit(self, key: str, window: timedelta, now: datetime) -> tuple[int, datetime]:
-        """Counts one attempt; returns the count in the current window and when it ends."""
+    @staticmethod
+    def _window(key: str, window: timedelta, now: datetime) -> tuple[str, datetime]:
         seconds = int(window.total_seconds())
         start = int(now.timestamp()) // seconds * seconds
-        ends = datetime.fromtimestamp(start + seconds, tz=now.tzinfo)
+        return f"{key}:{start}", datetime.fromtimestamp(start + seconds, tz=now.tzinfo)
+
+    async def hit(self, key: str, window: timedelta, now: datetime, *, scope: str | None = None) -> tuple[int, datetime]:
+        """Counts one attempt; returns the count in the current window and when it ends.
+        ``scope`` (an account's email hash) lets ``clear_limits`` find the account's counters."""
+        counter, ends = self._window(key, window, now)
         doc = await self.rate_limits.find_one_and_update(
-            {"_id": f"{key}:{start}"},
-            {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends}},
+            {"_id": counter},
+            {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends, **({"scope": scope} if scope else {})}},
             upsert=True,
             return_document=True,
         )
         return int(doc["count"]), ends
+
+    async def unhit(self, key: str, window: timedelta, now: datetime) -> None:
+        """Takes back one attempt of the current window (one that turned out not to count)."""
+        counter, _ = self._window(key, window, now)
+        await self.rate_limits.update_one({"_id": counter, "count": {"$gt": 0}}, {"$inc": {"count": -1}})
+
+    async def clear_limits(self, scope: str) -> None:
+        await self.rate_limits.delete_many({"scope": scope})
 
     async def purge_rate_limits(self, now: datetime) -> None:
         await self.rate_limits.delete_many({"expires_at": {"$lt": now}})

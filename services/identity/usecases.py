@@ -139,12 +139,38 @@ class IdentityService:
             for d in datas
         ]
 
-    async def _limit(self, key: str, allowed: int, window: timedelta) -> int:
+    async def _limit(self, key: str, allowed: int, window: timedelta, *, scope: str | None = None) -> int:
         """Counts one attempt; returns how many more this window allows (0: this was the last)."""
-        count, ends = await self.store.hit(key, window, self._now())
+        count, ends = await self.store.hit(key, window, self._now(), scope=scope)
         if count > allowed:
             raise TooManyAttempts(TOO_MANY, int((ends - self._now()).total_seconds()))
         return allowed - count
+
+    def _guess_counters(self, email: str, client: str) -> list[tuple[str, int, str | None]]:
+        """What a password guess counts against (key, allowed, the account scope a reset clears):
+        the client address (every account), the account from that address (so a stranger
+        elsewhere cannot lock its owner out) and, much higher, the account from anywhere (a
+        guess spread over many addresses)."""
+        account = token_hash(email)
+        s = self.settings
+        return [
+            (f"login-ip:{client}", s.login_attempts_per_address, None),
+            (f"login-account:{account}:{client}", s.login_attempts_per_account, account),
+            (f"login-account:{account}", s.login_failures_per_account_any_address, account),
+        ]
+
+    async def _count_guess(self, email: str, client: str) -> int:
+        """Counts one password guess before it is checked (so parallel guesses cannot overrun a
+        limit); 429 past any counter. Returns the tries left for the account from this address."""
+        window = timedelta(minutes=self.settings.login_window_minutes)
+        left = [await self._limit(key, allowed, window, scope=scope) for key, allowed, scope in self._guess_counters(email, client)]
+        return left[1]
+
+    async def _right_guess(self, email: str, client: str) -> None:
+        """A right password is not a failure: its count is taken back."""
+        window = timedelta(minutes=self.settings.login_window_minutes)
+        for key, _, _ in self._guess_counters(email, client):
+            await self.store.unhit(key, window, self._now())
 
     # registration and activation
 
@@ -243,14 +269,12 @@ class IdentityService:
 
     async def login(self, email: str, password: str, *, client: str) -> TokenPair:
         email = normalise_email(email)
-        window = timedelta(minutes=self.settings.login_window_minutes)
-        await self._limit(f"login-ip:{client}", self.settings.login_attempts_per_address, window)
-        attempts_left = await self._limit(
-            f"login-account:{token_hash(email)}", self.settings.login_attempts_per_account, window)
+        attempts_left = await self._count_guess(email, client)
         account = await self.store.by_email(email)
         if not await self.passwords.verify(account["password_hash"] if account else None, password) or account is None:
             # Counted per address typed, account or not: telling what is left reveals nothing.
             raise InvalidCredentials(WRONG_CREDENTIALS, attempts_left=attempts_left)
+        await self._right_guess(email, client)
         if account["state"] == AccountState.DEACTIVATED:
             raise Deactivated(DEACTIVATED)
         if account["state"] == AccountState.PENDING_ACTIVATION:
@@ -336,14 +360,28 @@ class IdentityService:
         if not await self.store.reset_password(account["_id"], link_hash, await self.passwords.hash(new_password), now, entries):
             raise LinkUsed("Ce lien a déjà été utilisé. Demandez un nouveau lien si nécessaire.")
         await self.store.revoke_all(account["_id"])
+        # Whoever proved the mailbox is the owner: guesses counted against the account go.
+        await self.store.clear_limits(token_hash(account["email"]))
         self._events_queued()
 
-    async def change_password(
-        self, account_id: str, current: str, new: str, *, correlation_id: str | None = None
-    ) -> None:
+    async def _check_current_password(
+        self, account_id: str, password: str, client: str, *, field: str, wrong: str
+    ) -> dict[str, Any]:
+        """The account, if ``password`` is its password; a guess counted like a login's."""
         account = await self.store.by_id(account_id)
-        if account is None or not await self.passwords.verify(account["password_hash"], current):
-            raise InvalidCredentials("Le mot de passe actuel est incorrect.", field="current_password")
+        if account is None:
+            raise InvalidCredentials(wrong, field=field)
+        attempts_left = await self._count_guess(account["email"], client)
+        if not await self.passwords.verify(account["password_hash"], password):
+            raise InvalidCredentials(wrong, field=field, attempts_left=attempts_left)
+        await self._right_guess(account["email"], client)
+        return account
+
+    async def change_password(
+        self, account_id: str, current: str, new: str, *, client: str, correlation_id: str | None = None
+    ) -> None:
+        account = await self._check_current_password(
+            account_id, current, client, field="current_password", wrong="Le mot de passe actuel est incorrect.")
         problems = password_problems(new, email=account["email"], display_name=account["display_name"],
                                      local_words=self.settings.password_local_words)
         if problems:
@@ -360,10 +398,8 @@ class IdentityService:
 
     # account
 
-    async def delete_account(self, account_id: str, password: str, *, correlation_id: str | None = None) -> None:
-        account = await self.store.by_id(account_id)
-        if account is None or not await self.passwords.verify(account["password_hash"], password):
-            raise InvalidCredentials("Le mot de passe est incorrect.", field="password")
+    async def delete_account(self, account_id: str, password: str, *, client: str, correlation_id: str | None = None) -> None:
+        await self._check_current_password(account_id, password, client, field="password", wrong="Le mot de passe est incorrect.")
         now = self._now()
         entries = self._entries(
             events.AccountDeleted(account_id=account_id, deleted_at=now), subject=account_id, correlation_id=correlation_id

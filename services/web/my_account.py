@@ -36,6 +36,7 @@ SAME_PASSWORD = "Le nouveau mot de passe doit être différent du mot de passe a
 CURRENT_WRONG = "Le mot de passe actuel est incorrect."
 DELETE_PASSWORD_MISSING = "Saisissez votre mot de passe pour confirmer la suppression."
 DELETE_PASSWORD_WRONG = "Le mot de passe est incorrect."
+TOO_MANY_TRIES = "Trop de tentatives. Réessayez dans quelques minutes."
 DELETE_NOT_CONFIRMED = "Cochez la case pour confirmer que vous voulez supprimer définitivement votre compte."
 PASSWORD_CHANGED = ("Votre mot de passe a été modifié. Vous restez connecté·e ici ; "
                     "vos sessions sur vos autres appareils ont été fermées.")
@@ -123,6 +124,8 @@ async def _change_password(request: Request, form: dict[str, str], user: session
         if _field_message(reply, "current_password") is None:  # the token itself was refused
             raise session.log_in_again(request)
         return _page(request, profile, errors={CURRENT: str(reply.body.get("detail") or CURRENT_WRONG)}, status_code=401)
+    if reply.status == 429:  # wrong current passwords are limited like logins
+        return _page(request, profile, errors={CURRENT: str(reply.body.get("detail") or TOO_MANY_TRIES)}, status_code=429)
     if reply.status == 422:
         reason = _field_message(reply, "new_password")
         errors = {NEW: reason} if reason is not None else {CURRENT: CURRENT_WRONG}
@@ -148,6 +151,9 @@ async def _delete_account(request: Request, form: dict[str, str], user: session.
             raise session.log_in_again(request)
         return _page(request, await _profile(request, user, services),
                      errors={DELETE_PASSWORD: str(reply.body.get("detail") or DELETE_PASSWORD_WRONG)}, status_code=401)
+    if reply.status == 429:
+        return _page(request, await _profile(request, user, services),
+                     errors={DELETE_PASSWORD: str(reply.body.get("detail") or TOO_MANY_TRIES)}, status_code=429)
     if reply.status == 422:
         return _page(request, await _profile(request, user, services), errors={DELETE_PASSWORD: DELETE_PASSWORD_WRONG},
                      status_code=422)

@@ -280,3 +280,38 @@ async def test_bad_input_gets_a_clear_422_and_writes_nothing(db_client) -> None:
         garbage = await client.post("/auth/register", content=b"{not json", headers={"Content-Type": "application/json"})
         assert garbage.status_code == 422
     assert await db_client["ecp_identity"]["accounts"].count_documents({"email": email}) == 0
+
+
+async def test_a_stranger_guessing_from_another_address_is_throttled_while_the_owner_gets_in_and_a_reset_clears_the_owners_lockout() -> None:
+    owner, email = person()
+    attacker, _ = person()
+    async with owner, attacker:
+        await registered_and_activated(owner, email)
+        tries = [(await attacker.post("/auth/login", json={"email": email, "password": "mauvais mot de passe"})).status_code for _ in range(11)]
+        assert tries == [401] * 10 + [429]
+        assert (await attacker.post("/auth/login", json={"email": email, "password": GOOD_PASSWORD})).status_code == 429
+        await logged_in(owner, email)  # from the owner's own address: not locked out
+        for _ in range(3):
+            await logged_in(owner, email)  # and successes do not count
+        # The owner mistypes until locked out, then completes a reset: let in again at once.
+        for _ in range(11):
+            await owner.post("/auth/login", json={"email": email, "password": "mauvais mot de passe"})
+        assert (await owner.post("/auth/login", json={"email": email, "password": GOOD_PASSWORD})).status_code == 429
+        assert (await owner.post("/auth/password-reset", json={"email": email})).status_code == 202
+        token, _ = await link_token("PasswordResetLinkIssued", email)
+        assert (await owner.post("/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD})).status_code == 200
+        await logged_in(owner, email, NEW_PASSWORD)
+
+
+async def test_change_password_and_delete_account_limit_wrong_current_passwords_like_login() -> None:
+    client, email = person()
+    async with client:
+        await registered_and_activated(client, email)
+        headers = {"Authorization": f"Bearer {(await logged_in(client, email))['access_token']}"}
+        codes = [
+            (await client.post("/me/password", headers=headers, json={"current_password": f"faux {i}", "new_password": NEW_PASSWORD})).status_code
+            for i in range(6)
+        ] + [(await client.post("/me/delete", headers=headers, json={"password": f"faux {i}"})).status_code for i in range(5)]
+        assert codes == [401] * 10 + [429]
+        refused = await client.post("/me/delete", headers=headers, json={"password": GOOD_PASSWORD})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0

@@ -175,3 +175,15 @@ def test_a_post_without_the_csrf_pair_is_refused_before_any_call(client: TestCli
     my_account(client, services)
     response = client.post("/mon-compte", data={"action": "suppression", "password": PASSWORD, "confirm": "oui"})
     assert response.status_code == 403 and services.calls == []
+
+
+def test_too_many_wrong_current_passwords_say_so_next_to_the_field(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    services.answer(IDENTITY, "/me/password", 429, {"detail": "Trop de tentatives. Réessayez dans quelques minutes."})
+    response = change(client, form)
+    assert response.status_code == 429
+    assert summary_links(response) == ["#mot-de-passe-actuel"] and "Trop de tentatives" in shown(response)
+    services.answer(IDENTITY, "/me/delete", 429, {"detail": "Trop de tentatives. Réessayez dans quelques minutes."})
+    response = delete(client, form, password="encore faux")
+    assert response.status_code == 429
+    assert summary_links(response) == ["#mot-de-passe-suppression"] and "Trop de tentatives" in shown(response)
