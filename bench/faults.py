@@ -67,7 +67,7 @@ ECP = str(ROOT / "deploy/local/ecp")
 SERVICES = ("identity", "household", "documents", "notifier", "enrolment", "web")
 SERVICE_PORTS = {"web": 8100, "identity": 8101, "household": 8102, "documents": 8103, "notifier": 8104, "enrolment": 8105}
 PID_FILES = {**{s: [f"svc-{s}"] for s in SERVICES}, "kafka": ["kafka"], "mongo": ["mongo"],
-             "s3": ["s3-account", "s3-container", "s3-object", "s3-proxy"],
+             "s3": ["s3"],
              # Cluster mode: one Kafka node; "kafka-leader" is resolved to one of them when it is killed.
              **{f"kafka-{n}": [f"kafka-{n}"] for n in (1, 2, 3)}, "kafka-leader": []}
 LEADER_PARTITION = ("household.dossier.v1", 0)

@@ -343,7 +343,7 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 def group_of(pid_file_name: str) -> str:
     name = pid_file_name.removesuffix(".pid")
     return {"gateway": "nginx", "mail": "mailpit", "mongo": "mongo (SecantusDB)", "s3": "s3 (SeaweedFS)"}.get(
-        name, "s3 (swift)" if name.startswith("s3-") else name.removeprefix("svc-"))
+        name, name.removeprefix("svc-"))
 
 
 def _stat(pid: int) -> tuple[int, float] | None:

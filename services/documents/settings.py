@@ -17,7 +17,7 @@ class DocumentsSettings(CommonSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     # Directory of the temporary files uploads are streamed to (None: the system's).
     upload_tmp_dir: str | None = None
-    # Ask for server-side encryption (SSE-S3) when the S3 server offers it (Swift and MinIO do).
+    # Ask for server-side encryption (SSE-S3) when the S3 server offers it (SeaweedFS, MinIO and cloud S3 do).
     s3_server_side_encryption: bool = True
     # Largest decoded photo (pixels) a HEIC conversion accepts: a bigger one is a decompression bomb.
     max_image_pixels: int = 80_000_000

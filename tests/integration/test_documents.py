@@ -1,4 +1,4 @@
-"""Documents against the real gateway, S3 (Swift), clamd, Kafka and database.
+"""Documents against the real gateway, S3 (SeaweedFS), clamd, Kafka and database.
 
 The EICAR test string is assembled at run time (never stored in the repository)."""
 

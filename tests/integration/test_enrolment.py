@@ -1,4 +1,4 @@
-"""Enrolment against the real gateway, Kafka, database and S3 (Swift).
+"""Enrolment against the real gateway, Kafka, database and S3 (SeaweedFS).
 
 Household's DossierValidated is published here directly (built with the kernel's envelope), so
 these tests do not depend on the household service's review flow."""

@@ -1,185 +1,173 @@
-# Object storage component: OpenStack Swift all-in-one with its S3 API (s3api + tempauth).
-# Sourced after lib.sh. Defines install_s3 / start_s3 / stop_s3.
-# Swift (PyPI swift==$SWIFT_VERSION) lives in its own venv $ECP_VENVS/swift. Templates in
-# deploy/local/s3/ are rendered into $ECP_DATA/s3/etc (swift_dir of every server, so nothing
-# reads /etc/swift), rings are built there, objects live under $ECP_DATA/s3/srv/d1.
-# Processes (each recorded by start_bg, run in the foreground so the pid is the real parent):
-#   s3-account 127.0.0.1:$ECP_S3_ACCOUNT_PORT   s3-container 127.0.0.1:$ECP_S3_CONTAINER_PORT
-#   s3-object  127.0.0.1:$ECP_S3_OBJECT_PORT    s3-proxy     127.0.0.1:$ECP_S3_PORT (S3 API)
+# Object storage component: SeaweedFS (`weed server`: master, volume, filer and S3 gateway in one
+# process). Sourced after lib.sh. Defines install_s3 / start_s3 / stop_s3.
+# SeaweedFS (Apache-2.0) is built from the Go module proxy into $ECP_LOCAL/bin/weed, like Mailpit;
+# a plain `go install` refuses the module (its go.mod has a `replace` directive), so the
+# downloaded module is copied and built with `go build ./weed` (about 8 minutes cold on 2 cores;
+# Go's module and build caches stay in their default places, so a rebuild is quicker).
+# Everything lives under $ECP_DATA/seaweedfs (volumes, the filer's metadata, the master's state)
+# and survives a restart or a kill -9. One process, recorded as `s3` in $ECP_RUN.
+#
+# Every port is set explicitly (the defaults would take 8080, the gateway's, and 9101/8181):
+#   S3 API 127.0.0.1:$ECP_S3_PORT            (gRPC $ECP_S3_GRPC_PORT)
+#   master 127.0.0.1:$ECP_S3_MASTER_PORT     (gRPC $ECP_S3_MASTER_GRPC_PORT)
+#   volume 127.0.0.1:$ECP_S3_VOLUME_PORT     (gRPC $ECP_S3_VOLUME_GRPC_PORT)
+#   filer  127.0.0.1:$ECP_S3_FILER_PORT      (gRPC $ECP_S3_FILER_GRPC_PORT)
+# Off: metrics ports, Iceberg and Lance catalogues, WebDAV, SFTP, IAM, telemetry, debug server.
 #
 # Client settings (minio SDK):
 #   Minio("127.0.0.1:9000", access_key="ecp:ecp", secret_key="ecp-local-secret",
 #         secure=False, region="us-east-1")            # path-style; bucket "ecp-documents"
-# Server-side encryption: every object is encrypted at rest (keymaster + encryption, root secret
-# in $ECP_DATA/s3/secrets.env). SSE-S3 (x-amz-server-side-encryption: AES256) is accepted and
-# echoed; SSE-KMS is refused (501); SSE-C headers are IGNORED by Swift (the object is stored with
-# the server key and reads back without the customer key): do not rely on SSE-C here.
-SWIFT_VERSION="${SWIFT_VERSION:-2.38.3}"
-SWIFT_VENV="$ECP_VENVS/swift"
+# Server-side encryption: SSE-S3 (x-amz-server-side-encryption: AES256) is honoured and echoed:
+# each object gets its own data key, wrapped by the key-encryption key made once per data folder
+# ($ECP_DATA/seaweedfs/sse-kek.hex, given to the server as WEED_S3_SSE_KEK). Losing that file
+# makes the encrypted objects unreadable: it stays with the data.
+SEAWEEDFS_MODULE="github.com/seaweedfs/seaweedfs"
+SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
+SEAWEEDFS_COMMIT="${SEAWEEDFS_VERSION##*-}"
+WEED_BIN="$ECP_LOCAL/bin/weed"
 
-install_s3() {
-  local stamp="$SWIFT_VENV/.ecp-installed"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "swift==$SWIFT_VERSION" ] \
-     && [ -x "$SWIFT_VENV/bin/swift-proxy-server" ]; then
-    return 0
-  fi
-  log "installing swift==$SWIFT_VERSION into $SWIFT_VENV"
-  [ -x "$SWIFT_VENV/bin/python" ] || python3 -m venv "$SWIFT_VENV" || die "cannot create $SWIFT_VENV"
-  local pip=("$SWIFT_VENV/bin/pip" install -q --disable-pip-version-check)
-  if ! "${pip[@]}" "swift==$SWIFT_VERSION" >>"$ECP_LOGS/s3-install.log" 2>&1; then
-    # No wheel for lxml / PyECLib / xattr on this Python: build them against Debian's libraries.
-    apt_install build-essential liberasurecode-dev libxml2-dev libxslt1-dev libffi-dev
-    "${pip[@]}" "swift==$SWIFT_VERSION" >>"$ECP_LOGS/s3-install.log" 2>&1 \
-      || die "pip install swift==$SWIFT_VERSION failed, see $ECP_LOGS/s3-install.log"
-  fi
-  "$SWIFT_VENV/bin/python" -c 'import swift.proxy.server, pyeclib.ec_iface, lxml.etree, xattr' \
-    >>"$ECP_LOGS/s3-install.log" 2>&1 || die "swift installed but does not import, see $ECP_LOGS/s3-install.log"
-  echo "swift==$SWIFT_VERSION" >"$stamp"
-}
-
-: "${ECP_S3_OBJECT_PORT:=6200}"
-: "${ECP_S3_CONTAINER_PORT:=6201}"
-: "${ECP_S3_ACCOUNT_PORT:=6202}"
+: "${ECP_S3_GRPC_PORT:=19000}"
+: "${ECP_S3_MASTER_PORT:=9333}"
+: "${ECP_S3_MASTER_GRPC_PORT:=19333}"
+: "${ECP_S3_VOLUME_PORT:=9340}"
+: "${ECP_S3_VOLUME_GRPC_PORT:=19340}"
+: "${ECP_S3_FILER_PORT:=8888}"
+: "${ECP_S3_FILER_GRPC_PORT:=18888}"
 : "${ECP_S3_ACCESS_KEY:=ecp:ecp}"
 : "${ECP_S3_SECRET_KEY:=ecp-local-secret}"
 : "${ECP_S3_BUCKET:=ecp-documents}"
-S3_HOME="$ECP_DATA/s3"
-S3_ETC="$S3_HOME/etc"
-S3_SRV="$S3_HOME/srv"
-S3_TEMPLATES="$ECP_ROOT/deploy/local/s3"
-S3_SERVERS=(account container object proxy)
+S3_HOME="$ECP_DATA/seaweedfs"
 
-# Secrets made once per data folder (hash path prefix/suffix, encryption root secret): changing
-# them later would make the stored objects unreachable or undecryptable, so they stay with the data.
-_s3_secrets() {
-  local f="$S3_HOME/secrets.env"
-  if [ ! -f "$f" ]; then
-    mkdir -p "$S3_HOME"
-    ( umask 077
-      printf 'HASH_PREFIX=%s\nHASH_SUFFIX=%s\nROOT_SECRET=%s\n' \
-        $(python3 -c 'import secrets, base64
-print(secrets.token_hex(16), secrets.token_hex(16), base64.b64encode(secrets.token_bytes(32)).decode())') \
-        >"$f.tmp" )
+# `weed version` prints "version <size> <release> <commit> linux amd64": the commit comes from
+# the -X ldflag below.
+_weed_version_ok() {
+  [ -x "$WEED_BIN" ] || return 1
+  local out
+  out="$("$WEED_BIN" version 2>/dev/null)" || return 1
+  [[ "$out" == *" $SEAWEEDFS_COMMIT "* ]]
+}
+
+install_s3() {
+  # The Swift venv of earlier versions is no longer used. Its objects ($ECP_DATA/s3) are left for
+  # whoever still wants them: nothing reads them any more.
+  if [ -d "$ECP_VENVS/swift" ]; then
+    log "removing $ECP_VENVS/swift (OpenStack Swift, replaced by SeaweedFS)"
+    rm -rf "$ECP_VENVS/swift"
+  fi
+  if _weed_version_ok; then
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || die "go is required to build SeaweedFS"
+  mkdir -p "$ECP_LOCAL/bin"
+  log "building SeaweedFS $SEAWEEDFS_VERSION (go build, about 8 minutes cold)"
+  local dir src="$ECP_CACHE/seaweedfs-src"
+  dir="$(go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" 2>>"$ECP_LOGS/s3-build.log" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
+    || die "cannot download $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION, see $ECP_LOGS/s3-build.log"
+  # The module cache is read-only: build from a writable copy, removed afterwards.
+  rm -rf "$src" && cp -r "$dir" "$src" && chmod -R u+w "$src" || die "cannot copy $dir to $src"
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath \
+      -ldflags "-s -w -X $SEAWEEDFS_MODULE/weed/util/version.COMMIT=$SEAWEEDFS_COMMIT" \
+      -o "$WEED_BIN.tmp" ./weed) >>"$ECP_LOGS/s3-build.log" 2>&1 \
+    || die "SeaweedFS build failed, see $ECP_LOGS/s3-build.log"
+  mv "$WEED_BIN.tmp" "$WEED_BIN"
+  rm -rf "$src"
+  _weed_version_ok || die "SeaweedFS built but '$WEED_BIN version' does not report $SEAWEEDFS_COMMIT"
+}
+
+# The key-encryption key of SSE-S3, made once per data folder (64 hex digits = 256 bits).
+_s3_kek() {
+  local f="$S3_HOME/sse-kek.hex"
+  if [ ! -s "$f" ]; then
+    ( umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' >"$f.tmp" )
     mv "$f.tmp" "$f"
   fi
-  # shellcheck disable=SC1090
-  . "$f"
+  cat "$f"
 }
 
-_s3_render() {
-  local src="$1" dst="$2"
-  sed -e "s|@ETC@|$S3_ETC|g" -e "s|@SRV@|$S3_SRV|g" -e "s|@USER@|$(id -un)|g" \
-      -e "s|@S3_PORT@|$ECP_S3_PORT|g" -e "s|@OBJECT_PORT@|$ECP_S3_OBJECT_PORT|g" \
-      -e "s|@CONTAINER_PORT@|$ECP_S3_CONTAINER_PORT|g" -e "s|@ACCOUNT_PORT@|$ECP_S3_ACCOUNT_PORT|g" \
-      -e "s|@S3_SECRET@|$ECP_S3_SECRET_KEY|g" -e "s|@HASH_PREFIX@|$HASH_PREFIX|g" \
-      -e "s|@HASH_SUFFIX@|$HASH_SUFFIX|g" -e "s|@ROOT_SECRET@|$ROOT_SECRET|g" \
-      "$src" >"$dst.tmp"
-  chmod 600 "$dst.tmp"
-  mv "$dst.tmp" "$dst"
+# The one S3 identity the services use, rendered from the settings at every start.
+_s3_identities() {
+  local f="$S3_HOME/s3-identities.json"
+  ( umask 077
+    ECP_S3_ACCESS_KEY="$ECP_S3_ACCESS_KEY" ECP_S3_SECRET_KEY="$ECP_S3_SECRET_KEY" python3 - >"$f.tmp" <<'PY'
+import json, os
+print(json.dumps({"identities": [{
+    "name": "ecp",
+    "credentials": [{"accessKey": os.environ["ECP_S3_ACCESS_KEY"], "secretKey": os.environ["ECP_S3_SECRET_KEY"]}],
+    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+}]}, indent=2))
+PY
+  )
+  mv "$f.tmp" "$f"
+  echo "$f"
 }
 
-# One ring per kind: one device (d1), 1 replica. Rebuilt only when missing or when its port changed.
-_s3_rings() {
-  local rb="$SWIFT_VENV/bin/swift-ring-builder" kind port rc
-  for kind in account container object; do
-    case $kind in
-      account) port=$ECP_S3_ACCOUNT_PORT ;; container) port=$ECP_S3_CONTAINER_PORT ;; object) port=$ECP_S3_OBJECT_PORT ;;
-    esac
-    if [ -f "$S3_ETC/$kind.ring.gz" ] && [ "$(cat "$S3_ETC/$kind.ring.port" 2>/dev/null)" = "$port" ]; then
-      continue
-    fi
-    rm -f "$S3_ETC/$kind.builder" "$S3_ETC/$kind.ring.gz"
-    {
-      "$rb" "$S3_ETC/$kind.builder" create 8 1 1 &&
-      "$rb" "$S3_ETC/$kind.builder" add --region 1 --zone 1 --ip 127.0.0.1 --port "$port" \
-        --device d1 --weight 100
-    } >>"$ECP_LOGS/s3-ring.log" 2>&1 || die "swift-ring-builder $kind failed, see $ECP_LOGS/s3-ring.log"
-    rc=0; "$rb" "$S3_ETC/$kind.builder" rebalance >>"$ECP_LOGS/s3-ring.log" 2>&1 || rc=$?
-    # exit 1 is a warning (e.g. fewer devices than a balanced ring wants), 2 an error
-    [ $rc -le 1 ] && [ -f "$S3_ETC/$kind.ring.gz" ] || die "ring rebalance $kind failed, see $ECP_LOGS/s3-ring.log"
-    echo "$port" >"$S3_ETC/$kind.ring.port"
-  done
+_s3_ports() {
+  echo "$ECP_S3_PORT" "$ECP_S3_GRPC_PORT" "$ECP_S3_MASTER_PORT" "$ECP_S3_MASTER_GRPC_PORT" \
+    "$ECP_S3_VOLUME_PORT" "$ECP_S3_VOLUME_GRPC_PORT" "$ECP_S3_FILER_PORT" "$ECP_S3_FILER_GRPC_PORT"
 }
 
-_s3_proxy_ready() {
-  curl -fsS --max-time 2 "http://127.0.0.1:$ECP_S3_PORT/healthcheck" | grep -q OK
+_s3_ready() {
+  curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$ECP_S3_PORT/healthz"
 }
 
-# HEAD then PUT the bucket with an S3 V2-signed request (stdlib only; s3api accepts V2 and V4).
+# Creates the bucket unless it exists, with the services' own S3 client (the minio SDK, SigV4:
+# the access key's colon rules out SigV2's "AWS key:signature" header).
 _s3_ensure_bucket() {
   ECP_S3_PORT="$ECP_S3_PORT" ECP_S3_ACCESS_KEY="$ECP_S3_ACCESS_KEY" \
   ECP_S3_SECRET_KEY="$ECP_S3_SECRET_KEY" ECP_S3_BUCKET="$ECP_S3_BUCKET" \
-  "$SWIFT_VENV/bin/python" - <<'PY'
-import base64, hmac, hashlib, http.client, os, sys
-from email.utils import formatdate
-port, bucket = int(os.environ["ECP_S3_PORT"]), os.environ["ECP_S3_BUCKET"]
-access, secret = os.environ["ECP_S3_ACCESS_KEY"], os.environ["ECP_S3_SECRET_KEY"]
-def call(method):
-    date = formatdate(usegmt=True)
-    sig = base64.b64encode(hmac.new(secret.encode(), f"{method}\n\n\n{date}\n/{bucket}".encode(),
-                                    hashlib.sha1).digest()).decode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, f"/{bucket}", headers={"Date": date, "Authorization": f"AWS {access}:{sig}"})
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    return resp.status, body
-status, _ = call("HEAD")
-if status == 200:
-    sys.exit(0)
-if status != 404:
-    sys.exit(f"HEAD /{bucket}: HTTP {status}")
-status, body = call("PUT")
-if status != 200 and b"BucketAlreadyOwnedByYou" not in body:
-    sys.exit(f"PUT /{bucket}: HTTP {status} {body[:300]!r}")
-print(f"created bucket {bucket}", file=sys.stderr)
+  "$ECP_PYTHON" - <<'PY'
+import os, sys
+from minio import Minio
+client = Minio(f"127.0.0.1:{os.environ['ECP_S3_PORT']}", access_key=os.environ["ECP_S3_ACCESS_KEY"],
+               secret_key=os.environ["ECP_S3_SECRET_KEY"], secure=False, region="us-east-1")
+bucket = os.environ["ECP_S3_BUCKET"]
+if not client.bucket_exists(bucket):
+    client.make_bucket(bucket)
+    print(f"created bucket {bucket}", file=sys.stderr)
 PY
 }
 
 start_s3() {
   install_s3
-  local s
-  local running=""
-  for s in "${S3_SERVERS[@]}"; do pid_alive "s3-$s" && running=1; done
-  if [ -z "$running" ]; then
+  mkdir -p "$S3_HOME/data"
+  if ! pid_alive s3; then
     local p
-    for p in "$ECP_S3_PORT" "$ECP_S3_ACCOUNT_PORT" "$ECP_S3_CONTAINER_PORT" "$ECP_S3_OBJECT_PORT"; do
+    for p in $(_s3_ports); do
       port_open "$p" && die "port $p already in use by another process"
     done
   fi
-  mkdir -p "$S3_ETC" "$S3_SRV/d1"
-  _s3_secrets
-  _s3_render "$S3_TEMPLATES/swift.conf" "$S3_ETC/swift.conf"
-  for s in "${S3_SERVERS[@]}"; do
-    _s3_render "$S3_TEMPLATES/$s-server.conf" "$S3_ETC/$s-server.conf"
-  done
-  _s3_rings
-  # Each server runs in the foreground (swift-*-server CONF, no swift-init): the pid start_bg
-  # records is the server's parent, which on TERM kills its workers (killpg) and exits.
-  # -v also logs to stderr, i.e. into $ECP_LOGS/s3-<kind>.log (there is no syslog here).
-  local port
-  for s in account container object; do
-    start_bg "s3-$s" "$SWIFT_VENV/bin/swift-$s-server" "$S3_ETC/$s-server.conf" -v
-  done
-  for s in account container object; do
-    case $s in
-      account) port=$ECP_S3_ACCOUNT_PORT ;; container) port=$ECP_S3_CONTAINER_PORT ;; object) port=$ECP_S3_OBJECT_PORT ;;
-    esac
-    wait_for "s3-$s" 60 curl -fsS --max-time 2 "http://127.0.0.1:$port/healthcheck"
-  done
-  start_bg s3-proxy "$SWIFT_VENV/bin/swift-proxy-server" "$S3_ETC/proxy-server.conf" -v
-  wait_for s3-proxy 60 _s3_proxy_ready
-  _s3_ensure_bucket || die "cannot create bucket $ECP_S3_BUCKET, see $ECP_LOGS/s3-proxy.log"
-  log "s3 ready: http://127.0.0.1:$ECP_S3_PORT (access key $ECP_S3_ACCESS_KEY, bucket $ECP_S3_BUCKET)"
+  local kek identities
+  kek="$(_s3_kek)"
+  identities="$(_s3_identities)"
+  # -ip is the address the parts register under and call each other on; -volume.max=0 sizes the
+  # volume count from the free disk; the unix sockets go to $ECP_RUN rather than /tmp.
+  start_bg s3 env WEED_S3_SSE_KEK="$kek" "$WEED_BIN" server \
+    -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$S3_HOME/data" -volume.max=0 \
+    -master.port="$ECP_S3_MASTER_PORT" -master.port.grpc="$ECP_S3_MASTER_GRPC_PORT" \
+    -master.volumeSizeLimitMB=256 -master.telemetry=false \
+    -volume.port="$ECP_S3_VOLUME_PORT" -volume.port.grpc="$ECP_S3_VOLUME_GRPC_PORT" -volume.preStopSeconds=1 \
+    -filer -filer.port="$ECP_S3_FILER_PORT" -filer.port.grpc="$ECP_S3_FILER_GRPC_PORT" \
+    -filer.localSocket="$ECP_RUN/s3-filer.sock" \
+    -s3 -s3.port="$ECP_S3_PORT" -s3.port.grpc="$ECP_S3_GRPC_PORT" -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.config="$identities" -s3.localSocket="$ECP_RUN/s3-api.sock" \
+    -metricsPort=0
+  wait_for s3 120 _s3_ready
+  _s3_ensure_bucket || die "cannot create bucket $ECP_S3_BUCKET, see $ECP_LOGS/s3.log"
+  log "s3 ready: http://127.0.0.1:$ECP_S3_PORT (SeaweedFS; access key $ECP_S3_ACCESS_KEY, bucket $ECP_S3_BUCKET)"
 }
 
+# On TERM the volume server and the filer stop within about 2 s, but one of the remaining shutdown
+# hooks may then wait on idle connections for a long time: after 5 s the process is killed, which
+# loses nothing (volumes are append-only files with their index, the filer's leveldb its journal;
+# objects and their metadata were checked to survive kill -9).
 stop_s3() {
-  # The four servers take ~2 s each to drain on TERM: stop them side by side (waiting on these
-  # pids only, never on the caller's other background jobs).
-  local s pids=()
-  for s in "${S3_SERVERS[@]}"; do
-    stop_pid "s3-$s" &
-    pids+=($!)
-  done
-  wait "${pids[@]}"
+  if pid_alive s3; then
+    local pid
+    pid="$(cat "$ECP_RUN/s3.pid")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  stop_pid s3
 }
