@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 
 from services.documents.domain import LIVE_STATUSES, Status
 from services.kernel.mongo import Database, as_utc
@@ -72,10 +72,12 @@ class DocumentsStore:
     # the submitted_documents projection (household's events)
 
     async def attach_to_dossier(self, dossier_id: str, document_ids: list[str], at: datetime) -> None:
-        """The dossier's attached documents are exactly ``document_ids`` (idempotent)."""
-        for document_id in document_ids:
-            await self.submitted.update_one(
-                {"_id": document_id}, {"$set": {"dossier_id": dossier_id, "submitted_at": at}}, upsert=True
+        """The dossier's attached documents are exactly ``document_ids`` (idempotent): one upsert
+        per document, in one bulk write, then the rows of documents no longer attached."""
+        if document_ids:
+            await self.submitted.bulk_write(
+                [UpdateOne({"_id": i}, {"$set": {"dossier_id": dossier_id, "submitted_at": at}}, upsert=True) for i in document_ids],
+                ordered=False,
             )
         await self.submitted.delete_many({"dossier_id": dossier_id, "_id": {"$nin": list(document_ids)}})
 
