@@ -131,7 +131,8 @@ class Notifier:
             ConsumerSpec(ACCOUNTS_GROUP, [AccountRegistered.topic], account_handlers),
             ConsumerSpec(
                 DOSSIERS_GROUP, [HouseholdSubmitted.topic],
-                {HouseholdSubmitted: family, CorrectionRequested: family, DossierValidated: family, DossierRejected: family},
+                {HouseholdSubmitted: family, CorrectionRequested: family, DossierValidated: self.on_dossier_validated,
+                 DossierRejected: family},
             ),
             ConsumerSpec(DOCUMENTS_GROUP, [DocumentScanned.topic], {DocumentScanned: family}),
             ConsumerSpec(
@@ -185,7 +186,21 @@ class Notifier:
                 return
             await self._fail_before_sending(event, None, FailureReason.UNKNOWN_RECIPIENT)
             return
-        await self.notify(event, known["email"], known.get("display_name"))
+        await self.notify(event, known["email"], known.get("display_name"), extra=self._child_named(known, event))
+
+    async def on_dossier_validated(self, event: CloudEvent[DossierValidated]) -> None:
+        """Keeps the children's first names (the enrolment emails name the child; enrolment events
+        carry no name), then sends the « dossier validé » email."""
+        d = event.data
+        await self.store.remember_children(d.account_id, {c.child_id: c.first_name for c in d.children})
+        await self.on_family_event(event)
+
+    @staticmethod
+    def _child_named(known: dict[str, Any], event: CloudEvent[Any]) -> dict[str, str]:
+        """The child an enrolment event is about, by first name, when the projection knows it (a
+        validated file seen before; else the email says « votre enfant »)."""
+        name = (known.get("children") or {}).get(str(getattr(event.data, "child_id", "") or ""))
+        return {"child_first_name": name} if name else {}
 
     async def on_deleted(self, event: CloudEvent[AccountDeleted]) -> None:
         anonymised = await self.store.forget(event.data.account_id, self._now())
@@ -193,10 +208,12 @@ class Notifier:
 
     # delivery
 
-    async def notify(self, event: CloudEvent[Any], recipient: str | None, display_name: str | None) -> None:
-        """Emails ``recipient`` the mail ``event`` asks for, if any."""
+    async def notify(self, event: CloudEvent[Any], recipient: str | None, display_name: str | None,
+                     *, extra: dict[str, str] | None = None) -> None:
+        """Emails ``recipient`` the mail ``event`` asks for, if any (``extra``: what the projection
+        adds to the event's data for the templates, e.g. the child's first name)."""
         # The recipient's name comes from the event or, for events without one, the projection.
-        data = {**event.data.model_dump(), "display_name": display_name or getattr(event.data, "display_name", "")}
+        data = {**event.data.model_dump(), "display_name": display_name or getattr(event.data, "display_name", ""), **(extra or {})}
         mail = domain.mail_for(event.name, data)
         if mail is None:
             return

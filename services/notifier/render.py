@@ -63,7 +63,6 @@ class Renderer:
             "forgot_password_url": settings.portal_url(settings.forgot_password_path),
             "household_url": settings.portal_url(settings.household_path),
             "enrolment_url": settings.portal_url(settings.enrolment_path),
-            "certificate_url": settings.portal_url(settings.certificate_path),
         }
 
     def render(self, mail: domain.MailSpec, data: Mapping[str, Any], event_time: datetime) -> RenderedMail:
@@ -72,6 +71,10 @@ class Renderer:
             **self._globals,
             "subject": mail.subject,
         }
+        if data.get("enrolment_id"):  # the link opens that enrolment's own certificate
+            context["certificate_url"] = self._settings.portal_url(
+                self._settings.certificate_path.format(enrolment_id=data["enrolment_id"]))
+            context.setdefault("child_first_name", None)  # unknown to the projection: « votre enfant »
         text = self._env.get_template(f"{mail.template}.txt").render(context)
         html = self._env.get_template(f"{mail.template}.html").render(context)
         return RenderedMail(template=mail.template, subject=mail.subject, text=text.strip() + "\n", html=html)

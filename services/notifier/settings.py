@@ -37,10 +37,10 @@ class NotifierSettings(CommonSettings):
     login_path: str = "/connexion"
     forgot_password_path: str = "/mot-de-passe/oubli"
     household_path: str = "/entourage"
-    # Where a family enrols a child once its file is validated, and where it downloads the
-    # certificat d'inscription (the same page today; two settings so either may move).
+    # Where a family enrols a child once its file is validated, and where it downloads an
+    # enrolment's certificat d'inscription ({enrolment_id} is the enrolment's).
     enrolment_path: str = "/inscription-scolaire"
-    certificate_path: str = "/inscription-scolaire"
+    certificate_path: str = "/inscription-scolaire/{enrolment_id}/certificat"
 
     # A delivery being sent is leased to one process; a process killed -9 mid-send leaves a
     # lease that another process may take over once it expires. Longer than one SMTP attempt.

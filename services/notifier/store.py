@@ -108,6 +108,20 @@ class NotifierStore:
                 return None
             raise
 
+    async def remember_children(self, account_id: str, first_names: dict[str, str]) -> None:
+        """The children of the account's validated file, child id → first name: all the enrolment
+        emails need (enrolment events carry no name). Erased with the account."""
+        if not first_names:
+            return
+        try:
+            await self.recipients.update_one(
+                {"_id": account_id, "deleted": {"$ne": True}},
+                {"$set": {f"children.{child_id}": name for child_id, name in first_names.items()}}, upsert=True,
+            )
+        except Exception as exc:
+            if not is_duplicate_key(exc):  # the tombstone of an erased account: nothing to keep
+                raise
+
     async def recipient(self, account_id: str) -> dict[str, Any] | None:
         known = await self._recipient_reads.submit(account_id)
         return None if known is None or known.get("deleted") else known
@@ -121,7 +135,8 @@ class NotifierStore:
         and the delivery log keeps what happened but not to whom. Returns deliveries anonymised."""
         await self.recipients.update_one(
             {"_id": account_id},
-            {"$set": {"deleted": True, "deleted_at": now}, "$unset": {"email": "", "display_name": "", "registered_at": ""}},
+            {"$set": {"deleted": True, "deleted_at": now},
+             "$unset": {"email": "", "display_name": "", "registered_at": "", "children": ""}},
             upsert=True,
         )
         result = await self.deliveries.update_many(

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.identity_client import GATEWAY, GOOD_PASSWORD
+from tests.integration.identity_client import GATEWAY, GOOD_PASSWORD, logged_in, person, registered_and_activated
 from tests.integration.test_enrolment import (
+    Family,
     agent,
     certificate_link,
     child,
@@ -24,6 +25,7 @@ from tests.integration.test_enrolment import (
     publish,
     unlocked,
 )
+from tests.integration.test_notifier import mail, mails_to
 
 WITHDRAWN = "Cette demande a été retirée : le compte de la famille a été supprimé. Il n'y a plus de décision à prendre."
 
@@ -173,6 +175,45 @@ async def test_a_printed_certificate_is_checked_on_the_public_page_which_shows_t
             assert kid.last_name not in page.text and "Zoé" not in page.text
             unknown = await public.get("/verifier/0000-0000-0000")
             assert unknown.status_code == 404 and "Aucun certificat" in unknown.text
+    finally:
+        await staff.aclose()
+        await f.close()
+
+
+async def test_each_confirmed_enrolment_sends_one_email_naming_its_child_level_and_school_with_its_certificate_link() -> None:
+    client, email = person()
+    account_id = await registered_and_activated(client, email)
+    f = Family(account_id, (await logged_in(client, email))["access_token"], client)
+    staff = await agent()
+    try:
+        year = (await f.api.get("/enrolments/eligible")).json()["school_year_start"]
+        await ensure_free(staff, "elem-jaures", "CP", year, 1)
+        await ensure_free(staff, "elem-jaures", "CE2", year, 1)
+        kids = [child("Léna", date(year - 6, 4, 4)), child("Malo", date(year - 8, 8, 8))]
+        await publish(dossier_event(account_id, kids, number="5", street="rue des Tilleuls"))
+        await unlocked(f)
+        ids = {}
+        for kid in kids:
+            made = await f.api.post("/enrolments", json={"child_id": kid.child_id, "school_year": year})
+            assert made.status_code == 201 and made.json()["status"] == "confirmed", made.text
+            ids[kid.first_name] = made.json()["id"]
+        confirmed_subject = "Votre inscription scolaire est confirmée"
+
+        async def confirmations() -> list[dict[str, Any]]:
+            return [m for m in await mails_to(email) if m["Subject"] == confirmed_subject]
+
+        deadline = time.monotonic() + 60
+        while len(await confirmations()) < 2:
+            assert time.monotonic() < deadline, "the two confirmation emails did not arrive"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)
+        found = await confirmations()
+        assert len(found) == 2  # one per enrolment, no more
+        texts = sorted([(await mail(m["ID"]))["Text"] for m in found], key=lambda t: "Malo" in t)
+        for text, (name, level) in zip(texts, (("Léna", "CP"), ("Malo", "CE2")), strict=True):
+            assert f"L'inscription scolaire de {name} est confirmée" in text
+            assert f"- Niveau : {level}" in text and "- École : École élémentaire Jean-Jaurès" in text
+            assert f"{GATEWAY}/inscription-scolaire/{ids[name]}/certificat" in text
     finally:
         await staff.aclose()
         await f.close()

@@ -35,6 +35,11 @@ class MemoryStore:
             doc.setdefault("registered_at", registered_at)
         return doc
 
+    async def remember_children(self, account_id: str, first_names: dict[str, str]) -> None:
+        doc = self.recipients.setdefault(account_id, {})
+        if not doc.get("deleted"):
+            doc.setdefault("children", {}).update(first_names)
+
     async def recipient(self, account_id: str) -> dict[str, Any] | None:
         doc = self.recipients.get(account_id)
         return None if doc is None or doc.get("deleted") else doc

@@ -20,6 +20,7 @@ from schemas.contracts.household import (
     DossierValidated,
     HouseholdSubmitted,
 )
+from schemas.contracts.identity import AccountDeleted
 from services.kernel.envelope import EventData, new_event
 from services.notifier import domain
 from services.notifier.consumers import Notifier, handlers_summary
@@ -133,9 +134,9 @@ def test_enrolment_confirmed_names_school_level_year_reference_and_the_certifica
     for part in (rendered.text, rendered.html):
         for value in ("École élémentaire Les Tilleuls", "CP", "2027-2028", "INS-2027-3F2B8C1D"):
             assert value in part
-    assert "https://portail.example.fr/inscription-scolaire" in rendered.text
-    moved = SETTINGS.model_copy(update={"certificate_path": "/certificats"})
-    assert 'href="https://portail.example.fr/certificats"' in render(EVENTS["enrolment_confirmed"], moved)[1].html
+    assert "https://portail.example.fr/inscription-scolaire/enr-1/certificat" in rendered.text
+    moved = SETTINGS.model_copy(update={"certificate_path": "/certificats/{enrolment_id}"})
+    assert 'href="https://portail.example.fr/certificats/enr-1"' in render(EVENTS["enrolment_confirmed"], moved)[1].html
 
 
 def test_infected_document_says_to_upload_another_file() -> None:
@@ -189,3 +190,43 @@ async def test_unknown_account_is_logged_failed_erased_account_dropped_clean_sca
     clean = DocumentScanned(document_id="d", account_id=ACC, kind="other", result="clean", scanned_at=NOW)
     await n.on_family_event(envelope(clean, "evt-clean"))
     assert mailer.sent == [] and len(store.deliveries) == 1
+
+
+def plain_text(mail: Any) -> str:
+    message = message_from_bytes(mail.as_bytes(), policy=policy.default)
+    return message.get_body(("plain",)).get_content()
+
+
+async def test_each_enrolment_email_names_its_child_level_and_school_and_links_to_its_own_certificate() -> None:
+    store, mailer = MemoryStore(), ScriptedMailer()
+    await store.remember_recipient(ACC, "marie@example.org", "Marie")
+    n = notifier(store, mailer)
+    twins = DossierValidated(
+        dossier_id="dos-1", account_id=ACC, validated_at=NOW, document_ids=["doc-1"],
+        address=Address(number="12 bis", street="rue des Lilas", postcode="45190", town="Montclair-sur-Loire"),
+        children=[Child(child_id="c-leo", first_name="Léo", last_name="Durand", birth_date=date(2020, 3, 14)),
+                  Child(child_id="c-jade", first_name="Jade", last_name="Durand", birth_date=date(2021, 5, 2))],
+    )
+    await n.on_dossier_validated(envelope(twins, "evt-validated"))
+    for child_id, enrolment_id, level in (("c-leo", "enr-leo", "CP"), ("c-jade", "enr-jade", "GS")):
+        confirmed = EnrolmentConfirmed(enrolment_id=enrolment_id, account_id=ACC, child_id=child_id, school_id="ecole-1",
+                                       school_name="École Les Tilleuls", level=level, school_year="2027-2028",
+                                       reference=f"INS-2027-{enrolment_id[-3:].upper()}", confirmed_at=NOW)
+        await n.on_family_event(envelope(confirmed, f"evt-{enrolment_id}"))
+    mails = [m for _, m in mailer.sent if m["X-ECP-Template"] == "enrolment_confirmed"]
+    assert len(mails) == 2
+    texts = [plain_text(m) for m in mails]
+    for text, name, level, enrolment_id in zip(texts, ("Léo", "Jade"), ("CP", "grande section"), ("enr-leo", "enr-jade"), strict=True):
+        assert f"L'inscription scolaire de {name} est confirmée" in text
+        assert f"- Niveau : {level}" in text and "- École : École Les Tilleuls" in text
+        assert f"/inscription-scolaire/{enrolment_id}/certificat" in text
+    await n.on_deleted(envelope(AccountDeleted(account_id=ACC, deleted_at=NOW), "evt-deleted"))
+    assert "children" not in store.recipients[ACC]
+
+
+async def test_an_enrolment_email_says_your_child_when_the_file_was_not_seen() -> None:
+    store, mailer = MemoryStore(), ScriptedMailer()
+    await store.remember_recipient(ACC, "marie@example.org", "Marie")
+    await notifier(store, mailer).on_family_event(envelope(EVENTS["enrolment_confirmed"]))
+    ((_, mail),) = mailer.sent
+    assert "L'inscription scolaire de votre enfant est confirmée" in plain_text(mail)
