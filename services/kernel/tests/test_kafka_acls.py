@@ -48,9 +48,10 @@ def test_the_insights_stream_app_owns_its_changelog_topics_and_transactions() ->
     prefixed = {(a.resource, a.operation) for a in PLAN["insights"] if a.pattern == AclPattern.PREFIXED}
     assert {(AclResource.TOPIC, op) for op in (AclOperation.CREATE, AclOperation.READ, AclOperation.WRITE)} <= prefixed
     assert (AclResource.TRANSACTIONAL_ID, AclOperation.WRITE) in prefixed
-    assert grants("insights", AclOperation.WRITE) == {
-        "insights-", "insights.campaign.v1", *(f"{t}.dlq" for t in grants("insights", AclOperation.READ) if "." in t),
-    }
+    owned = {e["name"] for e in DOC["topics"] if e.get("producer") == "insights"}
+    owned |= set(DOC["principals"]["insights"].get("produces", ()))
+    dead_letters = {f"{t}.dlq" for t in grants("insights", AclOperation.READ) if t != "insights-"}
+    assert grants("insights", AclOperation.WRITE) == {"insights-", *owned, *dead_letters}
     assert "identity.mail.v1" not in grants("insights", AclOperation.READ)
 
 
