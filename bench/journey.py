@@ -32,6 +32,7 @@ import base64
 import json
 import os
 import random
+import secrets
 import statistics
 import sys
 import time
@@ -331,6 +332,22 @@ async def _journey(j: Journey, person: ApiClient, mailpit: Mailpit, agent: Agent
             raise AssertionError(f"certificate download: HTTP {pdf.status_code}")
         j.certificates += 1
     j.phase_done("wait for and download both certificates")
+
+
+async def traced_journey(trace_id: str, email: str) -> Journey:
+    """One family journey on its own (its agent invited first), each of the family's calls carrying
+    the W3C trace id ``trace_id`` (tests/integration/test_observability, bench/telemetry)."""
+    recorder, mailpit = Recorder(), Mailpit()
+    agent = await new_agent(recorder, mailpit)
+    try:
+        settings = Settings()
+        settings.school_year = await make_room(agent, 1)
+        j = Journey(0, email, traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")
+        await journey(j, recorder, mailpit, agent, settings)
+        return j
+    finally:
+        await agent.client.close()
+        await mailpit.close()
 
 
 # ---- processes -----------------------------------------------------------------------------------

@@ -33,8 +33,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from bench.journey import RESULTS, Journey, Settings, journey, make_room, new_agent
-from bench.journey_client import Mailpit, Recorder
+from bench.journey import RESULTS, traced_journey
 from schemas.contracts.identity import AccountDeleted
 from services.kernel import telemetry
 from services.kernel.app import create_service_app
@@ -136,18 +135,9 @@ async def published_events(n: int) -> dict[str, float]:
 async def journey_spans() -> dict[str, int]:
     """Spans of one family journey, by kind and service, read back from Jaeger."""
     trace_id = secrets.token_hex(16)
-    recorder, mailpit = Recorder(), Mailpit()
-    agent = await new_agent(recorder, mailpit)
-    try:
-        settings = Settings()
-        settings.school_year = await make_room(agent, 1)
-        j = Journey(0, f"bench.telemetry.{secrets.token_hex(4)}@example.org", traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")
-        await journey(j, recorder, mailpit, agent, settings)
-        if not j.finished:
-            raise SystemExit(f"the journey failed: {j.error}")
-    finally:
-        await agent.client.close()
-        await mailpit.close()
+    j = await traced_journey(trace_id, f"bench.telemetry.{secrets.token_hex(4)}@example.org")
+    if not j.finished:
+        raise SystemExit(f"the journey failed: {j.error}")
     await asyncio.sleep(8)  # the services' batches leave every 2 s; the email hops end after the journey
     async with httpx.AsyncClient(timeout=10) as http:
         trace = (await http.get(f"{JAEGER}/api/traces/{trace_id}")).json()["data"][0]
