@@ -13,6 +13,8 @@
 #   volume 127.0.0.1:$ECP_S3_VOLUME_PORT     (gRPC $ECP_S3_VOLUME_GRPC_PORT)
 #   filer  127.0.0.1:$ECP_S3_FILER_PORT      (gRPC $ECP_S3_FILER_GRPC_PORT)
 # Off: metrics ports, Iceberg and Lance catalogues, WebDAV, SFTP, IAM, telemetry, debug server.
+# Nothing else listens on TCP; the parts also talk over unix sockets: the filer's and the S3
+# gateway's in $ECP_RUN, and /tmp/seaweedfs-<part>-grpc-<port>.sock (a path SeaweedFS fixes).
 #
 # Client settings (minio SDK):
 #   Minio("127.0.0.1:9000", access_key="ecp:ecp", secret_key="ecp-local-secret",
