@@ -31,8 +31,10 @@ add_replica_upstreams() {
 : "${ECP_LOCAL_LOGIN_ATTEMPTS_PER_ADDRESS:=2000}"
 
 # _kafka_principal_env NAME: the service's own principal on the broker (kafka.sh generates its
-# password), once the broker authenticates; the web pages never talk to Kafka.
+# password), once the broker authenticates; the web pages never talk to Kafka. In cluster mode
+# the topics a service creates itself (faust's changelogs) are replicated like the others.
 _kafka_principal_env() {
+  [ "${ECP_KAFKA_NODES:-1}" = 3 ] && echo "ECP_TOPICS_REPLICATION_FACTOR=3"
   [ "$1" != web ] && [ -s "$ECP_KAFKA_SECRETS/ecp-broker.password" ] || return 0
   echo "ECP_KAFKA_USERNAME=$1"
   echo "ECP_KAFKA_PASSWORD=$(kafka_secret "$1")"
