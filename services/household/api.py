@@ -444,3 +444,15 @@ async def release(dossier_id: str, principal: Agent, household: Service) -> Resp
             summary="Hand the file to another agent (admins only)", responses=_responses(404, 409, 422, 503))
 async def reassign(dossier_id: str, body: ReassignIn, principal: Admin, household: Service) -> dict[str, Any]:
     return await household.reassign(dossier_id, body.agent_id)
+
+
+@router.get("/review/export.csv", tags=["review"], response_class=Response,
+            summary="CSV of the files (UTF-8 with BOM, « ; » separators: opens in French spreadsheet software)",
+            responses={200: {"content": {"text/csv": {}}}, **_responses(422, 503)})
+async def export(
+    principal: Agent, household: Service,
+    status: Annotated[Literal["submitted", "validated", "rejected", "corrections_requested", "draft", "all"], Query()] = "all",
+) -> Response:
+    data = await household.export(None if status == "all" else status)
+    return Response(data, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="dossiers-{status}.csv"', "Cache-Control": "no-store"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -496,3 +497,35 @@ def check_may_decide(assignment: dict[str, Any] | None, agent_id: str, now: date
     holder = lease_holder(assignment, now)
     if holder is not None and holder != agent_id:
         raise TransitionRefused(ASSIGNED_TO_OTHER)
+
+
+# ---- the agents' CSV export --------------------------------------------------------------------
+
+EXPORT_HEADER = ["Référence", "État", "Transmis le", "Première transmission", "Décidé le", "Représentants légaux",
+                 "Enfants", "Nombre d'enfants", "Code postal", "Commune"]
+
+
+def _cell(value: str) -> str:
+    """A cell French spreadsheet software reads as text: quoted when it holds a separator, a quote
+    or a line break; a leading = + - @ neutralised (no formula runs from family data)."""
+    if value[:1] in ("=", "+", "-", "@"):
+        value = "'" + value
+    if any(c in value for c in ';"\r\n'):
+        value = '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def export_csv(rows: list[dict[str, Any]], day: Callable[[Any], str]) -> bytes:
+    """UTF-8 with a byte order mark and « ; » separators, as French Excel expects."""
+    lines = [EXPORT_HEADER]
+    for row in rows:
+        children = row.get("children") or []
+        lines.append([
+            row.get("reference") or "", STATUS_LABELS.get(Status(row["status"]), row["status"]) if row.get("status") in set(Status) else "",
+            day(row.get("submitted_at")), day(row.get("first_submitted_at")), day(row.get("decided_at")),
+            ", ".join(guardian_name(g) for g in row.get("guardians") or []),
+            ", ".join(child_name(c) for c in children), str(len(children)),
+            (row.get("address") or {}).get("postcode", ""), (row.get("address") or {}).get("town", ""),
+        ])
+    text = "\r\n".join(";".join(_cell(str(v)) for v in line) for line in lines) + "\r\n"
+    return "\ufeff".encode() + text.encode("utf-8")

@@ -251,6 +251,14 @@ class HouseholdStore:
         total = await self.dossiers.count_documents(filter_, limit=MAX_COUNT)
         return rows, total
 
+    async def for_export(self, status: str | None, limit: int = 50_000) -> list[dict[str, Any]]:
+        """Files for the agents' CSV, oldest submission first (no outbox, no contact details)."""
+        fields = {"reference": 1, "status": 1, "submitted_at": 1, "first_submitted_at": 1, "decided_at": 1,
+                  "guardians.first_name": 1, "guardians.last_name": 1, "children.first_name": 1, "children.last_name": 1,
+                  "children.birth_date": 1, "address.postcode": 1, "address.town": 1}
+        filter_: dict[str, Any] = {"status": status} if status else {"status": {"$ne": "erased"}}
+        return [d async for d in self.dossiers.find(filter_, fields).sort([("submitted_at", 1), ("_id", 1)]).limit(limit)]
+
     async def take(self, dossier_id: str, agent_id: str, now: datetime, until: datetime) -> bool:
         """The lease, if the file is still submitted and free (no lease, an expired one, or the
         agent's own, which this extends). Does not change ``version``: taking is not a decision."""

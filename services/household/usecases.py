@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -20,6 +21,7 @@ from services.kernel.mongo import is_transient_db_error
 from services.kernel.outbox import outbox_entry
 
 SOURCE = "/services/household"
+TOWN_TIME = ZoneInfo("Europe/Paris")
 UNAVAILABLE = "Le service des dossiers est momentanément indisponible. Réessayez dans quelques instants."
 log = get_logger(__name__)
 
@@ -224,6 +226,11 @@ class HouseholdService:
             unassigned_at=self._now() if assigned == "none" else None,
             **kwargs,
         ))
+
+    async def export(self, status: str | None) -> bytes:
+        rows = await self._db(self.store.for_export(status))
+        # The day in the town's time (stored instants are UTC, handed back without their zone).
+        return domain.export_csv(rows, lambda at: at.replace(tzinfo=UTC).astimezone(TOWN_TIME).strftime("%d/%m/%Y") if at else "")
 
     async def take(self, dossier_id: str, agent_id: str) -> dict[str, Any]:
         """« Je prends ce dossier »: a lease of ``ASSIGNMENT_MINUTES``, renewed by taking again."""

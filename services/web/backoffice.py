@@ -155,6 +155,14 @@ def _page_number(value: str) -> int:
     return int(value) if value.isdigit() and 0 < int(value) <= 10_000 else 1
 
 
+def _pager(path: str, filters: dict[str, Any], page: int, pages: int) -> dict[str, Any]:
+    """The numbered pages of a list, each link keeping the filters shown."""
+    def link(n: int) -> str:
+        return f"{path}?{urlencode({**filters, 'page': n})}"
+    return {"page": page, "pages": pages, "previous_page": link(page - 1) if page > 1 else None,
+            "next_page": link(page + 1) if page < pages else None}
+
+
 @router.get(QUEUE, response_class=HTMLResponse, summary="Back-office: files to review (search, filters, sort, numbered pages)")
 async def queue(request: Request, agent: CurrentAgent, services: Services, statut: str = "submitted", q: str = "",
                 attribution: str = "", tri: str = "anciens", page: str = "1", fin: str = "") -> HTMLResponse:
@@ -180,11 +188,9 @@ async def queue(request: Request, agent: CurrentAgent, services: Services, statu
         rows.append({**item, "family": str(item.get("family") or ""), "submitted_label": numeric_datetime(item.get("submitted_at")),
                      "holder": agent_label(names, holder) if holder else "", "mine": holder == _account_id(agent)})
     total, pages = int(body.get("total") or 0), int(body.get("pages") or 1)
-    link = lambda n: f"{QUEUE}?{urlencode({**filters, 'page': n})}"  # noqa: E731
     context: dict[str, Any] = {
         "statuses": QUEUE_STATUSES_ALL, "assignments": ASSIGNMENT_FILTERS, "sorts": SORTS, "filters": filters, "rows": rows,
-        "total": total, "total_capped": bool(body.get("total_capped")), "page": number, "pages": pages,
-        "previous_page": link(number - 1) if number > 1 else None, "next_page": link(number + 1) if number < pages else None,
+        "total": total, "total_capped": bool(body.get("total_capped")), **_pager(QUEUE, filters, number, pages),
         "errors": [], "field_errors": {}, "problem": None,
         "done": "Aucun autre dossier libre n'attend d'examen pour le moment." if fin else None,
     }
@@ -502,30 +508,44 @@ def _school_names(schools: list[dict[str, Any]]) -> dict[str, str]:
     return {str(s.get("id")): str(s.get("name")) for s in schools}
 
 
+PENDING_KINDS = {"": "Tous les motifs", "derogation": "Demande de dérogation", "address_unknown": "Adresse absente de la carte",
+                 "outside_town": "Adresse hors de la commune", "no_seat": "Plus de place dans l'école de secteur"}
+LEVELS = {"": "Tous les niveaux", "TPS": "toute petite section", "PS": "petite section", "MS": "moyenne section",
+          "GS": "grande section", "CP": "CP", "CE1": "CE1", "CE2": "CE2", "CM1": "CM1", "CM2": "CM2"}
+
+
 async def _enrolments_page(
     request: Request, agent: CurrentAgent, services: ServiceClient, *, year: str = "", school: str = "",
     done: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None, status_code: int = 200,
+    values: dict[str, str] | None = None, status_code: int = 200, level: str = "", kind: str = "", page: int = 1,
 ) -> HTMLResponse:
     params = {"school_year": year} if year else {}
+    wanted: dict[str, Any] = {**params, "page": page, "limit": PAGE_SIZE}
+    for name, value in (("school_id", school), ("level", level), ("reason", kind)):
+        if value:
+            wanted[name] = value
     schools_reply, pending_reply = await asyncio.gather(
         services.get("enrolment", "/schools", agent.access_token),
-        services.get("enrolment", "/enrolments/pending", agent.access_token,
-                     params={**params, "school_id": school} if school else params),
+        services.get("enrolment", "/pending-decisions", agent.access_token, params=wanted),
     )
     schools = [s for s in _checked(request, schools_reply).get("items", []) if isinstance(s, dict) and _ID.match(str(s.get("id", "")))]
     shown = [s for s in schools if not school or s["id"] == school]
     overviews = await asyncio.gather(*(
         services.get("enrolment", f"/schools/{s['id']}/enrolments", agent.access_token, params=params) for s in shown))
+    body = _checked(request, pending_reply)
     pending = [{**e, "requested_label": numeric_datetime(e.get("created_at"))}
-               for e in _checked(request, pending_reply).get("enrolments", []) if isinstance(e, dict) and _ID.match(str(e.get("id", "")))]
+               for e in body.get("items", []) if isinstance(e, dict) and _ID.match(str(e.get("id", "")))]
+    total, pages = int(body.get("total") or 0), int(body.get("pages") or 1)
+    filters = {"annee": year, "ecole": school, "niveau": level, "motif": kind}
     context = {
-        "year": year, "school": school,
+        "year": year, "school": school, "level": level, "kind": kind, "levels": LEVELS, "kinds": PENDING_KINDS,
+        "total": total, **_pager(ENROLMENTS, filters, page, pages),
+        "export_link": f"/agents/exports/inscriptions.csv?{urlencode({'ecole': school, 'annee': year})}" if school else None,
         "overviews": [_checked(request, o) for o in overviews],
         "names": _school_names(schools),
         "schools": schools,
-        "decisions": [e for e in pending if e.get("status") == "pending_agent" and e.get("pending_reason") != "derogation"],
-        "derogations": [e for e in pending if (e.get("derogation") or {}).get("status") == "pending"],
+        "decisions": [e for e in pending if e.get("kind") != "derogation"],
+        "derogations": [e for e in pending if e.get("kind") == "derogation"],
         "done": ENROLMENT_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
         "field_errors": errors or {}, "values": values or {},
     }
@@ -534,14 +554,17 @@ async def _enrolments_page(
 
 @router.get(ENROLMENTS, response_class=HTMLResponse, summary="Back-office: enrolments against capacity, pending decisions, dérogations")
 async def enrolments(request: Request, agent: CurrentAgent, services: Services, annee: str = "", ecole: str = "",
-                     fait: str = "") -> HTMLResponse:
+                     fait: str = "", niveau: str = "", motif: str = "", page: str = "1") -> HTMLResponse:
     year = annee.strip()
     if year and not _YEAR.match(year):
         errors = {"annee": YEAR_INVALID}
         context = {"year": year, "school": "", "overviews": [], "names": {}, "schools": [], "decisions": [], "derogations": [],
-                   "done": None, "problem": None, "errors": _ordered(errors), "field_errors": errors, "values": {}}
+                   "done": None, "problem": None, "errors": _ordered(errors), "field_errors": errors, "values": {},
+                   "level": "", "kind": "", "levels": LEVELS, "kinds": PENDING_KINDS, "total": 0, "page": 1, "pages": 1}
         return _page(request, "agent_enrolments.html", context, status_code=422)
-    return await _enrolments_page(request, agent, services, year=year, school=ecole if _ID.match(ecole) else "", done=fait)
+    return await _enrolments_page(request, agent, services, year=year, school=ecole if _ID.match(ecole) else "", done=fait,
+                                  level=niveau if niveau in LEVELS else "", kind=motif if motif in PENDING_KINDS else "",
+                                  page=_page_number(page))
 
 
 def _shown_filters(form: dict[str, str]) -> dict[str, str]:
@@ -605,6 +628,138 @@ async def derogation_decision(request: Request, enrolment_id: str, form: Protect
     done = "derogation-acceptee" if decision == "accepted" else "derogation-refusee"
     return await _enrolment_decision(request, agent, services, f"/enrolments/{enrolment_id}/derogation/decision",
                                      {"decision": decision, "reason": reason or None}, done, field_id, {field_id: reason}, filters)
+
+
+# ---- the decision trail (« Journal des décisions ») ------------------------------------------------
+
+JOURNAL = "/agents/journal"
+TRAIL_ACTIONS = {
+    "": "Toutes les décisions", "enrolment_confirmed": "Inscriptions confirmées", "enrolment_refused": "Inscriptions refusées",
+    "school_chosen": "Écoles choisies (adresse hors carte)", "derogation_accepted": "Dérogations acceptées",
+    "derogation_refused": "Dérogations refusées", "capacity_changed": "Capacités modifiées",
+    "sector_map_imported": "Cartes scolaires importées", "sector_map_applied": "Cartes scolaires appliquées",
+}
+
+
+@router.get(JOURNAL, response_class=HTMLResponse, summary="Back-office: who decided what and when (enrolments, capacities, sector map)")
+async def journal(request: Request, agent: CurrentAgent, services: Services, action: str = "", page: str = "1") -> HTMLResponse:
+    chosen = action if action in TRAIL_ACTIONS else ""
+    number = _page_number(page)
+    params: dict[str, Any] = {"page": number, "limit": 50}
+    if chosen:
+        params["action"] = chosen
+    reply, names, schools = await asyncio.gather(services.get("enrolment", "/audit", agent.access_token, params=params),
+                                                 staff_names(services, agent),
+                                                 services.get("enrolment", "/schools", agent.access_token))
+    body = _checked(request, reply)
+    school_names = _school_names(schools.body.get("items", [])) if schools.status == 200 else {}
+    entries = [{**e, "at_label": numeric_datetime(e.get("at")), "by": agent_label(names, e.get("agent_id")),
+                "school": school_names.get(str(e.get("school_id")), e.get("school_id") or "")}
+               for e in body.get("items", []) if isinstance(e, dict)]
+    pages = int(body.get("pages") or 1)
+    return _page(request, "agent_journal.html", {
+        "entries": entries, "actions": TRAIL_ACTIONS, "action": chosen, "total": int(body.get("total") or 0),
+        **_pager(JOURNAL, {"action": chosen}, number, pages)})
+
+
+# ---- the staff directory (« Équipe ») --------------------------------------------------------------
+
+TEAM = "/agents/equipe"
+ROLES = {"agent": "Agent", "admin": "Administrateur"}
+TEAM_DONE = {"invite": "L'invitation est envoyée : l'agent choisira son mot de passe depuis l'email reçu.",
+             "desactive": "Le compte est désactivé : il ne peut plus se connecter ; son nom reste dans les historiques.",
+             "reactive": "Le compte est réactivé."}
+NAME_MISSING = "Saisissez le prénom et le nom de l'agent."
+EMAIL_INVALID = "Saisissez une adresse email valide, par exemple marie.dupont@ville.fr."
+
+
+async def _team_page(request: Request, agent: CurrentAgent, services: ServiceClient, *, done: str | None = None,
+                     problem: str | None = None, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+                     status_code: int = 200) -> HTMLResponse:
+    reply = await services.get("identity", "/staff", agent.access_token)
+    members = [m for m in _checked(request, reply).get("items", []) if isinstance(m, dict) and _ID.match(str(m.get("account_id", "")))]
+    return _page(request, "agent_team.html", {
+        "members": members, "roles": ROLES, "is_admin": agent.role == "admin", "me": _account_id(agent),
+        "done": TEAM_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
+        "field_errors": errors or {}, "values": values or {}}, status_code=status_code)
+
+
+@router.get(TEAM, response_class=HTMLResponse, summary="Back-office: the agents, and for admins invite / deactivate / reactivate")
+async def team(request: Request, agent: CurrentAgent, services: Services, fait: str = "") -> HTMLResponse:
+    return await _team_page(request, agent, services, done=fait)
+
+
+@router.post(TEAM + "/inviter", response_class=HTMLResponse, summary="Back-office: invite an agent (admins)")
+async def invite(request: Request, form: ProtectedForm, agent: CurrentAgent, services: Services) -> Response:
+    name, email, role = " ".join(form.get("display_name", "").split()), form.get("email", "").strip(), form.get("role", "agent")
+    values = {"display_name": name, "email": email, "role": role}
+    errors: dict[str, str] = {}
+    if not name or len(name) > 100:
+        errors["nom-agent"] = NAME_MISSING
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) or len(email) > 254:
+        errors["email-agent"] = EMAIL_INVALID
+    if role not in ROLES:
+        raise BadForm()
+    if errors:
+        return await _team_page(request, agent, services, errors=errors, values=values, status_code=422)
+    reply = await services.send("POST", "identity", "/admin/accounts", agent.access_token,
+                                json={"email": email, "display_name": name, "role": role})
+    if reply.status == 201:
+        return RedirectResponse(f"{TEAM}?fait=invite", status_code=303)
+    if reply.status in (403, 409, 422):  # not an admin, an account already there, an address identity refuses
+        field = "email-agent" if reply.status != 403 else "nom-agent"
+        message = _detail(reply, "Seul un administrateur peut inviter un agent.")
+        return await _team_page(request, agent, services, errors={field: message}, values=values, status_code=reply.status)
+    _checked(request, reply)
+    raise Unavailable()
+
+
+@router.post(TEAM + "/{account_id}/{action}", response_class=HTMLResponse, summary="Back-office: deactivate or reactivate an agent (admins)")
+async def switch_member(request: Request, account_id: str, action: str, form: ProtectedForm, agent: CurrentAgent,
+                        services: Services) -> Response:
+    if action not in ("desactiver", "reactiver"):
+        raise NotFound()
+    path = f"/admin/staff/{_valid_id(account_id)}/{'deactivate' if action == 'desactiver' else 'reactivate'}"
+    reply = await services.send("POST", "identity", path, agent.access_token)
+    if reply.status == 200:
+        return RedirectResponse(f"{TEAM}?fait={'desactive' if action == 'desactiver' else 'reactive'}", status_code=303)
+    if reply.status in (403, 404, 422):
+        return await _team_page(request, agent, services, problem=_detail(reply, "Seul un administrateur peut le faire."),
+                                status_code=reply.status)
+    _checked(request, reply)
+    raise Unavailable()
+
+
+# ---- exports (CSV for French spreadsheet software: UTF-8 with BOM, « ; ») --------------------------
+
+async def _relayed_csv(request: Request, reply: Any, fallback_name: str) -> Response:
+    if reply is None or reply.status_code >= 500:
+        raise Unavailable()
+    if reply.status_code == 401:
+        session.end(request)
+        raise session.LoginRequired(session.login_location(request))
+    if reply.status_code == 404:
+        raise NotFound("Cette école n'existe pas.")
+    if reply.status_code != 200:
+        raise NotFound()
+    disposition = reply.headers.get("content-disposition") or f'attachment; filename="{fallback_name}"'
+    return Response(reply.content, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": disposition, **NO_STORE, "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/agents/exports/dossiers.csv", summary="Back-office: the files of a status as CSV")
+async def export_dossiers(request: Request, agent: CurrentAgent, services: Services, statut: str = "all") -> Response:
+    status = statut if statut in QUEUE_STATUSES_ALL else "all"
+    reply = await services.fetch("household", "/review/export.csv", agent.access_token, params={"status": status})
+    return await _relayed_csv(request, reply, f"dossiers-{status}.csv")
+
+
+@router.get("/agents/exports/inscriptions.csv", summary="Back-office: a school's enrolments for a year as CSV")
+async def export_enrolments(request: Request, agent: CurrentAgent, services: Services, ecole: str = "", annee: str = "") -> Response:
+    school, year = _valid_id(ecole), annee.strip()
+    reply = await services.fetch("enrolment", f"/schools/{school}/enrolments.csv", agent.access_token,
+                                 params={"school_year": year} if _YEAR.match(year) else None)
+    return await _relayed_csv(request, reply, f"inscriptions-{school}.csv")
 
 
 # ---- the sector map ------------------------------------------------------------------------------

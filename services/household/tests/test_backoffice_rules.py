@@ -63,3 +63,16 @@ def test_another_agent_may_neither_take_nor_decide_a_file_someone_holds() -> Non
 def test_only_a_file_waiting_for_review_can_be_taken() -> None:
     with pytest.raises(TransitionRefused, match="en attente d'examen"):
         domain.check_may_take("validated", None, "paul", NOW)
+
+
+def test_the_export_is_utf8_with_bom_semicolons_and_neutralised_formulas() -> None:
+    rows = [{"reference": "MSL-2027-000123", "status": "submitted", "submitted_at": NOW, "first_submitted_at": NOW,
+             "guardians": [{"first_name": "=HYPERLINK(\"x\")", "last_name": "Martin"}],
+             "children": [{"first_name": "Léa", "last_name": "Martin; Durand"}], "address": {"postcode": "45190", "town": "Montclair"}}]
+    data = domain.export_csv(rows, lambda at: at.strftime("%d/%m/%Y") if at else "")
+    assert data.startswith(b"\xef\xbb\xbf")
+    header, line = data.decode("utf-8-sig").split("\r\n")[:2]
+    assert header.split(";")[:3] == ["Référence", "État", "Transmis le"]
+    assert line.startswith("MSL-2027-000123;Transmis au Service Scolaire et Périscolaire, en attente d'examen;14/03/2027;14/03/2027;;")
+    assert ";'=HYPERLINK(\"x\") Martin;" not in line and '"\'=HYPERLINK(""x"") Martin"' in line
+    assert '"Léa Martin; Durand";1;45190;Montclair' in line

@@ -176,14 +176,17 @@ def enrolment_answers(services: FakeServices) -> None:
             "school": next(s for s in SCHOOLS if s["id"] == school), "school_year": "2027-2028", "enrolments": [],
             "levels": [{"level": lv, "label": label, "capacity": cap, "seats_taken": taken, "confirmed": taken, "pending": pending,
                         "free": cap - taken} for lv, label, cap, taken, pending in levels]})
-    services.answer("GET", ENROLMENT, "/enrolments/pending", 200, {"enrolments": [
-        enrolment(ENROL_OFF_MAP),
+    address = {"number": "3", "street": "rue Imaginaire", "postcode": "45190", "town": "Montclair-sur-Loire"}
+    services.answer("GET", ENROLMENT, "/pending-decisions", 200, {"items": [
+        enrolment(ENROL_OFF_MAP, address=address, kind="address_unknown", on_map=False),
         enrolment(ENROL_NO_SEAT, pending_reason="no_seat", school_id="elem-jaures", sector_school_id="elem-jaures",
-                  status_label="plus de place disponible dans l'école de secteur : décision du service"),
+                  status_label="plus de place disponible dans l'école de secteur : décision du service",
+                  address={**address, "street": "rue des Lilas"}, kind="no_seat", on_map=True),
         enrolment(ENROL_DEROGATION, status="confirmed", pending_reason=None, school_id="elem-jaures", sector_school_id="elem-jaures",
                   derogation={"requested_school_id": "prim-curie", "reason_category": "fratrie", "reason_label": "frère ou sœur dans l'école demandée",
-                              "reason_text": "Son frère est en CE2 à Marie-Curie.", "status": "pending"}),
-    ]})
+                              "reason_text": "Son frère est en CE2 à Marie-Curie.", "status": "pending"},
+                  address={**address, "number": "8", "street": "rue des Lilas"}, kind="derogation", on_map=True),
+    ], "total": 43, "page": 1, "pages": 3})
 
 
 # ---- access --------------------------------------------------------------------------------------
@@ -566,8 +569,48 @@ def test_the_enrolments_page_filters_by_school_and_year(agent: TestClient, servi
     enrolment_answers(services)
     response = agent.get("/agents/inscriptions", params={"annee": "2027-2028", "ecole": "mat-tilleuls"})
     assert response.status_code == 200
-    assert services.to(ENROLMENT, "/enrolments/pending", "GET")[0].query == {"school_year": ["2027-2028"], "school_id": ["mat-tilleuls"]}
+    assert services.to(ENROLMENT, "/pending-decisions", "GET")[0].query == {
+        "school_year": ["2027-2028"], "school_id": ["mat-tilleuls"], "page": ["1"], "limit": ["20"]}
     assert services.to(ENROLMENT, "/schools/elem-jaures/enrolments", "GET") == []
+    assert "/agents/exports/inscriptions.csv?ecole=mat-tilleuls&annee=2027-2028" in accessible(response).links
+
+
+def test_the_enrolments_to_decide_are_paged_filtered_and_show_the_familys_address(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    response = agent.get("/agents/inscriptions", params={"niveau": "CP", "motif": "address_unknown", "page": "2"})
+    page = accessible(response)
+    text = shown(response)
+    assert services.to(ENROLMENT, "/pending-decisions", "GET")[0].query == {
+        "page": ["2"], "limit": ["20"], "level": ["CP"], "reason": ["address_unknown"]}
+    assert "43 inscriptions à décider, page 2 sur 3." in text
+    assert "3 rue Imaginaire, 45190 Montclair-sur-Loire\n  (absente de la carte scolaire)" in text
+    assert "8 rue des Lilas, 45190 Montclair-sur-Loire\n  (sur la carte scolaire)" in text
+    for n in (1, 3):
+        assert f"/agents/inscriptions?annee=&ecole=&niveau=CP&motif=address_unknown&page={n}" in page.links
+
+
+def test_exports_relay_the_services_csv_with_its_bom_and_semicolons(agent: TestClient, services: FakeServices) -> None:
+    csv = "\ufeffRéférence;État\r\nMSL-2027-000123;Validé\r\n".encode()
+    services.answer("GET", HOUSEHOLD, "/review/export.csv", 200, csv,
+                    {"content-type": "text/csv; charset=utf-8", "content-disposition": 'attachment; filename="dossiers-validated.csv"'})
+    response = agent.get("/agents/exports/dossiers.csv", params={"statut": "validated"})
+    assert response.status_code == 200 and response.content == csv and response.content.startswith(b"\xef\xbb\xbf")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8" and response.headers["cache-control"] == "no-store"
+    assert response.headers["content-disposition"] == 'attachment; filename="dossiers-validated.csv"'
+    assert services.to(HOUSEHOLD, "/review/export.csv", "GET")[0].query == {"status": ["validated"]}
+    services.answer("GET", ENROLMENT, "/schools/elem-jaures/enrolments.csv", 200, csv, {"content-type": "text/csv; charset=utf-8"})
+    school = agent.get("/agents/exports/inscriptions.csv", params={"ecole": "elem-jaures", "annee": "2027-2028"})
+    assert school.status_code == 200 and school.content == csv
+    assert services.to(ENROLMENT, "/schools/elem-jaures/enrolments.csv", "GET")[0].query == {"school_year": ["2027-2028"]}
+
+
+@pytest.mark.parametrize("path", ["/agents/exports/dossiers.csv", "/agents/exports/inscriptions.csv?ecole=elem-jaures",
+                                  "/agents/equipe", "/agents/journal", "/agents/dossiers/suivant"])
+def test_a_family_gets_the_french_403_on_every_new_page(client: TestClient, services: FakeServices, path: str) -> None:
+    logged_in(client, services, role="family")
+    response = client.get(path)
+    assert response.status_code == 403 and "Accès réservé aux agents" in shown(response)
+    assert services.service_calls() == []
 
 
 def test_a_malformed_school_year_is_a_field_error_without_calling_enrolment(agent: TestClient, services: FakeServices) -> None:
@@ -747,3 +790,51 @@ def test_a_correction_on_a_document_since_replaced_names_it_as_replaced_not_by_i
     assert response.status_code == 200
     assert "Élément remplacé ou retiré depuis la demande : Photo floue." in response.text
     assert "doc-replaced-since" not in response.text
+
+
+# ---- the decision trail and the team -----------------------------------------------------------
+
+def test_the_journal_names_who_decided_what_and_when(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/schools", 200, SCHOOLS)
+    services.answer("GET", ENROLMENT, "/audit", 200, {"items": [
+        {"id": "e-derog:derogation", "at": "2027-03-21T13:30:00Z", "agent_id": "agent-7f3a9c21", "action": "derogation_accepted",
+         "label": "Dérogation acceptée", "enrolment_id": ENROL_DEROGATION, "reference": "INS-2027-E-DEROG", "school_id": "elem-jaures",
+         "level": "CP", "school_year": "2027-2028", "reason": None, "details": {}},
+        {"id": "cap-1", "at": "2027-03-20T08:00:00Z", "agent_id": "agent-gone", "action": "capacity_changed", "label": "Capacité modifiée",
+         "school_id": "mat-tilleuls", "level": "PS", "school_year": "2027-2028", "details": {"from": 56, "to": 58}},
+    ], "total": 2, "page": 1, "pages": 1})
+    response = agent.get("/agents/journal", params={"action": "derogation_accepted"})
+    page = accessible(response)
+    text = shown(response)
+    assert page.h1 == ["Journal des décisions"] and response.headers["cache-control"] == "no-store"
+    assert "<td>21/03/2027 à 14 h 30</td>" in text and "<td>Marie Dupont</td>" in text and "<td>Dérogation acceptée</td>" in text
+    assert "École élémentaire Jean-Jaurès, CP (2027-2028)" in text and "Capacité 56 → 58" in text
+    assert "<td>Agent agent-go</td>" in text  # an id the directory does not know
+    assert services.to(ENROLMENT, "/audit", "GET")[0].query == {"page": ["1"], "limit": ["50"], "action": ["derogation_accepted"]}
+
+
+def test_an_admin_sees_the_team_invites_and_deactivates(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services, role="admin")
+    services.answer("POST", IDENTITY, "/admin/accounts", 201, {"account_id": "agent-new"})
+    services.answer("POST", IDENTITY, "/admin/staff/agent-7f3a9c21/deactivate", 200, {**STAFF[0], "active": False})
+    page = client.get("/agents/equipe")
+    parsed = accessible(page)
+    text = shown(page)
+    assert parsed.h1 == ["Équipe du service"] and "<td>Marie Dupont</td>" in text and "<td>Désactivé</td>" in text
+    assert "/agents/equipe/agent-7f3a9c21/desactiver" in parsed.forms and "/agents/equipe/agent-old/reactiver" in parsed.forms
+    assert "/agents/equipe/agent-me/desactiver" not in parsed.forms  # not oneself
+    invalid = client.post("/agents/equipe/inviter", data={**form_of(page, "/agents/equipe/inviter"), "display_name": " ",
+                                                          "email": "pas-une-adresse", "role": "agent"})
+    assert invalid.status_code == 422 and "#nom-agent" in accessible(invalid).links and "#email-agent" in accessible(invalid).links
+    assert services.to(IDENTITY, "/admin/accounts") == []
+    invited = client.post("/agents/equipe/inviter", data={**form_of(page, "/agents/equipe/inviter"),
+                                                          "display_name": " Paul   Bernard ", "email": "paul.bernard@ville.fr", "role": "agent"})
+    assert invited.status_code == 303 and invited.headers["location"] == "/agents/equipe?fait=invite"
+    assert services.to(IDENTITY, "/admin/accounts")[0].json() == {"email": "paul.bernard@ville.fr", "display_name": "Paul Bernard", "role": "agent"}
+    off = client.post("/agents/equipe/agent-7f3a9c21/desactiver", data=form_of(page, "/agents/equipe/agent-7f3a9c21/desactiver"))
+    assert off.status_code == 303 and off.headers["location"] == "/agents/equipe?fait=desactive"
+
+
+def test_an_agent_sees_the_team_without_any_admin_action(agent: TestClient, services: FakeServices) -> None:
+    text = shown(agent.get("/agents/equipe"))
+    assert "<td>Marie Dupont</td>" in text and "Désactiver" not in text and "Inviter un agent" not in text
