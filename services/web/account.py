@@ -165,10 +165,31 @@ def _login_form(
     return render(request, "login.html", context, status_code=status_code, headers=headers)
 
 
+LOGIN_FORM_FIELDS = ("email", "errors", "problem", "warning", "outcome", "new_link")
+
+
+def _login_refused(request: Request, suite: str | None, *, status_code: int, headers: dict[str, str] | None = None,
+                   **shown: Any) -> Response:
+    """A refused login, post/redirect/get too: Back from the page after it, or a refresh, never
+    sends the form again. The login page shows the refusal once, with identity's status."""
+    data = {"login": shown, "status": status_code, "headers": headers or {}}
+    if not flash.fits(request, data=data):
+        return _login_form(request, suite=suite, status_code=status_code, headers=headers, **shown)
+    safe = session.safe_next(suite)
+    return flash.redirect(request, f"{session.LOGIN_PAGE}?{urlencode({'suite': safe})}" if safe else session.LOGIN_PAGE,
+                          data=data)
+
+
 @router.get(session.LOGIN_PAGE, response_class=HTMLResponse, summary="Log in (form)")
 async def login_page(request: Request, suite: str | None = None) -> Response:
     if session.read(request) is not None:  # already logged in: straight on
         return RedirectResponse(session.safe_next(suite) or DASHBOARD, status_code=303)
+    refused = (flash.take(request) or {}).get("data")
+    if isinstance(refused, dict) and isinstance(refused.get("login"), dict):
+        shown = {k: v for k, v in refused["login"].items() if k in LOGIN_FORM_FIELDS}
+        headers = {k: str(v) for k, v in dict(refused.get("headers") or {}).items() if k == "Retry-After"}
+        return _login_form(request, suite=suite, status_code=int(refused.get("status") or 200),
+                           headers=headers or None, **shown)
     return _login_form(request, suite=suite)
 
 
@@ -181,24 +202,24 @@ async def login(request: Request, form: ProtectedForm, identity: Identity) -> Re
     if not password:
         errors["mot-de-passe"] = LOGIN_PASSWORD_MISSING
     if errors:
-        return _login_form(request, email=email, suite=suite, errors=errors, status_code=422)
+        return _login_refused(request, suite, email=email, errors=errors, status_code=422)
     answer, pair = await identity.login(email, password)
     if answer is None:
         session.start(request, pair)
         return RedirectResponse(session.safe_next(suite) or DASHBOARD, status_code=303)
     if answer.status == 403:  # right password, account not activated yet
-        return _login_form(request, email=email, suite=suite, problem=answer.detail, outcome="Espace pas encore activé", status_code=403,
-                           new_link=_new_link(ACTIVATION_RESEND, email=email))
+        return _login_refused(request, suite, email=email, problem=answer.detail, outcome="Espace pas encore activé",
+                              status_code=403, new_link=_new_link(ACTIVATION_RESEND, email=email))
     if answer.status == 429:
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
-        return _login_form(request, email=email, suite=suite, problem=answer.detail, outcome="Trop de tentatives de connexion",
-                           status_code=429, headers=headers)
+        return _login_refused(request, suite, email=email, problem=answer.detail,
+                              outcome="Trop de tentatives de connexion", status_code=429, headers=headers)
     if answer.status == 422:
-        return _login_form(request, email=email, suite=suite, errors={"identifiant": EMAIL_INVALID}, status_code=422)
+        return _login_refused(request, suite, email=email, errors={"identifiant": EMAIL_INVALID}, status_code=422)
     # 401: identity never says whether the address exists. One message for the form (neither
     # field alone is "the" wrong one), with a warning when few tries are left.
-    return _login_form(request, email=email, suite=suite, problem=answer.detail, outcome="Erreur : Se connecter",
-                       warning=attempts_warning(answer.attempts_left), status_code=401)
+    return _login_refused(request, suite, email=email, problem=answer.detail, outcome="Erreur : Se connecter",
+                          warning=attempts_warning(answer.attempts_left), status_code=401)
 
 
 @router.post("/deconnexion", response_class=HTMLResponse, summary="Log out (then the home page)")

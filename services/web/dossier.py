@@ -481,7 +481,7 @@ def _new_card(request: Request, declaration: Declaration, status: str | None, ac
         anchor, line = "parent-2", "La fiche de l'autre parent est créée : complétez-la, puis enregistrez."
     data = asdict(declaration)
     if flash.fits(request, line, tone="info", data=data):
-        return flash.redirect(request, f"{DECLARE}#{anchor}", line, tone="info", data=data)
+        return flash.redirect(request, f"{DECLARE}#{anchor}", line, tone="info", data=data, keep=True)
     return _declaration_page(request, declaration, status=status, notice=line)
 
 

@@ -38,13 +38,14 @@ def _cookie(path: str, value: str, *, secure: bool) -> str:
 
 
 def redirect(
-    request: Request, location: str, *lines: str, tone: str = "succes", data: Any = None,
+    request: Request, location: str, *lines: str, tone: str = "succes", data: Any = None, keep: bool = False,
 ) -> RedirectResponse:
     """303 to ``location`` (a path on this site), with a notice of ``lines`` for that page only.
     ``tone``: succes, info, attention or erreur (site.css's notice colours). ``data``: what the
-    page needs besides (a form typed but not saved yet); see ``fits`` for its size."""
+    page needs besides (a refused form's errors and values, a form typed but not saved yet);
+    ``keep``: the data stays for a refresh (the lines never do). See ``fits`` for its size."""
     response = RedirectResponse(location, status_code=303)
-    value = _value(request, lines, tone, data)
+    value = _value(request, lines, tone, data, keep)
     if value is not None:
         path = location.split("?", 1)[0].split("#", 1)[0] or "/"
         secure = request.app.state.settings.environment != "local"
@@ -55,13 +56,13 @@ def redirect(
 
 def fits(request: Request, *lines: str, tone: str = "succes", data: Any = None) -> bool:
     """Whether that notice fits in its cookie (else the page answers the post itself)."""
-    return _value(request, lines, tone, data) is not None
+    return _value(request, lines, tone, data, False) is not None
 
 
-def _value(request: Request, lines: tuple[str, ...], tone: str, data: Any) -> str | None:
+def _value(request: Request, lines: tuple[str, ...], tone: str, data: Any, keep: bool) -> str | None:
     if not lines and data is None:
         return None
-    notice = {"tone": tone, "lines": list(lines), "data": data}
+    notice = {"tone": tone, "lines": list(lines), "data": data, "keep": keep}
     value = _fernet(request).encrypt(json.dumps(notice, ensure_ascii=False).encode()).decode()
     return value if len(value) <= MAX_VALUE_BYTES else None
 
@@ -89,7 +90,7 @@ def _read(request: Request) -> dict[str, Any] | None:
     except (InvalidToken, ValueError, KeyError, TypeError):
         return None
     return {"tone": notice.get("tone") if notice.get("tone") in TONES else "info", "lines": lines,
-            "data": notice.get("data")}
+            "data": notice.get("data"), "keep": notice.get("keep") is True}
 
 
 def consume(request: Request, response: Response) -> None:
@@ -98,7 +99,7 @@ def consume(request: Request, response: Response) -> None:
     if getattr(request.state, "notice_taken", False):
         secure = request.app.state.settings.environment != "local"
         notice = getattr(request.state, "notice", None) or {}
-        kept = _value(request, (), "info", notice.get("data")) if notice.get("data") is not None else None
+        kept = _value(request, (), "info", notice["data"], True) if notice.get("keep") else None
         response.headers.append("set-cookie", _cookie(request.url.path, kept or "", secure=secure))
         response.headers["Cache-Control"] = "no-store"
 

@@ -92,13 +92,23 @@ def activate_from_email(journey: Journey, family: Family) -> None:
     page.get_by_role("link", name="Se connecter").click()
 
 
-def log_in(journey: Journey, email: str, password: str, *, landing: str = "/mon-espace") -> None:
-    """Fills the login form of the page the tab shows (a login page, or one that links to it)."""
+def log_in(journey: Journey, email: str, password: str, *, landing: str = "/mon-espace", typo: bool = False) -> None:
+    """Fills the login form of the page the tab shows (a login page, or one that links to it);
+    with ``typo``, a wrong password first: one message for the form, on the page the post led to."""
     page = journey.page
     if not page.url.split("?")[0].endswith("/connexion"):
         page.goto(f"{GATEWAY}/connexion")
     expect(page.get_by_role("heading", level=1)).to_have_text("Se connecter")
     journey.step("se connecter")
+    if typo:
+        page.get_by_label("Adresse email").fill(email)
+        page.get_by_label("Mot de passe").fill(password + " faux")
+        page.get_by_role("button", name="Se connecter").click()
+        refused = page.get_by_role("alert")
+        expect(refused).to_contain_text("Adresse email ou mot de passe incorrect.")
+        expect(page.get_by_text("Adresse email ou mot de passe incorrect.")).to_have_count(1)
+        journey.step("connexion refusee")
+        journey.back_and_refresh(gone="Adresse email ou mot de passe incorrect.")
     page.get_by_label("Adresse email").fill(email)
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
@@ -189,7 +199,7 @@ def submits_a_complete_file(parent: Journey, family: Family) -> None:
     email, the household with two children and the four proofs (one of them a phone photo)."""
     create_account(parent, family)
     activate_from_email(parent, family)
-    log_in(parent, family.email, family.password)
+    log_in(parent, family.email, family.password, typo=True)
     my_space(parent, family)
     expect(parent.page.get_by_text("Vous n'avez pas encore déclaré votre entourage.")).to_be_visible()
     expect(parent.page.get_by_role("link", name="Inscription scolaire")).to_have_count(0)
@@ -239,6 +249,12 @@ def enrols_both_children(parent: Journey, family: Family, artifacts: Path) -> No
     parent.reload_until(lambda: page.get_by_text("Le certificat est en cours de préparation").count() == 0,
                         "the certificates")
     parent.step("certificats prets")
+    # Printed, the page keeps the enrolments and drops the header's menu and the buttons.
+    page.emulate_media(media="print")
+    expect(page.get_by_role("navigation", name="Menu principal")).to_be_hidden()
+    expect(page.get_by_role("region", name=family.child_name(family.children[0]))).to_be_visible()
+    page.screenshot(path=artifacts / "impression-inscription-scolaire.png", full_page=True)
+    page.emulate_media(media="screen")
     for child in family.children:
         certificate = downloaded_certificate(parent, child.first_name, artifacts)
         text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(certificate)).pages)

@@ -51,8 +51,11 @@ async def test_a_family_creates_its_space_activates_it_logs_in_sees_its_space_an
         login_form = HiddenFields(login_page.text).fields
         assert login_form["suite"] == "/mon-espace"
         wrong = await web.post("/connexion", data={**login_form, "email": email, "password": "pas le bon mot de passe"})
-        assert wrong.status_code == 401
-        assert wrong.text.count("Adresse email ou mot de passe incorrect.") == 1  # once, for the whole form
+        assert wrong.status_code == 303 and wrong.headers["location"] == "/connexion?suite=%2Fmon-espace"
+        refused = await web.get(wrong.headers["location"])  # post/redirect/get, the refusal shown once
+        assert refused.status_code == 401
+        assert refused.text.count("Adresse email ou mot de passe incorrect.") == 1  # once, for the whole form
+        login_form = HiddenFields(refused.text).fields
         logged = await web.post("/connexion", data={**login_form, "email": email, "password": GOOD_PASSWORD})
         assert logged.status_code == 303, logged.text
         assert logged.headers["location"] == "/mon-espace"

@@ -243,16 +243,26 @@ def test_the_login_page_carries_a_local_suite_and_drops_a_foreign_one(client: Te
     assert "suite" not in form_of(client, "/connexion?suite=https://evil.example/")
 
 
+def refused_login(client: TestClient, **fields: str) -> httpx.Response:
+    """A refused login: post/redirect/get to the login page, which shows the refusal once."""
+    posted = client.post("/connexion", data={**form_of(client, "/connexion"), **fields})
+    assert posted.status_code == 303 and posted.headers["location"].startswith("/connexion"), posted.text
+    return client.get(posted.headers["location"])
+
+
 def test_a_wrong_password_shows_identitys_message_once_for_the_whole_form(client: TestClient, services: FakeServices) -> None:
     services.answer(IDENTITY, "/auth/login", 401, {"detail": BAD_LOGIN, "attempts_left": 7})
-    response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": "faux"})
-    assert response.status_code == 401
+    response = refused_login(client, email="a@exemple.fr", password="faux")
+    assert response.status_code == 401  # identity's status, on the page the post led to
     page = accessible(response)
     assert title(response).startswith("Erreur : Se connecter")
     assert response.text.index(BAD_LOGIN) < response.text.index("<h1>")
     assert response.text.count(BAD_LOGIN) == 1 and 'aria-invalid' not in response.text  # on no field
     assert "il vous reste" not in shown(response)  # seven tries left: no warning yet
+    assert 'value="a@exemple.fr"' in response.text and "faux" not in response.text  # the password never comes back
     assert session.COOKIE_NAME not in client.cookies
+    again = client.get("/connexion")  # a refresh: the plain form, the refusal said once
+    assert again.status_code == 200 and BAD_LOGIN not in again.text
 
 
 @pytest.mark.parametrize(("left", "words"), [(3, "il vous reste 3 essais"), (1, "il vous reste 1 essai "),
@@ -260,14 +270,14 @@ def test_a_wrong_password_shows_identitys_message_once_for_the_whole_form(client
 def test_a_warning_comes_when_few_login_tries_are_left(client: TestClient, services: FakeServices, left: int,
                                                        words: str) -> None:
     services.answer(IDENTITY, "/auth/login", 401, {"detail": BAD_LOGIN, "attempts_left": left})
-    response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": "faux"})
+    response = refused_login(client, email="a@exemple.fr", password="faux")
     assert words in shown(response)
     assert '<a href="/mot-de-passe/oubli">Choisir un nouveau mot de passe</a>' in response.text
 
 
 def test_an_account_not_activated_gets_the_message_and_a_resend_form(client: TestClient, services: FakeServices) -> None:
     services.answer(IDENTITY, "/auth/login", 403, {"detail": NOT_ACTIVATED})
-    response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": PASSWORD})
+    response = refused_login(client, email="a@exemple.fr", password=PASSWORD)
     assert response.status_code == 403
     page = accessible(response)
     assert NOT_ACTIVATED in shown(response)
@@ -278,14 +288,14 @@ def test_an_account_not_activated_gets_the_message_and_a_resend_form(client: Tes
 
 def test_too_many_logins_say_so(client: TestClient, services: FakeServices) -> None:
     services.answer(IDENTITY, "/auth/login", 429, {"detail": TOO_MANY}, {"Retry-After": "120"})
-    response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "a@exemple.fr", "password": PASSWORD})
+    response = refused_login(client, email="a@exemple.fr", password=PASSWORD)
     assert response.status_code == 429 and response.headers["retry-after"] == "120"
     assert title(response).startswith("Trop de tentatives de connexion")
     assert TOO_MANY in shown(response)
 
 
 def test_empty_login_fields_are_errors_without_calling_identity(client: TestClient, services: FakeServices) -> None:
-    response = client.post("/connexion", data={**form_of(client, "/connexion"), "email": "", "password": ""})
+    response = refused_login(client, email="", password="")
     assert response.status_code == 422
     page = accessible(response)
     assert summary_links(page) == ["#identifiant", "#mot-de-passe"]
