@@ -237,3 +237,13 @@ def test_a_poison_message_makes_the_dead_letter_alert_fire_and_mails_the_operato
 
     message = asyncio.run(eventually(mailed, "Alertmanager's email in the mail catcher", 90, 1.0))
     assert "[ECP FIRING] DeadLetterReceived notifier" in message["Subject"]
+
+
+def test_the_gateway_exposes_neither_metrics_nor_the_telemetry_switch() -> None:
+    with httpx.Client(base_url=GATEWAY, timeout=10) as gateway:
+        for path in ("/metrics", "/api/household/metrics", "/api/notifier/metrics"):
+            assert gateway.get(path).status_code == 404, path
+        for path in ("/internal/telemetry", "/api/identity/internal/telemetry"):
+            assert gateway.put(path, json={"enabled": False}).status_code == 404, path
+    # On the service's own port both answer (Prometheus scrapes there).
+    assert "ecp_service_info" in httpx.get(f"http://127.0.0.1:{SERVICE_PORTS['household']}/metrics", timeout=10).text
