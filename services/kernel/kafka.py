@@ -196,8 +196,10 @@ class KafkaSubscription:
     async def lag(self) -> dict[tuple[str, int], int]:
         """Messages after the group's committed offset, per partition this member holds. Asked of
         the broker (end offsets, committed offsets), so a consumer stuck in a handler still shows
-        its lag growing."""
-        consumer = self._started
+        its lag growing. Nothing while the member is not connected yet (its service says so)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
         partitions = sorted(consumer.assignment())
         if not partitions:
             return {}
