@@ -34,6 +34,8 @@ class IdentitySettings(CommonSettings):
     resends_per_hour: int = 3
     reset_requests_per_hour: int = 3
     registrations_per_address_per_hour: int = 20
+    # A reset or resend's link is relayed this long after the answer (see usecases), not during it.
+    neutral_answer_relay_delay_s: float = 0.05
     argon2_memory_kib: int = 19 * 1024
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1

@@ -16,6 +16,10 @@ ACCOUNTS = "accounts"
 REFRESH_TOKENS = "refresh_tokens"
 RATE_LIMITS = "rate_limits"
 SIGNING_KEYS = "signing_keys"
+# Where a reset or a resend for an address without an account writes its link and event, so
+# both answers do the same database work; nothing there is ever read or relayed.
+TIMING_DECOYS = "timing_decoys"
+DECOY_ID = "decoy"
 KEEP_LINKS = 5  # a resend adds a link without killing the earlier ones still valid
 
 
@@ -29,11 +33,14 @@ class IdentityStore:
         self.refresh_tokens = db[REFRESH_TOKENS]
         self.rate_limits = db[RATE_LIMITS]
         self.signing_keys = db[SIGNING_KEYS]
+        self.timing_decoys = db[TIMING_DECOYS]
 
     async def ensure_indexes(self) -> None:
         await self.accounts.create_index("email", unique=True, sparse=True)
         for field in ("activation_links.hash", "used_activation_hashes", "reset_links.hash", "used_reset_hashes"):
             await self.accounts.create_index(field)
+        for field in ("activation_links.hash", "reset_links.hash"):
+            await self.timing_decoys.create_index(field)  # the same index upkeep as a real link
         await self.refresh_tokens.create_index("family")
         await self.refresh_tokens.create_index("account_id")
         await self.rate_limits.create_index("scope", sparse=True)
@@ -115,6 +122,18 @@ class IdentityStore:
             ),
         )
         return result.modified_count == 1
+
+    async def write_decoy(self, kind: str, link: OneTimeLink, events: list[dict[str, Any]]) -> None:
+        """The write ``add_activation_link`` / ``add_reset_link`` would make, on the decoy
+        document: a link (kept to the same few) and the events, blanked to the same size (the
+        address typed is nobody's to keep) and never relayed."""
+        blanked = [{**e, "value": bytes(len(e["value"]))} for e in events]
+        await self.timing_decoys.update_one(
+            {"_id": DECOY_ID},
+            {"$push": {f"{kind}_links": {"$each": [asdict(link)], "$slice": -KEEP_LINKS},
+                       "events": {"$each": blanked, "$slice": -KEEP_LINKS}}},
+            upsert=True,
+        )
 
     async def add_reset_link(self, account_id: str, link: OneTimeLink, events: list[dict[str, Any]]) -> None:
         await self.accounts.update_one(

@@ -226,19 +226,29 @@ class IdentityService:
         email = normalise_email(email)
         await self._limit(f"resend:{token_hash(email)}", self.settings.resends_per_hour, timedelta(hours=1))
         account = await self.store.by_email(email)
-        if account is not None and account["state"] == AccountState.PENDING_ACTIVATION:
-            now = self._now()
-            token, link = issue_link(now, timedelta(hours=self.settings.activation_link_ttl_hours))
-            entries = self._entries(
-                events.ActivationLinkIssued(
-                    account_id=account["_id"], email=email, display_name=account["display_name"],
-                    link=activation_url(self.settings.public_base_url, token), expires_at=link.expires_at,
-                ),
-                subject=account["_id"], correlation_id=correlation_id,
-            )
-            await self.store.add_activation_link(account["_id"], link, entries)
-            self._events_queued()
+        pending = account is not None and account["state"] == AccountState.PENDING_ACTIVATION
+        # The same work whether or not there is a pending account (its timing must not tell):
+        # a link and its event are built and written, to a decoy when there is no one to send to.
+        subject = account or {"_id": str(uuid.uuid4()), "display_name": ""}
+        token, link = issue_link(self._now(), timedelta(hours=self.settings.activation_link_ttl_hours))
+        entries = self._entries(
+            events.ActivationLinkIssued(
+                account_id=subject["_id"], email=email, display_name=subject["display_name"],
+                link=activation_url(self.settings.public_base_url, token), expires_at=link.expires_at,
+            ),
+            subject=subject["_id"], correlation_id=correlation_id,
+        )
+        if pending:
+            await self.store.add_activation_link(subject["_id"], link, entries)
+        else:
+            await self.store.write_decoy("activation", link, entries)
+        self._wake_relay_after_answer()
         return NEUTRAL_RESEND
+
+    def _wake_relay_after_answer(self) -> None:
+        """Publishing the link (for an existing account only) would run while this answer is
+        sent and slow it down, telling the account exists: the relay is woken once it has gone."""
+        asyncio.get_running_loop().call_later(self.settings.neutral_answer_relay_delay_s, self._events_queued)
 
     async def activate(self, token: str, *, correlation_id: str | None = None) -> None:
         link_hash = token_hash(token)
@@ -320,12 +330,15 @@ class IdentityService:
         email = normalise_email(email)
         await self._limit(f"reset:{token_hash(email)}", self.settings.reset_requests_per_hour, timedelta(hours=1))
         account = await self.store.by_email(email)
-        if account is not None:
-            await self._send_password_link(account, timedelta(minutes=self.settings.reset_link_ttl_minutes), "reset", correlation_id)
+        # The same work whether or not the account exists (see resend_activation).
+        await self._send_password_link(
+            account or {"_id": str(uuid.uuid4()), "email": email, "display_name": ""},
+            timedelta(minutes=self.settings.reset_link_ttl_minutes), "reset", correlation_id, decoy=account is None,
+        )
         return NEUTRAL_RESET
 
     async def _send_password_link(
-        self, account: dict[str, Any], ttl: timedelta, purpose: str, correlation_id: str | None
+        self, account: dict[str, Any], ttl: timedelta, purpose: str, correlation_id: str | None, *, decoy: bool = False
     ) -> None:
         token, link = issue_link(self._now(), ttl)
         entries = self._entries(
@@ -335,8 +348,11 @@ class IdentityService:
             ),
             subject=account["_id"], correlation_id=correlation_id,
         )
-        await self.store.add_reset_link(account["_id"], link, entries)
-        self._events_queued()
+        if decoy:
+            await self.store.write_decoy("reset", link, entries)
+        else:
+            await self.store.add_reset_link(account["_id"], link, entries)
+        self._wake_relay_after_answer()
 
     async def confirm_reset(self, token: str, new_password: str, *, correlation_id: str | None = None) -> None:
         link_hash = token_hash(token)
