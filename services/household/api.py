@@ -172,6 +172,14 @@ def current_assignment(dossier: dict[str, Any], now: datetime) -> dict[str, Any]
     return {k: assignment.get(k) for k in ("agent_id", "since", "until")}
 
 
+def _document_view(attachment: domain.Attachment, link: dict[str, Any]) -> dict[str, Any]:
+    """A document of the file for the agent: a sworn statement says so and what it replaces
+    (``replaces``: the piece's label), never passes for the piece itself."""
+    sworn = bool(link.get("sworn"))
+    return {"document_id": attachment.document_id, "requirement": attachment.requirement, "label": attachment.label, **link,
+            "sworn": sworn, "title": domain.document_title(attachment, sworn=sworn), "replaces": attachment.label if sworn else None}
+
+
 def review_view(dossier: dict[str, Any], links: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What an agent needs to decide. Guardians' contact data is left out, the second guardian's
     included (DESIGN: never shown to the other; the review does not need it)."""
@@ -195,10 +203,7 @@ def review_view(dossier: dict[str, Any], links: dict[str, dict[str, Any]]) -> di
         "children": content.get("children") or [],
         "recommended": content.get("recommended") or [],
         "corrections": dossier.get("corrections") or [],
-        "documents": [
-            {"document_id": a.document_id, "requirement": a.requirement, "label": a.label, **links.get(a.document_id, {"url": None})}
-            for a in domain.attachments(content)
-        ],
+        "documents": [_document_view(a, links.get(a.document_id, {"url": None})) for a in domain.attachments(content)],
         "timeline": history(dossier, audit=False),
     }
 

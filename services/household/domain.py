@@ -297,6 +297,16 @@ def attachments(content: dict[str, Any]) -> list[Attachment]:
     return found
 
 
+def document_title(attachment: Attachment, *, sworn: bool) -> str:
+    """What an agent reads for a document: the piece itself, or a sworn statement (attestation sur
+    l'honneur, Code de l'éducation D131-3-1) and the piece it stands in for."""
+    if sworn:
+        label = attachment.label
+        of = f"du {label[3:]}" if label.startswith("le ") else f"des {label[4:]}" if label.startswith("les ") else f"de {label}"
+        return f"Attestation sur l'honneur, à la place {of}"
+    return attachment.label[:1].upper() + attachment.label[1:]
+
+
 def document_ids(content: dict[str, Any]) -> list[str]:
     seen: dict[str, None] = {}
     for attachment in attachments(content):
