@@ -88,29 +88,25 @@ async def test_an_agent_asks_for_corrections_on_one_file_validates_another_and_v
     second, _, second_id = await submitted_household()
     try:
         async with agent_browser() as web:
-            # The queue shows the two files (it pages, oldest first: follow "Page suivante").
-            seen: set[str] = set()
-            page: str | None = "/agents/dossiers"
-            while page and not {first_id, second_id} <= seen:
-                listed = await web.get(page)
+            # The queue finds each file by its short reference, with its total.
+            for household, dossier_id in ((first, first_id), (second, second_id)):
+                reference = (await household.mine())["reference"]
+                listed = await web.get("/agents/dossiers", params={"q": reference})
                 assert listed.status_code == 200, listed.text
                 assert "<caption>" in listed.text and 'scope="col">Transmis le' in listed.text
-                seen |= set(re.findall(r'href="/agents/dossiers/([A-Za-z0-9-]+)"', listed.text))
-                following = re.search(r'<a href="([^"]+)">Page suivante</a>', listed.text)
-                page = unescape(following.group(1)) if following else None
-            assert {first_id, second_id} <= seen
-            assert "Camille Martin" in text(listed)
+                assert re.findall(r'href="/agents/dossiers/([A-Za-z0-9-]+)"', listed.text) == [dossier_id, "suivant"]
+                assert reference in text(listed) and "1 dossier." in text(listed) and "Camille Martin" in text(listed)
 
             # The file: household, documents in their viewers, the three decisions, the audit.
             shown = await web.get(f"/agents/dossiers/{first_id}")
             assert shown.status_code == 200, shown.text
             assert shown.headers["cache-control"] == "no-store"
             page_text = text(shown)
-            for expected in ("12 bis rue des Lilas", "Camille", "Léa", "14/03/2021", "Valider le dossier", "Refuser le dossier",
-                             "Demander des corrections", "Historique du dossier"):
+            for expected in ("12 bis rue des Lilas", "Camille", "Léa", "14/03/2021", "Valider…", "Refuser le dossier",
+                             "Demander les corrections", "Historique du dossier", "Je prends ce dossier"):
                 assert expected in page_text, expected
             proof = first_docs["proof_of_address"]
-            assert f'<iframe class="viewer" src="/agents/documents/{proof}/apercu" title="Aperçu : le justificatif de domicile"' in page_text
+            assert f'<iframe class="viewer" src="/agents/documents/{proof}/apercu#view=FitH"' in page_text
 
             # The preview relays the stored bytes, inline, framable by this site only.
             preview = await web.get(f"/agents/documents/{proof}/apercu")
@@ -130,9 +126,10 @@ async def test_an_agent_asks_for_corrections_on_one_file_validates_another_and_v
             empty = await web.post(f"/agents/dossiers/{first_id}/corrections", data=form)
             assert empty.status_code == 422
             assert "Saisissez au moins une correction" in text(empty)
-            reason = "Le justificatif de domicile a plus de trois mois."
-            field = next(name for name in form if name == f"correction:{proof}")
-            asked = await web.post(f"/agents/dossiers/{first_id}/corrections", data={**form, field: reason})
+            assert f'name="motif:{proof}"' in shown.text  # the proof's checklist: a preset reason and a precision
+            reason = "Justificatif de domicile de plus de 3 mois : facture de janvier"
+            asked = await web.post(f"/agents/dossiers/{first_id}/corrections", data={
+                **form, f"motif:{proof}": "Justificatif de domicile de plus de 3 mois", f"precision:{proof}": "facture de janvier"})
             assert asked.status_code == 303, asked.text
             after = await web.get(asked.headers["location"])
             assert "Les corrections ont été demandées" in text(after) and reason in text(after)
@@ -142,7 +139,8 @@ async def test_an_agent_asks_for_corrections_on_one_file_validates_another_and_v
             assert mine["address"]["corrections"] == [reason]
 
             # Deciding again on the same file: it is no longer under review.
-            again = await web.post(f"/agents/dossiers/{first_id}/valider", data=_form_fields(shown.text, f"/agents/dossiers/{first_id}/valider"))
+            again = await web.post(f"/agents/dossiers/{first_id}/valider",
+                                   data={**_form_fields(shown.text, f"/agents/dossiers/{first_id}/valider"), "confirme": "1"})
             assert again.status_code == 409 and "traité par un autre agent" in text(again)
 
             # The other file: a refusal without a reason is refused, then it is validated.
@@ -150,7 +148,10 @@ async def test_an_agent_asks_for_corrections_on_one_file_validates_another_and_v
             no_reason = await web.post(f"/agents/dossiers/{second_id}/refuser", data=_form_fields(other.text, f"/agents/dossiers/{second_id}/refuser"))
             assert no_reason.status_code == 422 and "Saisissez le motif du refus" in text(no_reason)
             assert 'aria-invalid="true"' in no_reason.text and 'href="#motif-refus"' in no_reason.text
-            validated = await web.post(f"/agents/dossiers/{second_id}/valider", data=_form_fields(other.text, f"/agents/dossiers/{second_id}/valider"))
+            confirm = await web.post(f"/agents/dossiers/{second_id}/valider", data=_form_fields(other.text, f"/agents/dossiers/{second_id}/valider"))
+            assert confirm.status_code == 200 and "Confirmer la validation" in text(confirm)
+            assert (await second.mine())["status"] == "submitted"  # one click never validates
+            validated = await web.post(f"/agents/dossiers/{second_id}/valider", data=_form_fields(confirm.text, f"/agents/dossiers/{second_id}/valider"))
             assert validated.status_code == 303
             assert "Le dossier a été validé" in text(await web.get(validated.headers["location"]))
             assert (await second.mine())["status"] == "validated"
@@ -165,7 +166,8 @@ async def test_an_agent_confirms_an_enrolment_whose_address_is_off_the_map_choos
     try:
         async with agent_browser() as web:
             page = await web.get(f"/agents/dossiers/{dossier_id}")
-            validated = await web.post(f"/agents/dossiers/{dossier_id}/valider", data=_form_fields(page.text, f"/agents/dossiers/{dossier_id}/valider"))
+            validated = await web.post(f"/agents/dossiers/{dossier_id}/valider",
+                                       data={**_form_fields(page.text, f"/agents/dossiers/{dossier_id}/valider"), "confirme": "1"})
             assert validated.status_code == 303, validated.text
             family_api = httpx.AsyncClient(base_url=ENROLMENT_API, headers=household.family.headers, timeout=30)
             async with family_api:
@@ -232,7 +234,8 @@ async def test_a_family_account_gets_the_french_403_on_every_back_office_page() 
     async with browser() as web:
         assert (await logged_in_page(web, email, GOOD_PASSWORD)).status_code == 303
         for path in ("/agents/dossiers", f"/agents/dossiers/{uuid.uuid4()}", "/agents/inscriptions", "/agents/carte-scolaire",
-                     f"/agents/documents/{uuid.uuid4()}/apercu"):
+                     f"/agents/documents/{uuid.uuid4()}/apercu", "/agents/dossiers/suivant", "/agents/journal", "/agents/equipe",
+                     "/agents/exports/dossiers.csv", "/agents/exports/inscriptions.csv?ecole=elem-jaures"):
             refused = await web.get(path)
             assert refused.status_code == 403, path
             assert "Accès réservé aux agents" in text(refused)
