@@ -206,7 +206,12 @@ start_kafka() {
 }
 
 stop_kafka() {
-  local n
+  local n name
+  # Every node at once: one by one, the last ones wait for a quorum that is gone (15 s, then KILL).
+  for ((n = 1; n <= ECP_KAFKA_NODES; n++)); do
+    name="$(_kafka_node_name "$n")"
+    pid_alive "$name" && { kill -TERM -- "-$(cat "$ECP_RUN/$name.pid")" 2>/dev/null || true; }
+  done
   for ((n = ECP_KAFKA_NODES; n >= 1; n--)); do stop_pid "$(_kafka_node_name "$n")"; done
   rm -f "$ECP_RUN/kafka-nodes"  # `make up` without KAFKA_NODES is a single broker again
 }
