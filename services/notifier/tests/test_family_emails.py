@@ -230,3 +230,14 @@ async def test_an_enrolment_email_says_your_child_when_the_file_was_not_seen() -
     await notifier(store, mailer).on_family_event(envelope(EVENTS["enrolment_confirmed"]))
     ((_, mail),) = mailer.sent
     assert "L'inscription scolaire de votre enfant est confirmée" in plain_text(mail)
+
+
+def test_validated_says_vos_enfants_for_two_children_and_votre_enfant_for_one() -> None:
+    two = EVENTS["dossier_validated"].model_copy(update={"children": [
+        Child(child_id="c-1", first_name="Léo", last_name="Durand", birth_date=date(2021, 3, 14)),
+        Child(child_id="c-2", first_name="Zoé", last_name="Durand", birth_date=date(2023, 6, 2)),
+    ]})
+    _, rendered = render(two)
+    assert "inscrire vos enfants à l'école (Léo, Zoé)" in rendered.text
+    assert "inscrire vos enfants à l" in rendered.html
+    assert "inscrire votre enfant à l'école (Léo)" in render(EVENTS["dossier_validated"])[1].text
