@@ -21,7 +21,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.enrolment.domain import Status
-from services.kernel.mongo import Database
+from services.kernel.mongo import Database, as_utc
 from services.kernel.outbox import applied_once, new_document_with_events, with_events
 
 ENROLMENTS = "enrolments"
@@ -242,28 +242,29 @@ class EnrolmentStore:
                 by_id.setdefault(enrolment["_id"], enrolment)
         return list(by_id.values())
 
-    async def lease_due_certificate(self, now: datetime, until: datetime) -> dict[str, Any] | None:
-        """The oldest confirmation whose certificate is due and not being rendered (no lease, or
-        the lease of a process that died or failed has expired), leased to the caller until
-        ``until``: two workers never render the same one at once. The candidates come from the
-        (status, certificate_due) index and the lease is checked again in the conditional
-        update: a ``$or`` on the lease would make the local database server scan every enrolment."""
+    async def due_certificates(self, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Up to ``limit`` confirmations whose certificate is due and not being rendered (no lease,
+        or the lease of a process that died or failed has expired), oldest first. One read serves
+        a whole batch: the local database server reads every due enrolment to answer it, sorted or
+        not (about 130 ms of its CPU when 5,000 are due), so a backlog is not read once per PDF.
+        The candidates come from the (status, certificate_due) index; ``lease_certificate`` checks
+        the lease again in its conditional update (a ``$or`` on the lease would make the local
+        server scan every enrolment)."""
         due = self.enrolments.find(
             {"status": Status.CONFIRMED.value, "certificate_due": True}, {"certificate_lease_until": 1, "confirmed_at": 1}
-        ).sort("confirmed_at", 1).limit(50)
-        async for candidate in due:
-            lease = candidate.get("certificate_lease_until")
-            if lease is not None and (lease if lease.tzinfo else lease.replace(tzinfo=now.tzinfo)) >= now:
-                continue  # being rendered elsewhere
-            still = {"certificate_lease_until": {"$exists": False}} if lease is None else {"certificate_lease_until": lease}
-            leased = await self.enrolments.find_one_and_update(
-                {"_id": candidate["_id"], "status": Status.CONFIRMED.value, "certificate_due": True, **still},
-                {"$set": {"certificate_lease_until": until}},
-                projection=NO_OUTBOX, return_document=ReturnDocument.AFTER,
-            )
-            if leased is not None:
-                return leased
-        return None
+        ).sort("confirmed_at", 1).limit(limit)
+        return [c async for c in due if (lease := c.get("certificate_lease_until")) is None or as_utc(lease) < now]
+
+    async def lease_certificate(self, candidate: dict[str, Any], until: datetime) -> dict[str, Any] | None:
+        """Leases a candidate of ``due_certificates`` to the caller until ``until`` if it is still
+        due and nobody leased it since it was read: two workers never render the same one at once."""
+        lease = candidate.get("certificate_lease_until")
+        still = {"certificate_lease_until": {"$exists": False}} if lease is None else {"certificate_lease_until": lease}
+        return await self.enrolments.find_one_and_update(
+            {"_id": candidate["_id"], "status": Status.CONFIRMED.value, "certificate_due": True, **still},
+            {"$set": {"certificate_lease_until": until}},
+            projection=NO_OUTBOX, return_document=ReturnDocument.AFTER,
+        )
 
     async def slot_taken(self, slot: str) -> bool:
         return await self.enrolments.find_one({"slot": slot}, {"_id": 1}) is not None

@@ -766,21 +766,29 @@ class EnrolmentService:
         while True:
             self._certificate_wake.clear()  # before the pass: a confirmation during it wakes the next
             try:
-                while await self.issue_next_certificate():
-                    pass
+                await self.issue_due_certificates()
             except Exception as exc:
                 log.warning("certificate pass failed, will retry", error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._certificate_wake.wait(), self.settings.certificate_retry_interval_s)
 
-    async def issue_next_certificate(self) -> bool:
-        """Leases the oldest due certificate and issues it; False when none is waiting."""
-        now = self._now()
-        enrolment = await self.store.lease_due_certificate(now, now + timedelta(seconds=self.settings.certificate_lease_s))
-        if enrolment is None:
-            return False
-        await self.issue_certificate(enrolment)
-        return True
+    async def issue_due_certificates(self) -> int:
+        """Issues the due certificates, oldest first, one at a time, reading the queue once per
+        batch rather than once per PDF; returns how many it leased. Ends when none is due, or when
+        a batch gave it nothing to lease (another worker took them all)."""
+        leased = 0
+        while candidates := await self.store.due_certificates(self._now()):
+            batch = 0
+            for candidate in candidates:
+                until = self._now() + timedelta(seconds=self.settings.certificate_lease_s)
+                enrolment = await self.store.lease_certificate(candidate, until)
+                if enrolment is not None:
+                    batch += 1
+                    await self.issue_certificate(enrolment)
+            if not batch:
+                break
+            leased += batch
+        return leased
 
     async def issue_certificate(self, enrolment: dict[str, Any]) -> dict[str, Any]:
         """Renders and stores the PDF, then records it with EnrolmentConfirmed in one update, if

@@ -48,3 +48,32 @@ async def test_school_lists_and_pending_decisions_merge_both_sides_once_in_order
         assert [e["_id"] for e in await store.pending(None, 2027, limit=2)] == ["to-jaures", "both"]
     finally:
         await db_client.drop_database(name)
+
+
+async def test_the_certificate_queue_gives_due_ones_oldest_first_skips_live_leases_and_leases_each_once(db_client: Any) -> None:
+    name = f"ecp_test_enrol_queries_{uuid.uuid4().hex[:8]}"
+    store = EnrolmentStore(db_client[name])
+    now = datetime.now(UTC)
+
+    def confirmed(eid: str, minutes_ago: int, **more: Any) -> dict[str, Any]:
+        return {**enrolment(eid, 0, school="jaures", status="confirmed"), "certificate_due": True,
+                "confirmed_at": now - timedelta(minutes=minutes_ago), **more}
+
+    try:
+        await store.ensure_indexes()
+        await store.enrolments.insert_many([
+            confirmed("newer", 1),
+            confirmed("older", 5),
+            confirmed("rendering", 9, certificate_lease_until=now + timedelta(seconds=30)),
+            confirmed("crashed", 7, certificate_lease_until=now - timedelta(seconds=1)),
+            {**confirmed("issued", 8), "certificate_due": False},
+        ])
+        candidates = await store.due_certificates(now)
+        assert [c["_id"] for c in candidates] == ["crashed", "older", "newer"]
+        until = now + timedelta(seconds=30)
+        first = await store.lease_certificate(candidates[0], until)
+        assert first is not None and first["_id"] == "crashed" and "outbox" not in first
+        assert await store.lease_certificate(candidates[0], until) is None  # read before the lease: taken since
+        assert [c["_id"] for c in await store.due_certificates(now)] == ["older", "newer"]
+    finally:
+        await db_client.drop_database(name)
