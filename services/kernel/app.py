@@ -159,7 +159,7 @@ def create_service_app(
         finally:
             await shutdown(app)
             telemetry.clear_scrape_hooks()
-            telemetry.shutdown()
+            telemetry.flush()
             log.info("service stopped")
 
     app = FastAPI(

@@ -55,7 +55,6 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 class _State:
     enabled: bool = False
     configured: bool = False
-    service: str = ""
     provider: Any = None  # the SDK's TracerProvider, when traces are exported
 
 
@@ -70,7 +69,6 @@ _scrape_hooks: list[ScrapeHook] = []
 def configure(service_name: str, *, enabled: bool, otlp_endpoint: str = "", sample_ratio: float = 1.0) -> None:
     """Once per process, before serving. An empty ``otlp_endpoint`` keeps metrics but exports no span."""
     _state.enabled = enabled
-    _state.service = service_name
     if _state.configured:
         return
     _state.configured = True
@@ -106,7 +104,7 @@ def set_enabled(on: bool) -> None:
     _state.enabled = on
 
 
-def shutdown() -> None:
+def flush() -> None:
     """Sends the spans still buffered (the lifespan's end)."""
     if _state.provider is not None:
         _state.provider.force_flush(timeout_millis=2000)
