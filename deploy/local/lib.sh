@@ -28,6 +28,7 @@ mkdir -p "$ECP_LOGS" "$ECP_RUN" "$ECP_DATA" "$ECP_CACHE" "$ECP_VENVS"
 : "${ECP_DOCUMENTS_PORT:=8103}"
 : "${ECP_NOTIFIER_PORT:=8104}"
 : "${ECP_ENROLMENT_PORT:=8105}"
+: "${ECP_INSIGHTS_PORT:=8106}"
 # Observability: Prometheus, Alertmanager (9093 is Kafka's controller), Jaeger (OTLP/HTTP in, UI/API).
 : "${ECP_PROMETHEUS_PORT:=9090}"
 : "${ECP_ALERTMANAGER_PORT:=9095}"

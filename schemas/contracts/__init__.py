@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 # One module per owning service; importing a module registers its event types.
-MODULES = ("identity", "household", "documents", "enrolment", "notifier")
+MODULES = ("identity", "household", "documents", "enrolment", "notifier", "insights")
 
 
 def load_all() -> None:

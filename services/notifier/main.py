@@ -3,6 +3,7 @@ Run with ``python -m services.notifier.main``."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from services.kernel.runtime import ConsumerSpec, ServiceRuntime, retry_forever
 from services.kernel.service import backend_app, serve
 from services.notifier import api, events
 from services.notifier.consumers import Notifier
+from services.notifier.digest import OverdueDigest
 from services.notifier.mailer import SmtpMailer
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
@@ -23,15 +25,20 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.store = NotifierStore(runtime.db)
     await retry_forever(app.state.store.ensure_indexes, "notifier indexes")
     app.state.notifier = Notifier(settings, app.state.store, app.state.mailer, events_queued=runtime.events_queued)
+    app.state.digest = OverdueDigest(settings, runtime.db, app.state.mailer)
+    await retry_forever(app.state.digest.ensure_indexes, "overdue digest indexes")
+    app.state.digest_task = asyncio.create_task(app.state.digest.run(), name="overdue-digest")
 
 
 def consumer_specs(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
     # The handlers mostly wait (database, SMTP server): a batch's accounts are handled at once.
     concurrency = runtime.settings.consumer_concurrency  # type: ignore[attr-defined]
-    return [dataclasses.replace(spec, concurrency=concurrency) for spec in app.state.notifier.consumer_specs()]
+    return [*(dataclasses.replace(spec, concurrency=concurrency) for spec in app.state.notifier.consumer_specs()),
+            app.state.digest.consumer_spec()]
 
 
 async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
+    app.state.digest_task.cancel()
     await app.state.mailer.close()
 
 

@@ -49,5 +49,13 @@ class NotifierSettings(CommonSettings):
     # start must not send months-old welcomes); they are logged as failed with a reason.
     max_event_age_hours: float = 72.0
 
+    # The daily digest of overdue files (DossierOverdue from insights): one email to the Service's
+    # shared mailbox, from this hour (Paris time), checked this often.
+    service_mailbox: str = "service-scolaire@montclair-sur-loire.fr"
+    digest_hour: int = 7
+    digest_check_interval_s: float = 300.0
+    queue_path: str = "/agents/dossiers"
+    dashboard_path: str = "/agents/tableau-de-bord"
+
     def portal_url(self, path: str = "/") -> str:
         return self.public_base_url.rstrip("/") + path

@@ -29,7 +29,7 @@ _gateway_render() {
   render_template "$GATEWAY_TEMPLATE" "$GATEWAY_DIR/nginx.conf" \
     ECP_NGINX_USER_DIRECTIVE ECP_NGINX_WORKERS ECP_GATEWAY_DIR ECP_LOGS ECP_GATEWAY_PORT \
     ECP_WEB_PORT ECP_IDENTITY_PORT ECP_HOUSEHOLD_PORT ECP_DOCUMENTS_PORT \
-    ECP_NOTIFIER_PORT ECP_ENROLMENT_PORT ECP_GATEWAY_AUTH_RATE ECP_GATEWAY_AUTH_BURST
+    ECP_NOTIFIER_PORT ECP_ENROLMENT_PORT ECP_INSIGHTS_PORT ECP_GATEWAY_AUTH_RATE ECP_GATEWAY_AUTH_BURST
   add_replica_upstreams "$GATEWAY_DIR/nginx.conf"  # services.sh: the cluster mode's second replicas
   "$(_gateway_nginx)" -t -q -p "$GATEWAY_DIR" -e stderr -c "$GATEWAY_DIR/nginx.conf" \
     -g 'daemon off;' >>"$ECP_LOGS/gateway.log" 2>&1 \

@@ -1,5 +1,5 @@
 # The project's own services, each its own process: python -m services.<name>.main.
-ECP_SERVICES=(identity household documents notifier enrolment web)
+ECP_SERVICES=(identity household documents notifier enrolment insights web)
 
 # The port of a service comes from lib.sh (ECP_<NAME>_PORT), the one place the runner sets ports.
 service_port() { local var="ECP_${1^^}_PORT"; echo "${!var}"; }
@@ -47,7 +47,7 @@ launch_service() {
   (cd "$ECP_ROOT" && start_bg "$(_replica_name "$name" "$replica")" env ECP_HTTP_PORT="$(_replica_port "$name" "$replica")" "${kafka_env[@]}" \
     ECP_IDENTITY_URL="http://127.0.0.1:$ECP_IDENTITY_PORT" ECP_HOUSEHOLD_URL="http://127.0.0.1:$ECP_HOUSEHOLD_PORT" \
     ECP_DOCUMENTS_URL="http://127.0.0.1:$ECP_DOCUMENTS_PORT" ECP_NOTIFIER_URL="http://127.0.0.1:$ECP_NOTIFIER_PORT" \
-    ECP_ENROLMENT_URL="http://127.0.0.1:$ECP_ENROLMENT_PORT" ECP_MONGO_URL="mongodb://127.0.0.1:$ECP_MONGO_PORT/?directConnection=true" \
+    ECP_ENROLMENT_URL="http://127.0.0.1:$ECP_ENROLMENT_PORT" ECP_INSIGHTS_URL="http://127.0.0.1:$ECP_INSIGHTS_PORT" ECP_MONGO_URL="mongodb://127.0.0.1:$ECP_MONGO_PORT/?directConnection=true" \
     ECP_KAFKA_BOOTSTRAP="$(kafka_bootstrap)" ECP_S3_ENDPOINT="127.0.0.1:$ECP_S3_PORT" \
     ECP_CLAMD_PORT="$ECP_CLAMD_PORT" ECP_SMTP_PORT="$ECP_SMTP_PORT" \
     ECP_PUBLIC_BASE_URL="http://127.0.0.1:$ECP_GATEWAY_PORT" \
