@@ -108,15 +108,24 @@ def _checked(request: Request, reply: ServiceReply, unavailable: type[PageError]
 EnrolmentData = tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]
 
 
-async def _enrolment_data(request: Request, services: ServiceClient, token: str) -> EnrolmentData:
-    """Eligibility, my enrolments and the schools, read at once."""
+def asked_year(value: str | None) -> str | None:
+    """The school year a page asks for (``?annee=2026`` or a form's « 2026-2027 »): its first
+    year, or None for the enrolment service's default (the next rentrée)."""
+    match = re.match(r"^\s*(\d{4})(?:\s*-\s*\d{4})?\s*$", value or "")
+    return match.group(1) if match else None
+
+
+async def _enrolment_data(request: Request, services: ServiceClient, token: str, year: str | None = None) -> EnrolmentData:
+    """Eligibility (for ``year``, else the service's default), my enrolments and the schools, read at once."""
     eligible, mine, schools = await asyncio.gather(
-        services.get("enrolment", "/enrolments/eligible", token),
+        services.get("enrolment", "/enrolments/eligible", token, params={"school_year": year} if year else None),
         services.get("enrolment", "/enrolments", token),
         services.get("enrolment", "/schools", token),
     )
     for reply in (eligible, mine, schools):
         _checked(request, reply)
+    if year and eligible.status == 422:  # a year no longer open (an old link): the default one
+        return await _enrolment_data(request, services, token)
     if eligible.status != 200 or mine.status != 200 or schools.status != 200:
         raise EnrolmentUnavailable()
     enrolments = [e for e in mine.body.get("enrolments", []) if isinstance(e, dict)]
@@ -196,16 +205,32 @@ def done_line(action: str, enrolment: dict[str, Any]) -> str:
     name = enrolment.get("child_first_name") or "votre enfant"
     if action == "inscription":
         state = enrolment.get("status_label")
-        return f"La demande d'inscription de {name} est enregistrée" + (f" : {state}." if state else ".")
+        year = f" ({enrolment['school_year_title']})" if enrolment.get("school_year_title") else ""
+        return f"La demande d'inscription de {name}{year} est enregistrée" + (f" : {state}." if state else ".")
     return (f"La demande de dérogation pour {name} est transmise au Service Scolaire et Périscolaire : "
             "vous serez averti·e par email de sa décision.")
 
 
-async def _page(request: Request, user: session.Session, services: ServiceClient, *,
+def year_context(eligibility: dict[str, Any]) -> dict[str, Any]:
+    """Which school year the page is about, said in words, and the others a family may choose
+    (the year in progress for a family moving in, the next rentrée)."""
+    shown = eligibility.get("school_year_start")
+    return {
+        "school_year": eligibility.get("school_year", ""),
+        "school_year_start": shown or "",
+        "school_year_title": eligibility.get("school_year_title") or f"année scolaire {eligibility.get('school_year', '')}",
+        "school_years": [{**y, "current": y.get("school_year_start") == shown, "href": f"{PAGE}?annee={y.get('school_year_start')}"}
+                         for y in eligibility.get("school_years", []) if isinstance(y, dict)],
+        "address_message": eligibility.get("address_message"),
+        "address_in_town": eligibility.get("address_in_town") is not False,
+    }
+
+
+async def _page(request: Request, user: session.Session, services: ServiceClient, *, year: str | None = None,
                 problem: FormProblem | None = None, notice: str | None = None, status_code: int = 200) -> Response:
     if user.is_staff:  # agents have no children: their enrolment pages are in the back-office
         return RedirectResponse(STAFF_HOME, status_code=303)
-    eligibility, enrolments, schools = await _enrolment_data(request, services, user.access_token)
+    eligibility, enrolments, schools = await _enrolment_data(request, services, user.access_token, year)
     children = _children(eligibility, enrolments, schools)
     if problem is not None and not _form_shown(problem.key, children):
         # No field to put the errors next to: they become the page's notice.
@@ -214,8 +239,7 @@ async def _page(request: Request, user: session.Session, services: ServiceClient
     context = {
         "unlocked": bool(eligibility.get("unlocked")),
         "message": eligibility.get("message"),
-        "school_year": eligibility.get("school_year", ""),
-        "school_year_start": eligibility.get("school_year_start", ""),
+        **year_context(eligibility),
         "children": children,
         "reasons": REASONS,
         "problem": problem,
@@ -226,21 +250,21 @@ async def _page(request: Request, user: session.Session, services: ServiceClient
 
 
 @router.get(PAGE, response_class=HTMLResponse, summary="School enrolment: my children, their level and sector school")
-async def schooling_page(request: Request, user: CurrentUser, services: Services) -> Response:
-    return await _page(request, user, services)
+async def schooling_page(request: Request, user: CurrentUser, services: Services, annee: str = "") -> Response:
+    return await _page(request, user, services, year=asked_year(annee))
 
 
 @router.get(CONFIRM, response_class=HTMLResponse, summary="The summary of an enrolment, before confirming it")
-async def confirmation_page(request: Request, user: CurrentUser, services: Services, enfant: str = "") -> Response:
+async def confirmation_page(request: Request, user: CurrentUser, services: Services, enfant: str = "",
+                            annee: str = "") -> Response:
     if user.is_staff:
         return RedirectResponse(STAFF_HOME, status_code=303)
-    eligibility, enrolments, schools = await _enrolment_data(request, services, user.access_token)
+    eligibility, enrolments, schools = await _enrolment_data(request, services, user.access_token, asked_year(annee))
     child = next((c for c in _children(eligibility, enrolments, schools) if c["id"] == enfant), None)
     if child is None or not child["can_enrol"]:
         # Enrolled meanwhile (another tab), or not a child of this file: the page says where it stands.
         return RedirectResponse(f"{PAGE}#enfant-{enfant}" if child else PAGE, status_code=303)
-    context = {"child": child, "school_year": eligibility.get("school_year", ""),
-               "school_year_start": eligibility.get("school_year_start", "")}
+    context = {"child": child, **year_context(eligibility)}
     return render(request, "schooling_confirm.html", context, headers=NO_STORE)
 
 
@@ -252,11 +276,12 @@ async def enrol(request: Request, form: ProtectedForm, user: CurrentUser, servic
     reply = _checked(request, await services.send(
         "POST", "enrolment", "/enrolments", user.access_token, json={"child_id": child_id, "school_year": school_year},
         timeout=ACTION_TIMEOUT_S), ActionUnconfirmed)
+    year = asked_year(school_year)
     if reply.status == 201:
-        return flash.redirect(request, f"{PAGE}#enfant-{child_id}", done_line("inscription", reply.body))
+        return flash.redirect(request, f"{PAGE}{f'?annee={year}' if year else ''}#enfant-{child_id}", done_line("inscription", reply.body))
     detail = str(reply.body.get("detail") or "Cette inscription n'a pas pu être enregistrée.")
     problem = FormProblem(child_id, {f"inscrire-{child_id}": detail})
-    return await _page(request, user, services, problem=problem, status_code=reply.status or 503)
+    return await _page(request, user, services, year=year, problem=problem, status_code=reply.status or 503)
 
 
 def _form_shown(key: str, children: list[dict[str, Any]]) -> bool:
@@ -300,7 +325,8 @@ async def ask_derogation(enrolment_id: str, request: Request, form: ProtectedFor
         "POST", "enrolment", f"/enrolments/{enrolment_id}/derogation", user.access_token, json=values,
         timeout=ACTION_TIMEOUT_S), ActionUnconfirmed)
     if reply.status == 200:
-        return flash.redirect(request, f"{PAGE}#enfant-{reply.body.get('child_id', '')}",
+        year = asked_year(str(reply.body.get("school_year", "")))
+        return flash.redirect(request, f"{PAGE}{f'?annee={year}' if year else ''}#enfant-{reply.body.get('child_id', '')}",
                               done_line("derogation", reply.body))
     if reply.status == 404:
         raise EnrolmentNotFound()

@@ -247,7 +247,7 @@ def test_enrolling_posts_the_child_and_year_then_the_page_says_it_is_done(client
     services.answer_post(ENROLMENT, "/enrolments", 201, enrolment("e-lea", "c1", "Léa"))
     response = client.post("/inscription-scolaire", data=form)
     assert response.status_code == 303
-    assert response.headers["location"] == "/inscription-scolaire#enfant-c1"
+    assert response.headers["location"] == "/inscription-scolaire?annee=2027#enfant-c1"  # the year enrolled for
     assert (ENROLMENT, "/enrolments", {"child_id": "c1", "school_year": "2027-2028"}, "Bearer access-1") in services.calls
 
     enrolment_answers(services, [child("c1", "Léa", enrolment={"id": "e-lea", "status": "confirmed"})],
@@ -350,7 +350,7 @@ def test_a_derogation_is_sent_then_the_page_says_the_service_will_answer(client:
     services.answer_post(ENROLMENT, "/enrolments/e-lea/derogation", 200, enrolment("e-lea", "c1", "Léa"))
     response = client.post("/inscription-scolaire/e-lea/derogation", data={**form, **body})
     assert response.status_code == 303
-    assert response.headers["location"] == "/inscription-scolaire#enfant-c1"
+    assert response.headers["location"] == "/inscription-scolaire?annee=2027#enfant-c1"  # the year enrolled for
     assert (ENROLMENT, "/enrolments/e-lea/derogation", body, "Bearer access-1") in services.calls
     assert "vous serez averti·e par email" in shown(client.get(response.headers["location"]))
 
