@@ -86,6 +86,11 @@ def _register_form(
 
 @router.get(REGISTER, response_class=HTMLResponse, summary="Create my space (form)")
 async def register_page(request: Request) -> HTMLResponse:
+    refused = flash.refusal(request, "creer-mon-espace")
+    if refused is not None:
+        fields = refused.fields
+        return _register_form(request, email=str(fields.get("email", "")), display_name=str(fields.get("display_name", "")),
+                              errors=dict(fields.get("errors") or {}), status_code=refused.status_code)
     return _register_form(request)
 
 
@@ -115,7 +120,10 @@ async def register(request: Request, form: ProtectedForm, identity: Identity) ->
             return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=answer.detail,
                             tone="erreur", status_code=429, headers=headers)
         errors = _register_refusal(answer)
-    return _register_form(request, email=email, display_name=name, errors=errors, status_code=422)
+    # Post/redirect/get for the refusal too (the passwords are not carried back).
+    fields = {"email": email, "display_name": name, "errors": errors}
+    return flash.refuse(request, REGISTER, "creer-mon-espace", 422, fields) or _register_form(
+        request, email=email, display_name=name, errors=errors, status_code=422)
 
 
 def _register_refusal(answer: IdentityAnswer) -> dict[str, str]:
@@ -172,24 +180,21 @@ def _login_refused(request: Request, suite: str | None, *, status_code: int, hea
                    **shown: Any) -> Response:
     """A refused login, post/redirect/get too: Back from the page after it, or a refresh, never
     sends the form again. The login page shows the refusal once, with identity's status."""
-    data = {"login": shown, "status": status_code, "headers": headers or {}}
-    if not flash.fits(request, data=data):
-        return _login_form(request, suite=suite, status_code=status_code, headers=headers, **shown)
     safe = session.safe_next(suite)
-    return flash.redirect(request, f"{session.LOGIN_PAGE}?{urlencode({'suite': safe})}" if safe else session.LOGIN_PAGE,
-                          data=data)
+    location = f"{session.LOGIN_PAGE}?{urlencode({'suite': safe})}" if safe else session.LOGIN_PAGE
+    redirect = flash.refuse(request, location, "connexion", status_code, shown, headers)
+    return redirect or _login_form(request, suite=suite, status_code=status_code, headers=headers, **shown)
 
 
 @router.get(session.LOGIN_PAGE, response_class=HTMLResponse, summary="Log in (form)")
 async def login_page(request: Request, suite: str | None = None) -> Response:
     if session.read(request) is not None:  # already logged in: straight on
         return RedirectResponse(session.safe_next(suite) or DASHBOARD, status_code=303)
-    refused = (flash.take(request) or {}).get("data")
-    if isinstance(refused, dict) and isinstance(refused.get("login"), dict):
-        shown = {k: v for k, v in refused["login"].items() if k in LOGIN_FORM_FIELDS}
-        headers = {k: str(v) for k, v in dict(refused.get("headers") or {}).items() if k == "Retry-After"}
-        return _login_form(request, suite=suite, status_code=int(refused.get("status") or 200),
-                           headers=headers or None, **shown)
+    refused = flash.refusal(request, "connexion")
+    if refused is not None:
+        shown = {k: v for k, v in refused.fields.items() if k in LOGIN_FORM_FIELDS}
+        return _login_form(request, suite=suite, status_code=refused.status_code, headers=refused.headers or None,
+                           **shown)
     return _login_form(request, suite=suite)
 
 

@@ -461,8 +461,23 @@ def _declaration_page(
 async def declaration_page(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
     current = await my_file(request, services, user.access_token)
     status = (current or {}).get("status")
-    typed = Declaration.of_notice((flash.take(request) or {}).get("data")) if status in (None, *EDITABLE) else None
-    return _declaration_page(request, typed or Declaration.of_file(current), status=status)
+    kept = (flash.take(request) or {}).get("data") if status in (None, *EDITABLE) else None
+    kept = kept if isinstance(kept, dict) else {}
+    typed = Declaration.of_notice(kept.get("typed"))
+    if typed is None:
+        return _declaration_page(request, Declaration.of_file(current), status=status)
+    # What was typed and not saved yet, with its errors when that post was refused.
+    errors = {str(k): str(v) for k, v in dict(kept.get("errors") or {}).items()}
+    return _declaration_page(request, typed, status=status, errors=errors or None, status_code=422 if errors else 200)
+
+
+def _refused(request: Request, declaration: Declaration, status: str | None, errors: dict[str, str]) -> Response:
+    """A declaration refused for its input: post/redirect/get too, what was typed and its errors
+    kept for a refresh (a long declaration past the cookie's size gets the page as the answer)."""
+    data = {"typed": asdict(declaration), "errors": errors}
+    if flash.fits(request, data=data):
+        return flash.redirect(request, DECLARE, data=data, keep=True)
+    return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
 
 
 def _new_card(request: Request, declaration: Declaration, status: str | None, action: str) -> Response:
@@ -479,7 +494,7 @@ def _new_card(request: Request, declaration: Declaration, status: str | None, ac
     else:
         declaration.other_parent = True
         anchor, line = "parent-2", "La fiche de l'autre parent est créée : complétez-la, puis enregistrez."
-    data = asdict(declaration)
+    data = {"typed": asdict(declaration)}
     if flash.fits(request, line, tone="info", data=data):
         return flash.redirect(request, f"{DECLARE}#{anchor}", line, tone="info", data=data, keep=True)
     return _declaration_page(request, declaration, status=status, notice=line)
@@ -496,7 +511,7 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
         return _new_card(request, declaration, status, form["action"])
     errors = declaration_errors(declaration, datetime.now(TOWN_ZONE).date())
     if errors:
-        return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
+        return _refused(request, declaration, status, errors)
     sent = save_request(declaration, current)
     if current is None:
         reply = await services.send("POST", "household", "/dossier", user.access_token, json=sent.body)
@@ -509,8 +524,7 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
     if reply.status == 401:
         raise _signed_out(request)
     if reply.status == 422:
-        errors = household_field_errors(reply, sent) or household_problems(reply, sent)
-        return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
+        return _refused(request, declaration, status, household_field_errors(reply, sent) or household_problems(reply, sent))
     if reply.status in (403, 409):  # not activated yet; under review or changed meanwhile
         return _declaration_page(request, declaration, status=status, problem=str(reply.body.get("detail") or ""),
                                  status_code=reply.status)

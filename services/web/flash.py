@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -109,3 +110,30 @@ def clear(request: Request, response: Response, path: str) -> None:
     if request.cookies.get(COOKIE_NAME) is not None:
         secure = request.app.state.settings.environment != "local"
         response.headers.append("set-cookie", _cookie(path, "", secure=secure))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A form refused for its input, carried by the redirect back to its page (see ``refuse``)."""
+
+    fields: dict[str, Any]
+    status_code: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def refuse(request: Request, location: str, form: str, status_code: int, fields: dict[str, Any],
+           headers: dict[str, str] | None = None) -> RedirectResponse | None:
+    """Post/redirect/get for a refused form: 303 back to its page with what it shows (errors,
+    values typed: never a password), once. None when that does not fit in the cookie: the route
+    then answers with the page itself."""
+    data = {"form": form, "fields": fields, "status": status_code, "headers": headers or {}}
+    return redirect(request, location, data=data) if fits(request, data=data) else None
+
+
+def refusal(request: Request, form: str) -> Refusal | None:
+    """The refusal ``refuse`` left for this page's ``form``, if any (once)."""
+    data = (take(request) or {}).get("data")
+    if not isinstance(data, dict) or data.get("form") != form or not isinstance(data.get("fields"), dict):
+        return None
+    headers = {k: str(v) for k, v in dict(data.get("headers") or {}).items() if k == "Retry-After"}
+    return Refusal(data["fields"], int(data.get("status") or 200), headers)

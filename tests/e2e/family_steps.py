@@ -151,6 +151,15 @@ def declare_household(journey: Journey, family: Family) -> None:
         block.get_by_label("Prénom").fill(child.first_name)
         block.get_by_label("Nom", exact=True).fill(family.last_name)
         block.get_by_label("Date de naissance").fill(child.birth_date)
+    # A postcode short of a digit: refused, the form comes back (through a redirect) as typed.
+    address.get_by_label("Code postal").fill(family.postcode[:4])
+    page.get_by_role("button", name="Enregistrer et continuer").click()
+    expect(page.get_by_role("alert")).to_contain_text("Le code postal doit comporter 5 chiffres")
+    journey.step("entourage a corriger")
+    journey.back_and_refresh()
+    expect(page.get_by_role("group", name="Enfant 2", exact=True).get_by_label("Prénom")).to_have_value(
+        family.children[1].first_name)
+    address.get_by_label("Code postal").fill(family.postcode)
     page.get_by_role("button", name="Enregistrer et continuer").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Mes pièces justificatives")
     journey.step("pieces justificatives")

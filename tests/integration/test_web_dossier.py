@@ -205,9 +205,11 @@ async def test_a_family_declares_two_children_sends_its_documents_submits_and_se
 
 async def test_a_bad_declaration_is_a_french_422_next_to_its_fields_and_nothing_is_saved(family: Family) -> None:
     future = date(date.today().year + 1, 1, 15).isoformat()
-    response = await family.post("/entourage", declaration(**{
+    posted = await family.post("/entourage", declaration(**{
         "adresse-code-postal": "4500", "parent-1-lien": "", "enfant-2-naissance": future, "parent-2-email": "pas-une-adresse",
     }), "/entourage")
+    assert posted.status_code == 303 and posted.headers["location"] == "/entourage"  # post/redirect/get
+    response = await family.web.get("/entourage")
     assert response.status_code == 422
     text = html.unescape(response.text)
     assert "Le formulaire contient 4 erreurs" in text

@@ -151,12 +151,17 @@ def test_registering_redirects_to_the_check_your_emails_page(client: TestClient,
 def test_register_errors_are_listed_without_calling_identity(client: TestClient, services: FakeServices) -> None:
     form = {**form_of(client, "/creer-mon-espace"), "email": "pas-une-adresse", "display_name": "",
             "password": PASSWORD, "confirmation": "autre chose"}
-    response = client.post("/creer-mon-espace", data=form)
+    posted = client.post("/creer-mon-espace", data=form)
+    assert posted.status_code == 303 and posted.headers["location"] == "/creer-mon-espace"  # post/redirect/get
+    assert PASSWORD not in client.cookies.get("ecp_avis", "")  # encrypted, and never holding the password
+    response = client.get("/creer-mon-espace")
     assert response.status_code == 422
     page = accessible(response)
     assert title(response).startswith("Erreur : Créer mon espace")
     assert ["#email", "#nom", "#confirmation"] == summary_links(page)
     assert PASSWORD not in response.text  # passwords never written back
+    assert 'value="pas-une-adresse"' in response.text  # what was typed is kept
+    assert "Erreur" not in title(client.get("/creer-mon-espace"))  # a refresh: the form afresh
     assert services.calls == []
 
 
@@ -166,7 +171,8 @@ def test_identitys_password_policy_reason_is_shown_next_to_the_password(client: 
         {"loc": ["body", "password"], "msg": reason, "type": "value_error"}]})
     form = {**form_of(client, "/creer-mon-espace"), "email": "a@exemple.fr", "display_name": "A",
             "password": PASSWORD, "confirmation": PASSWORD}
-    response = client.post("/creer-mon-espace", data=form)
+    assert client.post("/creer-mon-espace", data=form).status_code == 303
+    response = client.get("/creer-mon-espace")
     assert response.status_code == 422
     assert reason in shown(response)
     assert 'href="#mot-de-passe"' in response.text

@@ -123,6 +123,13 @@ def post_declaration(client: TestClient, fields: dict[str, str]) -> httpx.Respon
     return client.post("/entourage", data={**Page(client.get("/entourage").text).hidden(), **fields})
 
 
+def refused_declaration(client: TestClient, fields: dict[str, str]) -> httpx.Response:
+    """A refused declaration: post/redirect/get back to the form, with what was typed and its errors."""
+    posted = post_declaration(client, fields)
+    assert posted.status_code == 303 and posted.headers["location"] == "/entourage", posted.text
+    return client.get("/entourage")
+
+
 def summary_links(page: Page) -> list[str]:
     return [link for link in page.links if link.startswith("#") and link != "#contenu"]
 
@@ -178,7 +185,7 @@ def test_saving_ends_what_was_kept_of_the_typed_form(client: TestClient, service
 
 def test_bad_input_is_listed_in_page_order_next_to_its_fields_without_calling_household(client: TestClient, services: FakeServices) -> None:
     services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
-    response = post_declaration(client, declared(**{
+    response = refused_declaration(client, declared(**{
         "adresse-code-postal": "4500", "parent-1-lien": "tante", "parent-2-email": "dominique", "enfant-2-naissance": "2090-01-01",
         "enfant-1-prenom": "",
     }))
@@ -191,6 +198,8 @@ def test_bad_input_is_listed_in_page_order_next_to_its_fields_without_calling_ho
     assert pages.FIELD_MESSAGES["postcode"] in text and pages.BIRTH_IN_FUTURE in text
     assert 'aria-describedby="adresse-code-postal-aide adresse-code-postal-erreur" aria-invalid="true"' in response.text
     assert ("POST", "/dossier") not in services.made(HOUSEHOLD) and ("PUT", "/dossier") not in services.made(HOUSEHOLD)
+    refreshed = client.get("/entourage")  # a refresh keeps what was typed and what is wrong with it
+    assert refreshed.status_code == 422 and 'value="4500"' in refreshed.text
 
 
 def test_a_child_of_eighteen_is_refused_with_a_clear_reason() -> None:
@@ -242,7 +251,7 @@ def test_household_field_errors_are_shown_next_to_the_field_they_came_from(clien
     # An empty block between the two children: household's index 1 is the form's third child.
     fields = declared(**{"enfants": "3", "enfant-2-prenom": "", "enfant-2-nom": "", "enfant-2-naissance": "",
                          "enfant-3-prenom": "Noé", "enfant-3-nom": "Martin", "enfant-3-naissance": "2021-09-21"})
-    response = post_declaration(client, fields)
+    response = refused_declaration(client, fields)
     assert response.status_code == 422
     assert summary_links(accessible(response)) == ["#enfant-3-nom"]
     assert pages.FIELD_MESSAGES["last_name"] in shown(response) and "String should" not in response.text
