@@ -500,7 +500,8 @@ async def lookup(principal: Staff, svc: Service,
 # ---- public -------------------------------------------------------------------------------------
 
 
-@router.get("/verifications/{code}", response_model=Verification, tags=["public"], responses=_responses(404),
+@router.get("/verifications/{code}", response_model=Verification, tags=["public"],
+            responses={**_responses(404), 429: {"model": Problem, "description": "Too many checks from this address (the gateway's limit)."}},
             summary="Check a printed certificat d'inscription by its code (no login: school, level, year, initials only)")
 async def verify(code: Annotated[str, Path(max_length=40)], svc: Service) -> Verification:
     return Verification.model_validate(await svc.verify(code))
