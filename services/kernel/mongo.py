@@ -12,6 +12,8 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo import monitoring
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, DuplicateKeyError, NetworkTimeout, ServerSelectionTimeoutError
 
+from services.kernel import telemetry
+
 Database = AsyncIOMotorDatabase
 
 PROCESSED_COLLECTION = "processed_events"
@@ -28,12 +30,8 @@ class CommandCounts(monitoring.CommandListener):
         self._counts: Counter[tuple[str, str]] = Counter()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        name = event.command_name
-        target = event.command.get(name)
-        # getMore names its cursor's collection apart; admin commands (ping, endSessions) have none.
-        collection = target if isinstance(target, str) else str(event.command.get("collection", ""))
         with self._lock:
-            self._counts[(name, collection)] += 1
+            self._counts[(event.command_name, _collection(event))] += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -47,14 +45,53 @@ class CommandCounts(monitoring.CommandListener):
             return {f"{name} {collection}".strip(): n for (name, collection), n in sorted(self._counts.items())}
 
 
-# One per process: every client this process opens counts into it.
+def _collection(event: monitoring.CommandStartedEvent) -> str:
+    target = event.command.get(event.command_name)
+    # getMore names its cursor's collection apart; admin commands (ping, endSessions) have none.
+    return target if isinstance(target, str) else str(event.command.get("collection", ""))
+
+
+class CommandSpans(monitoring.CommandListener):
+    """A client span per command sent while a request or an event is traced (motor copies the
+    caller's context into its worker thread, so the span has the right parent). Named by command
+    and collection; never the command's content, nor a failure's message (a duplicate key names
+    the value)."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[int, object], telemetry.Span] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        collection = _collection(event)
+        span = telemetry.start_client_span(
+            f"{event.command_name} {collection}".strip(),
+            {"db.system.name": "mongodb", "db.operation.name": event.command_name,
+             "db.collection.name": collection, "db.namespace": event.database_name},
+        )
+        if span is not None:
+            self._open[(event.request_id, event.connection_id)] = span
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        span = self._open.pop((event.request_id, event.connection_id), None)
+        if span is not None:
+            span.end()
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        span = self._open.pop((event.request_id, event.connection_id), None)
+        if span is not None:
+            telemetry.mark_failed(span, str(event.failure.get("codeName", "failed")))
+            span.end()
+
+
+# One per process: every client this process opens counts into it and traces through it.
 command_counts = CommandCounts()
+command_spans = CommandSpans()
 
 
 def connect(url: str, timeout_ms: int = 2000) -> AsyncIOMotorClient:
     """Creates a client; motor connects lazily, on the first operation."""
     return AsyncIOMotorClient(
-        url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, event_listeners=[command_counts]
+        url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+        event_listeners=[command_counts, command_spans],
     )
 
 

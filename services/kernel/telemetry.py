@@ -387,6 +387,14 @@ def consumer_span(
             yield span
 
 
+def start_client_span(name: str, attributes: dict[str, str]) -> Span | None:
+    """A span for a call to a dependency (a database command) made within a traced request or
+    event; None outside one (the relay's idle polling would flood the traces) or when off."""
+    if not _state.enabled or not trace.get_current_span().is_recording():
+        return None
+    return _tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+
 def mark_failed(span: Span, reason: str) -> None:
     """Marks the span in hand as failed (a dead-lettered event, a failed delivery)."""
     if span.is_recording():

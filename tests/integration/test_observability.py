@@ -171,6 +171,9 @@ def test_a_journey_is_one_trace_in_jaeger_across_the_services_and_their_kafka_ho
     publishes = {s["spanID"] for spans in grouped.values() for s in spans if kind(s) == "producer"}
     consumer_parents = {r["spanID"] for s in grouped["notifier"] if kind(s) == "consumer" for r in s.get("references", [])}
     assert publishes & consumer_parents
+    # Database commands inside a request are client spans, named by command and collection.
+    assert any(kind(s) == "client" and s["operationName"].split()[0] in {"find", "insert", "update", "findAndModify"}
+               for s in grouped["household"])
     # The virus scan of an upload continues the upload's trace, and so does the email it causes.
     assert any(s["operationName"] == "virus scan" for s in grouped["documents"])
     assert any(s["operationName"] == "smtp send" for s in grouped["notifier"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -172,3 +173,33 @@ def test_metrics_record_nothing_while_telemetry_is_off(spans: InMemorySpanExport
         client.get("/families/f2/children")
     assert sample("ecp_test_switch_total", kind="a") == 1
     assert named(spans, "GET ") == []
+
+
+def command(name: str, collection: str, request_id: int) -> Any:
+    from pymongo import monitoring
+
+    return monitoring.CommandStartedEvent({name: collection, "filter": {"email": "jeanne@example.fr"}}, "ecp_identity",
+                                          request_id, ("127.0.0.1", 27017), None)
+
+
+def test_a_database_command_within_a_request_is_a_client_span_named_without_its_content(spans: InMemorySpanExporter) -> None:
+    from datetime import timedelta
+
+    from pymongo import monitoring
+
+    from services.kernel.mongo import CommandSpans
+
+    listener = CommandSpans()
+    listener.started(command("find", "accounts", 1))  # outside any trace: the relay's polling
+    listener.succeeded(monitoring.CommandSucceededEvent(timedelta(milliseconds=1), {"ok": 1}, "find", 1, ("127.0.0.1", 27017), None))
+    with trace.get_tracer("test").start_as_current_span("request") as request:
+        listener.started(command("find", "accounts", 2))
+        listener.started(command("insert", "accounts", 3))
+    listener.succeeded(monitoring.CommandSucceededEvent(timedelta(milliseconds=1), {"ok": 1}, "find", 2, ("127.0.0.1", 27017), None))
+    listener.failed(monitoring.CommandFailedEvent(timedelta(milliseconds=1), {"codeName": "DuplicateKey", "errmsg": "dup key: jeanne@example.fr"},
+                                                  "insert", 3, ("127.0.0.1", 27017), None))
+    found = {s.name: s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.CLIENT}
+    assert set(found) == {"find accounts", "insert accounts"}
+    assert all(s.parent is not None and s.parent.span_id == request.get_span_context().span_id for s in found.values())
+    assert found["insert accounts"].status.description == "DuplicateKey"
+    assert "jeanne" not in repr([dict(s.attributes or {}) for s in found.values()])
