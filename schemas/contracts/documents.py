@@ -39,7 +39,9 @@ class DocumentUploaded(EventData):
 @event_type
 class DocumentScanned(EventData):
     """The virus scan's verdict. `clean`: agents may read it once its file is submitted.
-    `infected`: the object was deleted and `reason` tells the family why (in French)."""
+    `infected`: the object was deleted and `reason` tells the family why (in French).
+    `quarantined` (« à vérifier »): the scan reached a limit or could not finish, so the file is
+    not known to be harmless; it is kept but no one can open it, and `reason` says so."""
 
     event_type = "DocumentScanned"
     topic = TOPIC
@@ -47,8 +49,8 @@ class DocumentScanned(EventData):
     document_id: str
     account_id: str
     kind: Kind
-    result: Literal["clean", "infected"]
-    reason: str | None = Field(default=None, description="French text for the family when infected.")
+    result: Literal["clean", "infected", "quarantined"]
+    reason: str | None = Field(default=None, description="French text for the family when infected or quarantined.")
     scanned_at: datetime
 
 

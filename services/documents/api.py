@@ -42,14 +42,14 @@ class DocumentView(BaseModel):
     id: str
     kind: Kind
     kind_label: str
-    status: Status = Field(description="pending (waiting for the virus scan), clean, or infected (deleted; see reason)")
+    status: Status = Field(description="pending (waiting for the virus scan), clean, infected (deleted; see reason) or quarantined (« à vérifier »: the scan could not reach its end; never opened; see reason)")
     name: str | None = Field(default=None, description="The sanitised original name, with the stored type's extension.")
     content_type: str | None = None
     size: int | None = None
     sha256: str | None = None
     uploaded_at: datetime | None = None
     scanned_at: datetime | None = None
-    reason: str | None = Field(default=None, description="Why the document was refused (French), when infected.")
+    reason: str | None = Field(default=None, description="Why the document was refused (French), when infected or quarantined.")
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> DocumentView:

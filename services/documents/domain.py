@@ -36,20 +36,24 @@ class Status(StrEnum):
     PENDING = "pending"  # stored, waiting for the virus scan
     CLEAN = "clean"
     INFECTED = "infected"  # the object was deleted; the record says why
+    # « À vérifier »: the scan reached one of clamd's limits or could not finish, so nothing
+    # says the file is harmless. The object stays in quarantine: no one can open it.
+    QUARANTINED = "quarantined"
     DELETED = "deleted"  # tombstone: no object, no personal data kept beyond the kind
 
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.UPLOADING: frozenset({Status.PENDING}),
-    Status.PENDING: frozenset({Status.CLEAN, Status.INFECTED, Status.DELETED}),
+    Status.PENDING: frozenset({Status.CLEAN, Status.INFECTED, Status.QUARANTINED, Status.DELETED}),
     Status.CLEAN: frozenset({Status.DELETED}),
     Status.INFECTED: frozenset({Status.DELETED}),
+    Status.QUARANTINED: frozenset({Status.DELETED}),
     Status.DELETED: frozenset(),
 }
 
 # Statuses whose record points at an object in storage. An object referenced by no record in one
 # of these statuses is an orphan the sweeper deletes.
-LIVE_STATUSES = frozenset({Status.UPLOADING, Status.PENDING, Status.CLEAN})
+LIVE_STATUSES = frozenset({Status.UPLOADING, Status.PENDING, Status.CLEAN, Status.QUARANTINED})
 
 
 class InvalidTransition(ValueError):
@@ -186,14 +190,15 @@ STAFF_ROLES = frozenset({"agent", "admin"})
 
 def visible_to(document: dict, *, account_id: str, role: str, submitted: bool) -> bool:
     """Whether the caller may know the document exists. The owner sees it in every status but
-    the tombstone; staff see it only once clean and attached to a file submitted for review."""
+    the tombstone; staff see it only once scanned (clean, or quarantined: they are told it is to be
+    checked) and attached to a file submitted for review."""
     status = document.get("status")
     if status in (Status.DELETED, Status.UPLOADING):
         return False
     if role == "family":
         return document.get("account_id") == account_id
     if role in STAFF_ROLES:
-        return status == Status.CLEAN and submitted
+        return status in (Status.CLEAN, Status.QUARANTINED) and submitted
     return False
 
 
@@ -219,16 +224,37 @@ def infected_reason(signature: str) -> str:
     )
 
 
+# clamd (AlertExceedsMax) reports a scan that stopped at one of its limits as this "signature";
+# it says nothing about the file's content, only that the rest of it was not looked at.
+LIMIT_REACHED = "Heuristics.Limits.Exceeded"
+# An INSTREAM longer than StreamMaxLength is refused with this error, without a verdict.
+STREAM_TOO_LONG = "size limit exceeded"
+
+
 def clamd_signature(answer: str) -> tuple[bool, str | None]:
-    """Reads clamd's answer to a scan: (True, None) when clean, (False, signature) when infected;
-    raises ``ValueError`` on an error answer (the scan did not happen)."""
+    """Reads clamd's answer to a scan: (True, None) when clean, (False, signature) when infected
+    or when a limit was reached (``is_limit``); raises ``ValueError`` on an error answer (the
+    scan did not happen)."""
     text = answer.strip("\0\n ")
     body = text.split(":", 1)[1].strip() if ":" in text else text
     if body == "OK":
         return True, None
     if body.endswith(" FOUND"):
         return False, body.removesuffix(" FOUND").strip() or "virus"
+    if STREAM_TOO_LONG in body and body.endswith("ERROR"):
+        return False, f"{LIMIT_REACHED}.StreamMaxLength"
     raise ValueError(f"clamd could not scan: {text[:200]}")
+
+
+def scan_never_finishes(incomplete: bool, attempts: int, max_attempts: int) -> bool:
+    """Whether a scan that gave no verdict is given up (quarantined) rather than retried: only
+    when clamd itself took the file and failed ``max_attempts`` times (not when it was down)."""
+    return incomplete and attempts >= max_attempts
+
+
+def is_limit(signature: str | None) -> bool:
+    """A verdict that is not one: the scan stopped at a limit (size, recursion, time...)."""
+    return signature is not None and signature.startswith(LIMIT_REACHED)
 
 
 # ---- French messages ------------------------------------------------------------------------
@@ -251,6 +277,15 @@ BAD_FORM = "L'envoi n'a pas pu être lu. Réessayez d'envoyer le fichier."
 UNAVAILABLE = "Le service des documents est momentanément indisponible. Votre fichier n'a pas été enregistré : réessayez dans quelques minutes."
 UNAVAILABLE_READ = "Le service des documents est momentanément indisponible. Réessayez dans quelques minutes."
 INFECTED_NO_DOWNLOAD = "Ce fichier a été supprimé car il contenait un virus : il ne peut pas être téléchargé."
+QUARANTINED_REASON = (
+    "À vérifier : l'analyse antivirus de ce fichier n'a pas pu aller jusqu'au bout (fichier trop volumineux "
+    "une fois décompressé, ou trop complexe). Il est mis à l'écart et ne peut pas être ouvert. Merci d'envoyer "
+    "un autre fichier, par exemple une nouvelle photo ou un nouveau scan du document."
+)
+QUARANTINED_NO_DOWNLOAD = (
+    "Ce fichier est à vérifier : son analyse antivirus n'a pas pu aller jusqu'au bout, il ne peut donc pas être "
+    "ouvert ni téléchargé. Demandez un autre fichier à la famille."
+)
 ATTACHED_TO_SUBMITTED = (
     "Ce document fait partie d'un dossier transmis à la mairie pour vérification : il ne peut pas être "
     "supprimé pour l'instant. Si vous devez le remplacer, attendez la réponse du service ou contactez-le."

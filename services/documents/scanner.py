@@ -15,6 +15,11 @@ class ScanUnavailable(ConnectionError):
     """clamd could not be reached or could not scan: the document stays pending."""
 
 
+class ScanIncomplete(ScanUnavailable):
+    """clamd took the file but gave no verdict (an error answer, a dropped connection, no answer
+    in time): retried a few times, then the document is quarantined, never taken as clean."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     clean: bool
@@ -41,15 +46,19 @@ class ClamdScanner:
     async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict:
         """Streams ``chunks`` to clamd (INSTREAM: 4-byte big-endian length, then the bytes; a zero
         length ends the stream). Raises ``ScanUnavailable`` when no verdict was obtained."""
+        connected: list[bool] = []
         try:
-            return await asyncio.wait_for(self._scan(chunks), self._timeout_s)
+            return await asyncio.wait_for(self._scan(chunks, connected), self._timeout_s)
         except ScanUnavailable:
             raise
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            if connected:
+                raise ScanIncomplete(f"clamd gave no verdict: {exc!r}") from exc
             raise ScanUnavailable(f"clamd unavailable: {exc!r}") from exc
 
-    async def _scan(self, chunks: AsyncIterator[bytes]) -> Verdict:
+    async def _scan(self, chunks: AsyncIterator[bytes], connected: list[bool]) -> Verdict:
         reader, writer = await asyncio.open_connection(self._host, self._port)
+        connected.append(True)
         try:
             writer.write(b"zINSTREAM\0")
             async for chunk in chunks:
@@ -62,11 +71,11 @@ class ClamdScanner:
             answer = await reader.readuntil(b"\0")
         except ConnectionResetError as exc:
             # clamd closes the connection when the stream exceeds its StreamMaxLength.
-            raise ScanUnavailable(f"clamd closed the stream: {exc!r}") from exc
+            raise ScanIncomplete(f"clamd closed the stream: {exc!r}") from exc
         finally:
             writer.close()
         try:
             clean, signature = clamd_signature(answer.decode("utf-8", "replace"))
         except ValueError as exc:
-            raise ScanUnavailable(str(exc)) from exc
+            raise ScanIncomplete(str(exc)) from exc
         return Verdict(clean=clean, signature=signature)

@@ -33,6 +33,8 @@ class DocumentsSettings(CommonSettings):
     scan_retry_initial_s: float = 2.0
     scan_retry_max_s: float = 30.0
     scan_chunk_bytes: int = 256 * 1024
+    # clamd took the file but gave no verdict this many times: quarantined (« à vérifier »).
+    scan_incomplete_max_attempts: int = 3
 
     # Sweeper: intents left "uploading" by a crash, objects without a record, retention.
     sweep_interval_s: float = 60.0

@@ -163,7 +163,7 @@ class DocumentsStore:
 
     async def past_retention(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
         cursor = self.documents.find(
-            {"status": {"$in": [Status.PENDING, Status.CLEAN, Status.INFECTED]}, "created_at": {"$lt": before}},
+            {"status": {"$in": [Status.PENDING, Status.CLEAN, Status.INFECTED, Status.QUARANTINED]}, "created_at": {"$lt": before}},
             {"outbox": 0},
         ).limit(limit)
         return [d async for d in cursor]

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from services.documents import domain, events
 from services.documents.domain import FileType, Kind, Status
-from services.documents.scanner import ClamdScanner, ScanUnavailable
+from services.documents.scanner import ClamdScanner, ScanIncomplete, ScanUnavailable, Verdict
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DocumentsStore
 from services.documents.upload import ReceivedFile, UnreadableImage, heic_to_jpeg
@@ -36,7 +36,7 @@ from services.kernel.outbox import outbox_entry
 
 SOURCE = "/services/documents"
 log = get_logger(__name__)
-VIRUS_SCANS = telemetry.counter("ecp_virus_scans", "Uploaded files scanned by clamd, by outcome (clean, infected, unavailable).", ["outcome"])
+VIRUS_SCANS = telemetry.counter("ecp_virus_scans", "Uploaded files scanned by clamd, by outcome (clean, infected, quarantined, unavailable).", ["outcome"])
 VIRUS_SCAN_TIME = telemetry.histogram("ecp_virus_scan_seconds", "Time to stream one file from S3 through clamd.", ["outcome"])
 
 
@@ -261,6 +261,8 @@ class DocumentsService:
         document, submitted = await self._visible(document_id, account_id, role)
         if document["status"] == Status.INFECTED:
             raise Gone(domain.INFECTED_NO_DOWNLOAD)
+        if document["status"] == Status.QUARANTINED:
+            raise Gone(domain.QUARANTINED_NO_DOWNLOAD)
         if not domain.downloadable_by(document, account_id=account_id, role=role, submitted=submitted):
             raise NotFound(domain.NOT_FOUND)
         name = document.get("name") or "document"
@@ -348,15 +350,27 @@ class DocumentsService:
         try:
             verdict = await self.scanner.scan(self.objects.chunks(document["object_key"], self.settings.scan_chunk_bytes))
         except (ScanUnavailable, StorageUnavailable) as exc:
-            VIRUS_SCANS.inc(outcome="unavailable")
             attempts = int(document.get("scan_attempts", 0)) + 1
+            # clamd took the file and could not finish, again: never clean, quarantined.
+            if domain.scan_never_finishes(
+                isinstance(exc, ScanIncomplete) and not isinstance(exc.__cause__, StorageUnavailable),
+                attempts, self.settings.scan_incomplete_max_attempts,
+            ):
+                verdict = Verdict(clean=False, signature=f"{domain.LIMIT_REACHED}.NoVerdict")
+                log.warning("scan could not finish", document_id=document_id, error=str(exc)[:200], attempts=attempts)
+                return await self._record(document, token, verdict, started)
+            VIRUS_SCANS.inc(outcome="unavailable")
             delay = domain.scan_retry_delay(attempts, self.settings.scan_retry_initial_s, self.settings.scan_retry_max_s)
             log.warning("scan postponed", document_id=document_id, error=str(exc)[:200], attempts=attempts, retry_in_s=delay.total_seconds())
             await self.store.postpone_scan(document_id, token, self._now() + delay, str(exc))
             return True
+        return await self._record(document, token, verdict, started)
+
+    async def _record(self, document: dict[str, Any], token: str, verdict: Verdict, started: float) -> bool:
+        document_id = document["_id"]
         scanned_at = self._now()
         correlation = document_id
-        outcome = "clean" if verdict.clean else "infected"
+        outcome = "clean" if verdict.clean else "quarantined" if domain.is_limit(verdict.signature) else "infected"
         VIRUS_SCANS.inc(outcome=outcome)
         VIRUS_SCAN_TIME.observe(asyncio.get_running_loop().time() - started, outcome=outcome)
         if verdict.clean:
@@ -370,6 +384,19 @@ class DocumentsService:
                 self._entries(data, subject=document_id, correlation_id=correlation),
             )
             log.info("document clean", document_id=document_id)
+        elif outcome == "quarantined":
+            data = events.DocumentScanned(
+                document_id=document_id, account_id=document["account_id"], kind=document["kind"],
+                result="quarantined", reason=domain.QUARANTINED_REASON, scanned_at=scanned_at,
+            )
+            domain.transition(document["status"], Status.QUARANTINED)
+            # Kept, never served: the limit reached says nothing about what the rest contains.
+            await self.store.record_verdict(
+                document_id, token, Status.QUARANTINED,
+                {"scanned_at": scanned_at, "reason": domain.QUARANTINED_REASON, "signature": verdict.signature},
+                self._entries(data, subject=document_id, correlation_id=correlation),
+            )
+            log.warning("document quarantined: the scan did not reach its end", document_id=document_id, signature=verdict.signature)
         else:
             reason = domain.infected_reason(verdict.signature or "virus")
             data = events.DocumentScanned(

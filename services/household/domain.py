@@ -355,6 +355,9 @@ def document_problems(content: dict[str, Any], account_id: str, known: dict[str,
         status = document.get("status")
         if status == "infected":
             problems.append(f"Pour {label}, le document contient un virus et a été supprimé : envoyez-en un autre.")
+        elif status == "quarantined":
+            problems.append(f"Pour {label}, l'analyse antivirus du document n'a pas pu aller jusqu'au bout : "
+                            "il ne peut pas être transmis. Envoyez-en un autre (une nouvelle photo ou un nouveau scan).")
         elif status != "clean":
             problems.append(f"Pour {label}, le document est en cours de vérification antivirus : réessayez dans quelques instants.")
         if attachment.requirement and document.get("kind") not in REQUIREMENT_KINDS[attachment.requirement]:

@@ -114,6 +114,7 @@ DOCUMENT_STATES = {
     "pending": ("Vérification en cours", "attente"),
     "clean": ("Reçu", "ok"),
     "infected": ("Refusé : fichier dangereux", "refus"),
+    "quarantined": ("À vérifier : analyse incomplète, envoyez un autre fichier", "refus"),
     "deleted": ("Supprimé : à envoyer de nouveau", "refus"),
 }
 MISSING_STATE = ("À envoyer", "action")

@@ -46,7 +46,8 @@ async def link_token(event_type: str, email: str, *, exclude: set[str] = frozens
     """The token of the newest link of that type mailed to ``email`` (not one already seen)."""
     event = await wait_for_event(
         "identity.mail.v1",
-        lambda e: e["type"].removeprefix("fr.montclair-sur-loire.ecp.") == event_type and e["data"]["email"] == email and e["data"]["link"] not in exclude,
+        # .get: the topic also holds malformed events that tests of the dead-letter path publish.
+        lambda e: e["type"].removeprefix("fr.montclair-sur-loire.ecp.") == event_type and e["data"].get("email") == email and e["data"]["link"] not in exclude,
     )
     return event["data"]["link"].split("jeton=")[1], event
 

@@ -8,6 +8,15 @@
 # simply stays root).
 
 CLAMD_SIGS_SRC="$ECP_ROOT/deploy/local/clamav"
+# Scan limits, aligned with the uploads (documents' ECP_MAX_UPLOAD_BYTES, 10 MB): clamd accepts
+# a whole upload as one stream (StreamMaxLength above it), scans any one file or inflated part of
+# up to 30 MB and 100 MB in all per upload, for at most 30 s (under the service's 60 s timeout).
+# Past a limit it stops; AlertExceedsMax makes it say so (Heuristics.Limits.Exceeded.* FOUND)
+# instead of "OK", and the documents service quarantines the file (« à vérifier »).
+CLAMD_STREAM_MAX="${ECP_CLAMD_STREAM_MAX:-12M}"
+CLAMD_MAX_FILE="${ECP_CLAMD_MAX_FILE:-30M}"
+CLAMD_MAX_SCAN="${ECP_CLAMD_MAX_SCAN:-100M}"
+CLAMD_MAX_SCAN_TIME_MS="${ECP_CLAMD_MAX_SCAN_TIME_MS:-30000}"
 
 install_clamd() {
   apt_install clamav-daemon clamdscan
@@ -31,9 +40,11 @@ PidFile $dir/clamd.pid
 LogSyslog no
 LogTime yes
 LogVerbose no
-StreamMaxLength 25M
-MaxFileSize 25M
-MaxScanSize 100M
+StreamMaxLength $CLAMD_STREAM_MAX
+MaxFileSize $CLAMD_MAX_FILE
+MaxScanSize $CLAMD_MAX_SCAN
+MaxScanTime $CLAMD_MAX_SCAN_TIME_MS
+AlertExceedsMax yes
 MaxThreads 4
 MaxConnectionQueueLength 30
 ReadTimeout 120

@@ -178,10 +178,37 @@ def test_clamd_answers_are_read(answer: str, verdict: tuple) -> None:
     assert domain.clamd_signature(answer) == verdict
 
 
-@pytest.mark.parametrize("answer", ["INSTREAM size limit exceeded. ERROR\0", "stream: Can't allocate memory ERROR", ""])
+@pytest.mark.parametrize("answer", ["stream: Can't allocate memory ERROR", ""])
 def test_a_clamd_error_is_never_a_verdict(answer: str) -> None:
     with pytest.raises(ValueError):
         domain.clamd_signature(answer)
+
+
+@pytest.mark.parametrize("answer", [
+    "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND\0",
+    "stream: Heuristics.Limits.Exceeded.MaxScanSize FOUND\0",
+    "stream: Heuristics.Limits.Exceeded.MaxScanTime FOUND\0",
+    "INSTREAM size limit exceeded. ERROR\0",
+])
+def test_a_scan_that_reached_a_limit_is_never_clean_nor_a_virus_but_to_be_checked(answer: str) -> None:
+    clean, signature = domain.clamd_signature(answer)
+    assert not clean and domain.is_limit(signature)
+    assert not domain.is_limit(domain.clamd_signature("stream: Eicar-Test-Signature FOUND\0")[1])
+
+
+def test_a_quarantined_document_is_shown_to_agents_but_opened_by_no_one() -> None:
+    document = {"status": Status.QUARANTINED, "account_id": "acc"}
+    assert domain.visible_to(document, account_id="x", role="agent", submitted=True)
+    for role, account in (("agent", "x"), ("family", "acc")):
+        assert not domain.downloadable_by(document, account_id=account, role=role, submitted=True)
+    assert domain.transition(Status.PENDING, Status.QUARANTINED) is Status.QUARANTINED
+    assert not domain.can_transition(Status.QUARANTINED, Status.CLEAN)
+
+
+def test_only_a_scan_clamd_took_and_could_not_finish_is_given_up_after_the_attempts() -> None:
+    assert domain.scan_never_finishes(True, 3, 3)
+    assert not domain.scan_never_finishes(True, 2, 3)
+    assert not domain.scan_never_finishes(False, 30, 3)  # clamd down: the document waits for it
 
 
 def test_the_infected_reason_tells_the_family_what_happened_in_french() -> None:

@@ -50,7 +50,8 @@ def test_an_empty_file_lists_address_guardian_and_child() -> None:
     assert any("adresse" in p for p in problems)
 
 
-@pytest.mark.parametrize(("status", "words"), [("pending", "antivirus"), ("infected", "virus"), ("deleted", "supprimé")])
+@pytest.mark.parametrize(("status", "words"), [("pending", "antivirus"), ("infected", "virus"), ("deleted", "supprimé"),
+                                                ("quarantined", "pas pu aller jusqu'au bout")])
 def test_a_document_not_clean_blocks_the_submission(status: str, words: str) -> None:
     known = clean(*ALL)
     known["d-c1"]["status"] = status
