@@ -8,7 +8,8 @@ this process (all threads: the span exporter's background thread included) are c
 - an HTTP request through the kernel's app factory (request histogram, server span);
 - an event through the kernel's consumer (handling span, counters, histogram);
 - an event through the relay's publication (producer span, counter) and the envelope's
-  ``traceparent``.
+  ``traceparent``;
+- a database command within a traced request (the command listener's client span).
 
 Spans really leave, in batches over OTLP/HTTP, to the running Jaeger (``make up``). Then one
 family journey runs with a trace id, its spans are counted in Jaeger (server, consumer,
@@ -27,7 +28,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -132,6 +133,27 @@ async def published_events(n: int) -> dict[str, float]:
     return await per_operation(block, n)
 
 
+async def database_commands(n: int) -> dict[str, float]:
+    """The command listener's work around each database command sent within a traced request."""
+    from pymongo import monitoring
+
+    from services.kernel.mongo import CommandSpans
+
+    listener = CommandSpans()
+    address = ("127.0.0.1", 27017)
+    started = [monitoring.CommandStartedEvent({"find": "accounts", "filter": {"_id": i}}, "ecp_bench", i, address, None)
+               for i in range(n)]
+    done = [monitoring.CommandSucceededEvent(timedelta(milliseconds=1), {"ok": 1}, "find", i, address, None) for i in range(n)]
+
+    async def block() -> None:
+        with telemetry.span("request"):
+            for begin, end in zip(started, done):
+                listener.started(begin)
+                listener.succeeded(end)
+
+    return await per_operation(block, n)
+
+
 async def journey_spans() -> dict[str, int]:
     """Spans of one family journey, by kind and service, read back from Jaeger."""
     trace_id = secrets.token_hex(16)
@@ -159,18 +181,20 @@ async def main() -> None:
         "http_request": await http_requests(args.requests),
         "consumed_event": await consumed_events(args.events),
         "published_event": await published_events(args.events),
+        "database_command": await database_commands(args.events),
     }
     spans = await journey_spans()
     per_journey_us = (spans.get("server", 0) * costs["http_request"]["overhead_us"]
                       + spans.get("consumer", 0) * costs["consumed_event"]["overhead_us"]
-                      + spans.get("producer", 0) * costs["published_event"]["overhead_us"])
+                      + spans.get("producer", 0) * costs["published_event"]["overhead_us"]
+                      + spans.get("client", 0) * costs["database_command"]["overhead_us"])
     print("\n| one operation (CPU µs of this process, median of 6 blocks) | telemetry off | telemetry on | overhead |")
     print("|---|---|---|---|")
     for name, c in costs.items():
         print(f"| {name.replace('_', ' ')} | {c['off_us']} | {c['on_us']} | {c['overhead_us']} |")
     print(f"\none family journey's trace in Jaeger: {spans} spans by kind")
     print(f"telemetry's CPU per journey in the services ≈ {per_journey_us / 1000:.1f} ms "
-          "(server spans × request overhead + consumer spans × event overhead + producer spans × publication overhead)")
+          "(each kind of span of the journey × the overhead of its operation)")
     result: dict[str, Any] = {"costs": costs, "journey_spans": spans, "overhead_per_journey_ms": round(per_journey_us / 1000, 2)}
     if args.journey_cpu_s:
         ratio = per_journey_us / 1e6 / args.journey_cpu_s
