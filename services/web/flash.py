@@ -7,6 +7,10 @@ refresh, or Back to the page later, shows the page without the notice: it said i
 The cookie is encrypted and authenticated (Fernet, a key of its own derived from ``secret_key``),
 lives two minutes at most, and carries the notice's tone and its lines of French. ``pages.render``
 takes it and ``base.html`` shows it first in the page (``role="status"``), whatever the page.
+
+The same cookie carries what a page needs besides (``data``): a form refused for its input
+(``refuse``/``refusal``: its errors and what was typed, never a password), or a form typed and not
+saved yet; with ``keep`` that data survives a refresh (the notice never does).
 """
 
 from __future__ import annotations
