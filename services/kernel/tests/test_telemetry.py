@@ -203,3 +203,17 @@ def test_a_database_command_within_a_request_is_a_client_span_named_without_its_
     assert all(s.parent is not None and s.parent.span_id == request.get_span_context().span_id for s in found.values())
     assert found["insert accounts"].status.description == "DuplicateKey"
     assert "jeanne" not in repr([dict(s.attributes or {}) for s in found.values()])
+
+
+def test_a_service_started_with_ecp_telemetry_off_records_neither_metrics_nor_spans(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECP_TELEMETRY", "off")
+    route = "/families/{family_id}/children"
+    before = sample("ecp_http_request_duration_seconds_count", method="GET", route=route, status="200")
+    app = create_service_app(CommonSettings(service_name="t"), title="t", description="d", routers=[router],
+                             startup=no_checks, shutdown=nothing)
+    with TestClient(app) as client:
+        assert client.get("/families/f3/children").status_code == 200
+    assert sample("ecp_http_request_duration_seconds_count", method="GET", route=route, status="200") == before
+    assert named(spans, "GET ") == []
