@@ -43,7 +43,8 @@ async def insights_tables(api: httpx.AsyncClient) -> dict[str, Any]:
     confirmed = {(r["school_id"], r["level"], r["school_year"]): r["confirmed"] for r in schools["rows"]}
     return {"by_status": files["by_status"], "sent_back": files["corrections"]["files_sent_back"],
             "confirmed": confirmed, "waiting": sum(r["waiting"] for r in schools["rows"]),
-            "derogations": {(r["school_id"], k): r[k] for r in schools["rows"] for k in ("derogations_asked", "derogations_granted")},
+            "derogations": sum((Counter({(r["school_id"], k): r[k] for k in ("derogations_asked", "derogations_granted")})
+                                for r in schools["rows"]), Counter()),
             "funnel": funnel["reached"]}
 
 
@@ -133,43 +134,50 @@ async def test_every_table_moves_as_the_source_services_apis_say_over_real_journ
             assert raised.status_code == 200, raised.text
 
     async def settled() -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """Both sides read twice, a second apart, unchanged: no event in flight."""
-        first = (await insights_tables(api), await source_tables(household, enrolment, year))
-        await asyncio.sleep(1.0)
-        second = (await insights_tables(api), await source_tables(household, enrolment, year))
+        """Both sides read twice, a second apart, unchanged: no event in flight. A service restarted
+        meanwhile by another engineer (a 502/503 without the expected body) is read again."""
+        try:
+            first = (await insights_tables(api), await source_tables(household, enrolment, year))
+            await asyncio.sleep(1.0)
+            second = (await insights_tables(api), await source_tables(household, enrolment, year))
+        except (KeyError, httpx.HTTPError):
+            return None
         return first if first == second else None
 
-    before_insights, before_source = await eventually(settled, "the campaign is quiet", 60, 1)
+    before_insights, before_source = await eventually(settled, "the campaign is quiet", 180, 1)
     outcomes = ["waiting", "sent_back", "rejected", "enrolled", "derogation"]
-    await asyncio.gather(*(journey(household, enrolment, o, start - 6, year) for o in outcomes))
+    journeys = await asyncio.gather(*(journey(household, enrolment, o, start - 6, year) for o in outcomes))
 
     async def equal() -> tuple[dict[str, Any], dict[str, Any]] | None:
         got = await settled()
         if got is None:
             return None
         after_insights, after_source = got
-        moved = delta(after_insights["by_status"], before_insights["by_status"])
-        said = delta(after_source["by_status"], before_source["by_status"])
-        if moved != said or delta(after_insights["confirmed"], before_insights["confirmed"]) != \
-                delta(after_source["confirmed"], before_source["confirmed"]):
-            return None
-        return got
+        same = (delta(after_insights["by_status"], before_insights["by_status"]) ==
+                delta(after_source["by_status"], before_source["by_status"])
+                and delta(after_insights["confirmed"], before_insights["confirmed"]) ==
+                delta(after_source["confirmed"], before_source["confirmed"])
+                and after_insights["waiting"] - before_insights["waiting"] == after_source["pending"] - before_source["pending"])
+        return got if same else None
 
-    after_insights, after_source = await eventually(equal, "insights' tables agree with the source services", 90, 1)
-    # What the source services say the five journeys did, table by table.
-    assert delta(after_source["by_status"], before_source["by_status"]) == {
-        "submitted": 1, "corrections_requested": 1, "rejected": 1, "validated": 2}
-    assert delta(after_insights["by_status"], before_insights["by_status"]) == \
-        delta(after_source["by_status"], before_source["by_status"])
-    confirmed = delta(after_source["confirmed"], before_source["confirmed"])
-    assert confirmed == {("elem-jaures", "CP", year): 1, ("prim-curie", "CP", year): 1}
-    assert delta(after_insights["confirmed"], before_insights["confirmed"]) == confirmed
-    assert after_insights["sent_back"] - before_insights["sent_back"] == 1
-    assert after_insights["waiting"] - before_insights["waiting"] == after_source["pending"] - before_source["pending"]
-    assert delta(after_insights["derogations"], before_insights["derogations"]) == {
-        ("prim-curie", "derogations_asked"): 1, ("prim-curie", "derogations_granted"): 1}
-    assert delta(after_insights["funnel"], before_insights["funnel"]) == {
-        "registered": 5, "activated": 5, "file_started": 5, "submitted": 5, "validated": 2, "enrolled": 2}
+    # The whole campaign (other engineers' families included) moved the same on both sides.
+    after_insights, after_source = await eventually(equal, "insights' tables agree with the source services", 180, 1)
+    # And the five journeys are in it, as their own files and enrolments say.
+    statuses = Counter([(await household.get(f"/review/dossiers/{j['dossier_id']}")).json()["status"] for j in journeys])
+    assert statuses == {"submitted": 1, "corrections_requested": 1, "rejected": 1, "validated": 2}
+    # (Files per status are net figures: other families' files move out as these move in, so the
+    # equality above is the check; the counts below only grow.)
+    moved = delta(after_insights["confirmed"], before_insights["confirmed"])
+    assert moved.get(("elem-jaures", "CP", year), 0) >= 1 and moved.get(("prim-curie", "CP", year), 0) >= 1
+    assert after_insights["sent_back"] - before_insights["sent_back"] >= 1
+    derogations = delta(after_insights["derogations"], before_insights["derogations"])
+    assert derogations.get(("prim-curie", "derogations_asked"), 0) >= 1
+    assert derogations.get(("prim-curie", "derogations_granted"), 0) >= 1
+    # Identity has no API counting families: the funnel is checked against the journeys themselves.
+    funnel = delta(after_insights["funnel"], before_insights["funnel"])
+    for step, at_least in {"registered": 5, "activated": 5, "file_started": 5, "submitted": 5, "validated": 2,
+                           "enrolled": 2}.items():
+        assert funnel.get(step, 0) >= at_least, (step, funnel)
     for client in (api, household, enrolment):
         await client.aclose()
 
