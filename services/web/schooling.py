@@ -205,8 +205,9 @@ def done_line(action: str, enrolment: dict[str, Any]) -> str:
     name = enrolment.get("child_first_name") or "votre enfant"
     if action == "inscription":
         state = enrolment.get("status_label")
-        year = f" ({enrolment['school_year_title']})" if enrolment.get("school_year_title") else ""
-        return f"La demande d'inscription de {name}{year} est enregistrée" + (f" : {state}." if state else ".")
+        title = str(enrolment.get("school_year_title") or "")
+        for_year = f", pour la {title}" if title.startswith("rentrée") else f", pour l'{title}" if title else ""
+        return f"La demande d'inscription de {name} est enregistrée" + (f" : {state}" if state else "") + f"{for_year}."
     return (f"La demande de dérogation pour {name} est transmise au Service Scolaire et Périscolaire : "
             "vous serez averti·e par email de sa décision.")
 

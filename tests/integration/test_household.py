@@ -74,7 +74,8 @@ async def clean_document(family: Family, kind: str) -> str:
 
 def content(docs: dict[str, str], **over: Any) -> dict[str, Any]:
     body = {
-        "address": {"number": "12 bis", "street": "rue des Lilas", "postcode": "75020", "town": "Paris",
+        # an address of the town (the sector map is Montclair-sur-Loire's)
+        "address": {"number": "12 bis", "street": "rue des Lilas", "postcode": "45190", "town": "Montclair-sur-Loire",
                     "proof_document_id": docs.get("proof_of_address")},
         "guardians": [
             {"first_name": "Camille", "last_name": "Martin", "relationship": "mère", "phone": "06 12 34 56 78",
@@ -259,7 +260,7 @@ async def test_the_whole_lifecycle_with_the_correction_loop_validation_and_a_cha
     schema = json.loads((ROOT / "schemas/events/DossierValidated.v1.json").read_text())
     last = found[-1]
     assert list(Draft202012Validator(schema).iter_errors(last)) == []
-    assert last["data"]["address"] == {"number": "14", "street": "rue des Lilas", "postcode": "75020", "town": "Paris"}
+    assert last["data"]["address"] == {"number": "14", "street": "rue des Lilas", "postcode": "45190", "town": "Montclair-sur-Loire"}
     assert [c["first_name"] for c in last["data"]["children"]] == ["Léa", "Tom"]
     assert last["data"]["account_id"] == family.account_id
 

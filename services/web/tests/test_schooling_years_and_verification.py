@@ -95,3 +95,13 @@ def test_the_public_check_shows_school_level_year_and_initials_without_login(cli
     unknown = client.get("/verifier/0000-0000-0000")
     assert unknown.status_code == 404 and "Aucun certificat" in unknown.text
     assert client.get("/verifier", params={"code": " 7kqd-m2xf-9pha "}, follow_redirects=False).headers["location"] == "/verifier/7kqd-m2xf-9pha"
+
+
+def test_the_notice_after_enrolling_says_which_year_the_child_is_enrolled_for() -> None:
+    from services.web.schooling import done_line
+
+    mid_year = {"child_first_name": "Noé", "status_label": "inscription confirmée", "school_year_title": YEARS[0]["title"]}
+    assert done_line("inscription", mid_year) == (
+        "La demande d'inscription de Noé est enregistrée : inscription confirmée, pour l'année scolaire en cours 2026-2027.")
+    rentree = {**mid_year, "school_year_title": YEARS[1]["title"]}
+    assert done_line("inscription", rentree).endswith(", pour la rentrée 2027 (année scolaire 2027-2028).")
