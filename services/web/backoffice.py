@@ -11,8 +11,6 @@ field it concerns.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import re
 from datetime import date
 from typing import Annotated, Any
@@ -145,6 +143,15 @@ async def staff_names(services: ServiceClient, agent: CurrentAgent) -> dict[str,
     return {str(m.get("account_id")): str(m.get("display_name") or "") for m in reply.body.get("items", []) if isinstance(m, dict)}
 
 
+async def overdue_files(services: ServiceClient, agent: CurrentAgent) -> set[str]:
+    """Ids of the files waiting longer than the threshold of working days (the insights service); an
+    insights service that does not answer leaves the queue without its « En retard » marks."""
+    reply = await services.get("insights", "/overdue", agent.access_token)
+    if reply.status != 200:
+        return set()
+    return {str(f.get("dossier_id")) for f in reply.body.get("files", []) if isinstance(f, dict)}
+
+
 def agent_label(names: dict[str, str], agent_id: Any) -> str:
     """« Marie Dupont », or a short id when the directory does not know (or did not answer)."""
     agent_id = str(agent_id or "")
@@ -178,15 +185,16 @@ async def queue(request: Request, agent: CurrentAgent, services: Services, statu
         params["q"] = query
     if assigned:
         params["assigned"] = "me" if assigned == "moi" else "none"
-    reply, names = await asyncio.gather(services.get("household", "/review/queue", agent.access_token, params=params),
-                                        staff_names(services, agent))
+    reply, names, overdue = await asyncio.gather(services.get("household", "/review/queue", agent.access_token, params=params),
+                                                 staff_names(services, agent), overdue_files(services, agent))
     body = _checked(request, reply)
     items = [i for i in body.get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
     rows = []
     for item in items:
         holder = (item.get("assignment") or {}).get("agent_id")
-        rows.append({**item, "family": str(item.get("family") or ""), "submitted_label": numeric_datetime(item.get("submitted_at")),
-                     "holder": agent_label(names, holder) if holder else "", "mine": holder == _account_id(agent)})
+        rows.append({**item, "overdue": item.get("id") in overdue,
+                     "family": str(item.get("family") or ""), "submitted_label": numeric_datetime(item.get("submitted_at")),
+                     "holder": agent_label(names, holder) if holder else "", "mine": holder == agent.account_id})
     total, pages = int(body.get("total") or 0), int(body.get("pages") or 1)
     context: dict[str, Any] = {
         "statuses": QUEUE_STATUSES_ALL, "assignments": ASSIGNMENT_FILTERS, "sorts": SORTS, "filters": filters, "rows": rows,
@@ -195,16 +203,6 @@ async def queue(request: Request, agent: CurrentAgent, services: Services, statu
         "done": "Aucun autre dossier libre n'attend d'examen pour le moment." if fin else None,
     }
     return _page(request, "agent_queue.html", context)
-
-
-def _account_id(agent: CurrentAgent) -> str:
-    """The agent's own id, from the token's subject (only to mark « pris par moi »; the services
-    check the token themselves)."""
-    try:
-        payload = agent.access_token.split(".")[1]
-        return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("sub", ""))
-    except (IndexError, ValueError, TypeError):
-        return ""
 
 
 @router.get(QUEUE + "/suivant", response_class=HTMLResponse, summary="Back-office: the next free file waiting, oldest first")
@@ -269,7 +267,7 @@ async def _dossier_page(
     shown = documents[piece] if 0 <= piece < len(documents) else (documents[0] if documents else None)
     assignment = review.get("assignment") or {}
     holder = assignment.get("agent_id")
-    me = _account_id(agent)
+    me = agent.account_id
     items = _correction_items(review)
     timeline = audit if isinstance(audit, list) else review.get("timeline") or []
     context = {
@@ -679,7 +677,7 @@ async def _team_page(request: Request, agent: CurrentAgent, services: ServiceCli
     reply = await services.get("identity", "/staff", agent.access_token)
     members = [m for m in _checked(request, reply).get("items", []) if isinstance(m, dict) and _ID.match(str(m.get("account_id", "")))]
     return _page(request, "agent_team.html", {
-        "members": members, "roles": ROLES, "is_admin": agent.role == "admin", "me": _account_id(agent),
+        "members": members, "roles": ROLES, "is_admin": agent.role == "admin", "me": agent.account_id,
         "done": TEAM_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
         "field_errors": errors or {}, "values": values or {}}, status_code=status_code)
 

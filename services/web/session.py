@@ -54,16 +54,24 @@ class Session:
     def expired(self, now: float) -> bool:
         return now >= self.expires_at - REFRESH_MARGIN_S
 
-    @property
-    def role(self) -> str:
-        """The access token's role claim, read without checking the signature: it only chooses
+    def _claim(self, name: str) -> str:
+        """A claim of the access token, read without checking the signature: it only chooses
         which links and pages to show; every service verifies the token itself."""
         try:
             payload = self.access_token.split(".")[1]
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            return str(claims.get("role", ""))
+            return str(claims.get(name, ""))
         except (IndexError, ValueError, TypeError, AttributeError):
             return ""
+
+    @property
+    def role(self) -> str:
+        return self._claim("role")
+
+    @property
+    def account_id(self) -> str:
+        """The token's subject (the back-office marks the files the agent holds)."""
+        return self._claim("sub")
 
     @property
     def is_staff(self) -> bool:
