@@ -20,6 +20,7 @@ class WebSettings(CommonSettings):
     documents_url: str = "http://127.0.0.1:8103"
     notifier_url: str = "http://127.0.0.1:8104"
     enrolment_url: str = "http://127.0.0.1:8105"
+    insights_url: str = "http://127.0.0.1:8106"
     # Signs the forms' CSRF tokens (csrf.py), ECP_SECRET_KEY. Shared by every replica of the web
     # service, so a page rendered by one is accepted by another; changing it voids open forms.
     secret_key: str = LOCAL_SECRET_KEY
@@ -31,4 +32,5 @@ class WebSettings(CommonSettings):
             "documents": self.documents_url,
             "notifier": self.notifier_url,
             "enrolment": self.enrolment_url,
+            "insights": self.insights_url,
         }
