@@ -241,3 +241,14 @@ def test_validated_says_vos_enfants_for_two_children_and_votre_enfant_for_one() 
     assert "inscrire vos enfants à l'école (Léo, Zoé)" in rendered.text
     assert "inscrire vos enfants à l" in rendered.html
     assert "inscrire votre enfant à l'école (Léo)" in render(EVENTS["dossier_validated"])[1].text
+
+
+@pytest.mark.parametrize("template", ["enrolment_confirmed", "enrolment_refused", "derogation_accepted", "derogation_refused"])
+def test_every_enrolment_email_names_the_child_the_projection_knows(template: str) -> None:
+    data = EVENTS[template]
+    fields = {**data.model_dump(), "display_name": "Marie Dupont", "child_first_name": "Léo"}
+    mail = domain.mail_for(data.event_type, fields)
+    assert mail is not None
+    rendered = Renderer(SETTINGS).render(mail, fields, NOW)
+    assert "Léo" in rendered.text and "Léo" in rendered.html
+    assert "Léo" not in mail.subject  # subjects stay in the delivery log: never a name
