@@ -58,8 +58,11 @@ def test_the_check_tells_a_page_from_a_missing_one(web_app: FastAPI) -> None:
 
 def test_emails_link_the_pages_the_settings_name() -> None:
     linked = set(portal_paths_in_emails())
+    # The certificate's link names its enrolment (the sample's).
+    confirmed = next(m for m in domain.MAILS if m.template == "enrolment_confirmed")
+    certificate = SETTINGS.certificate_path.format(enrolment_id=sample_data(confirmed)["enrolment_id"])
     assert {SETTINGS.login_path, SETTINGS.forgot_password_path, SETTINGS.household_path,
-            SETTINGS.enrolment_path, SETTINGS.certificate_path} <= linked
+            SETTINGS.enrolment_path, certificate} <= linked
 
 
 def test_every_portal_link_in_an_email_is_a_page_of_the_web_service(web_app: FastAPI) -> None:
