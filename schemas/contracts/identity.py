@@ -60,13 +60,16 @@ class PasswordChanged(EventData):
 
 @event_type
 class AccountDeleted(EventData):
-    """The owner asked for erasure (RGPD): every service forgets or anonymises this account."""
+    """The account is erased (RGPD): every service forgets or anonymises it. Its owner asked
+    for it, or it reached the end of its retention (never activated, or dormant)."""
 
     event_type = "AccountDeleted"
     topic = TOPIC
 
     account_id: str
     deleted_at: datetime
+    reason: Literal["owner", "never_activated", "dormant"] | None = Field(
+        default=None, description="Why: the owner's request (also when absent), or the retention policy.")
 
 
 @event_type

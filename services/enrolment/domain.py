@@ -116,6 +116,12 @@ def school_year_in_progress(today: date) -> int:
     return today.year if today.month >= 9 else today.year - 1
 
 
+def first_school_year_kept(today: date, keep_years: int) -> int:
+    """Retention: an enrolment is kept ``keep_years`` full years after its school year ended
+    (31 August); those of school years before the one returned are past it."""
+    return school_year_in_progress(today) - keep_years
+
+
 def _day_of(school_year: int, month_day: tuple[int, int]) -> date:
     """A "MM-DD" of a school year: September to December fall in its first calendar year."""
     month, day = month_day

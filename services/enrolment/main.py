@@ -49,6 +49,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
         await asyncio.gather(enrolment.run_certificate_worker(), enrolment.run_seat_repair())
 
     app.state.background = asyncio.create_task(background(), name="enrolment-background")
+    runtime.every(settings.purge_interval_s, enrolment.purge, "enrolment retention purge")
 
 
 async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:

@@ -11,6 +11,11 @@ class EnrolmentSettings(CommonSettings):
     service_name: str = "enrolment"
     http_port: int = 8105
     public_prefix: str = "/api/enrolment"
+    # Retention (docs/rgpd.md): an enrolment and its certificate, this many full years after its
+    # school year ended; the agents' audit trail; the projection of validated files.
+    enrolment_retention_years: int = 2
+    audit_retention_days: float = 5 * 365
+    dossier_projection_days: float = 2 * 365
 
     # The enrolment campaigns ("MM-DD"): the school year in progress takes enrolments (a family
     # moving in mid-year) until this day inclusive; the next rentrée's from this day on. Both are

@@ -269,6 +269,16 @@ class EnrolmentStore:
     async def slot_taken(self, slot: str) -> bool:
         return await self.enrolments.find_one({"slot": slot}, {"_id": 1}) is not None
 
+    async def past_retention(self, before_school_year: int, limit: int = 200) -> list[dict[str, Any]]:
+        cursor = self.enrolments.find({"school_year": {"$lt": before_school_year}, "erased_at": {"$exists": False}}, NO_OUTBOX)
+        return [e async for e in cursor.limit(limit)]
+
+    async def purge_old(self, *, trail_before: datetime, dossiers_before: datetime) -> dict[str, int]:
+        """Retention: the audit trail's old entries; the projection of files validated long ago."""
+        trail = await self.trail.delete_many({"at": {"$lt": trail_before}})
+        dossiers = await self.dossiers.delete_many({"validated_at": {"$lt": dossiers_before}})
+        return {"trail_entries": trail.deleted_count, "dossier_projections": dossiers.deleted_count}
+
     async def anonymise(self, enrolment_id: str, now: datetime, *, has_derogation: bool) -> None:
         """Erasure: no account, child, address or free text left; school, level, year, status stay."""
         unset = {"dossier_id": "", "decision_note": ""}

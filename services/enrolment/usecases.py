@@ -902,6 +902,22 @@ class EnrolmentService:
         return len(enrolments)
 
 
+    async def purge(self) -> dict[str, int]:
+        """Retention (docs/rgpd.md): enrolments of school years ended long enough ago lose their
+        certificate and personal data (school, level, year and status stay for the figures); the
+        audit trail and the files' projection go after their own periods. Idempotent."""
+        now, s = self._now(), self.settings
+        enrolments = await self.store.past_retention(domain.first_school_year_kept(now.date(), s.enrolment_retention_years))
+        for e in enrolments:
+            await self.objects.remove(domain.certificate_key(e["_id"]))
+            await self.store.anonymise(e["_id"], now, has_derogation=bool(e.get("derogation")))
+        counts = {"enrolments_anonymised": len(enrolments), **await self.store.purge_old(
+            trail_before=now - timedelta(days=s.audit_retention_days),
+            dossiers_before=now - timedelta(days=s.dossier_projection_days),
+        )}
+        return {k: v for k, v in counts.items() if v}
+
+
 def _aware(moment: datetime) -> datetime:
     # A database client that is not tz-aware gives naive UTC datetimes back.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -3,6 +3,8 @@ Run with ``python -m services.household.main``."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi import FastAPI
 
 from services.household import api, events
@@ -22,6 +24,13 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
         store, documents_url=settings.documents_url, reference_prefix=settings.reference_prefix, http=app.state.http,
         events_queued=runtime.events_queued
     )
+
+    async def purge() -> dict[str, int]:
+        now = datetime.now(UTC)
+        return await app.state.household.purge(updated_before=now - timedelta(days=settings.dossier_retention_days),
+                                               audit_before=now - timedelta(days=settings.audit_retention_days))
+
+    runtime.every(settings.purge_interval_s, purge, "household retention purge")
 
 
 def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:

@@ -181,6 +181,17 @@ class HouseholdStore:
         )
         return result.modified_count
 
+    async def stale(self, updated_before: datetime, limit: int = 200) -> list[dict[str, Any]]:
+        """Files (not yet erased) unchanged since ``updated_before``: past their retention."""
+        cursor = self.dossiers.find({"status": {"$ne": "erased"}, "updated_at": {"$lt": updated_before}}, {"outbox": 0})
+        return [d async for d in cursor.limit(limit)]
+
+    async def purge_erased(self, erased_before: datetime) -> int:
+        """Erased files keep their audit (decisions, dates, agents) this long, then go whole."""
+        result = await self.dossiers.delete_many(
+            {"status": "erased", "erased_at": {"$lt": erased_before}, "outbox_pending": {"$ne": True}})
+        return result.deleted_count
+
     async def queue(
         self,
         *,

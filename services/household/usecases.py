@@ -369,12 +369,21 @@ class HouseholdService:
         now = now or self._now()
         await self.store.account_deleted(account_id, now)
         dossier = await self.store.of_account(account_id)
-        erased = 0
-        if dossier is not None:
-            fields = {"status": Status.ERASED.value, "erased_at": now, "updated_at": now,
-                      "history": domain.anonymised_history(dossier.get("history", [])), "children_count": 0}
-            erased = await self.store.erase(account_id, fields, [*domain.PERSONAL_FIELDS, "rejection_reason"])
+        erased = await self._anonymise(dossier, now) if dossier is not None else 0
         await self.store.forget_account_documents(account_id)
         if erased:
             log.info("dossier erased", dossier_id=dossier["_id"] if dossier else None)
         return erased
+
+    async def _anonymise(self, dossier: dict[str, Any], now: datetime) -> int:
+        fields = {"status": Status.ERASED.value, "erased_at": now, "updated_at": now,
+                  "history": domain.anonymised_history(dossier.get("history", [])), "children_count": 0}
+        return await self.store.erase(dossier["account_id"], fields, [*domain.PERSONAL_FIELDS, "rejection_reason"])
+
+    async def purge(self, *, updated_before: datetime, audit_before: datetime) -> dict[str, int]:
+        """Retention (docs/rgpd.md): a file unchanged for its period is anonymised like an erased
+        account's (its owner starts a new one); an erased file's audit goes after its own."""
+        now = self._now()
+        stale = [await self._anonymise(d, now) for d in await self.store.stale(updated_before) if d.get("account_id")]
+        counts = {"files_anonymised": sum(stale), "audits_deleted": await self.store.purge_erased(audit_before)}
+        return {k: v for k, v in counts.items() if v}

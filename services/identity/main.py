@@ -48,6 +48,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
                 await store.purge_rate_limits(datetime.now(UTC))
 
     app.state.key_reloader = asyncio.create_task(reload_keys())
+    runtime.every(settings.purge_interval_s, identity.purge, "identity retention purge")
 
 
 async def close_clients(app: FastAPI, runtime: ServiceRuntime) -> None:

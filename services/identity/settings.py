@@ -36,6 +36,11 @@ class IdentitySettings(CommonSettings):
     registrations_per_address_per_hour: int = 20
     # A reset or resend's link is relayed this long after the answer (see usecases), not during it.
     neutral_answer_relay_delay_s: float = 0.05
+    # Retention (docs/rgpd.md): an account never activated, or a family's account not used for
+    # this long, is erased as if its owner asked; a deleted account's tombstone, then, goes too.
+    pending_account_retention_days: float = 30
+    dormant_account_retention_days: float = 3 * 365
+    deleted_account_tombstone_days: float = 365
     argon2_memory_kib: int = 19 * 1024
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1

@@ -193,6 +193,34 @@ class IdentityStore:
             await self.refresh_tokens.delete_many({"account_id": account_id})
         return result.modified_count == 1
 
+    async def touch(self, account_id: str, now: datetime) -> None:
+        """The account was used (a login or a refresh): it is not dormant."""
+        await self.accounts.update_one({"_id": account_id}, {"$set": {"last_login_at": now}})
+
+    async def past_retention(self, *, pending_before: datetime, unused_before: datetime, limit: int = 200) -> list[tuple[str, str]]:
+        """(account id, reason) of accounts to erase: never activated since ``pending_before``;
+        family accounts last used (or, never used, activated) before ``unused_before``. Three
+        queries rather than one $or, which the local database answers by a full scan."""
+        found = [
+            (d["_id"], "never_activated")
+            async for d in self.accounts.find(
+                {"state": AccountState.PENDING_ACTIVATION, "created_at": {"$lt": pending_before}}, {"_id": 1}).limit(limit)
+        ]
+        family_active = {"state": AccountState.ACTIVE, "role": "family"}
+        for query in ({"last_login_at": {"$lt": unused_before}},
+                      {"last_login_at": {"$exists": False}, "activated_at": {"$lt": unused_before}}):
+            found += [(d["_id"], "dormant") async for d in self.accounts.find({**family_active, **query}, {"_id": 1}).limit(limit)]
+        return found
+
+    async def purge_tombstones(self, deleted_before: datetime) -> int:
+        result = await self.accounts.delete_many(
+            {"state": AccountState.DELETED, "deleted_at": {"$lt": deleted_before}, "outbox_pending": {"$ne": True}})
+        return result.deleted_count
+
+    async def purge_refresh_tokens(self, now: datetime) -> int:
+        result = await self.refresh_tokens.delete_many({"expires_at": {"$lt": now}})
+        return result.deleted_count
+
     async def events_published(self, account_id: str) -> bool:
         """True once the relay has published every event queued on the account."""
         doc = await self.accounts.find_one({"_id": account_id}, {"outbox_pending": 1})

@@ -304,6 +304,7 @@ class IdentityService:
             token_hash(refresh), family=family, account_id=account_id, role=role, now=now,
             ttl=timedelta(days=self.settings.refresh_token_ttl_days),
         )
+        await self.store.touch(account_id, now)  # not dormant (retention)
         access = self.keyring.sign_access_token(account_id=account_id, role=role, now=now, ttl=ttl)
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=int(ttl.total_seconds()))
 
@@ -432,6 +433,28 @@ class IdentityService:
                 return
             await asyncio.sleep(0.02)
         await asyncio.sleep(self.settings.deletion_settle_s)
+
+    async def purge(self) -> dict[str, int]:
+        """The retention policy (docs/rgpd.md): accounts never activated or dormant are erased
+        as if their owner asked (AccountDeleted tells every service), old tombstones and expired
+        refresh tokens are deleted (rate-limit counters go every 30 s: main.py). Idempotent: run by every replica."""
+        now, s = self._now(), self.settings
+        counts = {"never_activated": 0, "dormant": 0}
+        for account_id, reason in await self.store.past_retention(
+            pending_before=now - timedelta(days=s.pending_account_retention_days),
+            unused_before=now - timedelta(days=s.dormant_account_retention_days),
+        ):
+            entries = self._entries(
+                events.AccountDeleted(account_id=account_id, deleted_at=now, reason=reason),  # type: ignore[arg-type]
+                subject=account_id, correlation_id=None,
+            )
+            if await self.store.erase(account_id, now, entries):
+                counts[reason] += 1
+        if any(counts.values()):
+            self._events_queued()
+        counts["tombstones"] = await self.store.purge_tombstones(now - timedelta(days=s.deleted_account_tombstone_days))
+        counts["refresh_tokens"] = await self.store.purge_refresh_tokens(now)
+        return {k: v for k, v in counts.items() if v}
 
     async def create_staff(
         self, email: str, display_name: str, role: Role, *, correlation_id: str | None = None

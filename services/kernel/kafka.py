@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.helpers import create_ssl_context
 from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request, RequestStruct, Response
@@ -252,6 +253,14 @@ class TopicSpec:
     restricted: bool = False
     # Acknowledged writes survive one broker lost only with 2 in-sync replicas (on 3): None = broker default.
     min_insync_replicas: int | None = None
+    # How long messages stay (personal data on the topics: docs/rgpd.md); None = broker default.
+    retention_hours: float | None = None
+
+    def configs(self) -> dict[str, str]:
+        configs = {"min.insync.replicas": str(self.min_insync_replicas)} if self.min_insync_replicas else {}
+        if self.retention_hours is not None:
+            configs["retention.ms"] = str(int(self.retention_hours * 3600 * 1000))
+        return configs
 
 
 def declared_topics(path: Path = TOPICS_FILE) -> list[TopicSpec]:
@@ -263,13 +272,16 @@ def declared_topics(path: Path = TOPICS_FILE) -> list[TopicSpec]:
         partitions = int(entry.get("partitions", defaults.get("partitions", 3)))
         replication = int(entry.get("replication_factor", defaults.get("replication_factor", 1)))
         restricted = bool(entry.get("restricted", False))
-        specs.append(TopicSpec(entry["name"], partitions, replication, restricted))
-        specs.append(TopicSpec(entry["name"] + DLQ_SUFFIX, partitions, replication, restricted))
+        retention = entry.get("retention_hours", defaults.get("retention_hours"))
+        hours = float(retention) if retention is not None else None
+        specs.append(TopicSpec(entry["name"], partitions, replication, restricted, retention_hours=hours))
+        specs.append(TopicSpec(entry["name"] + DLQ_SUFFIX, partitions, replication, restricted, retention_hours=hours))
     return specs
 
 
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], auth: KafkaAuth = ANONYMOUS) -> list[str]:
-    """Creates the topics that do not exist yet; returns the names it created."""
+    """Creates the topics that do not exist yet and sets the declared configs (retention) of
+    those that do; returns the names it created."""
     admin = AIOKafkaAdminClient(**auth.client_options(), bootstrap_servers=bootstrap, client_id="ecp-topics")
     await admin.start()
     try:
@@ -283,13 +295,17 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], auth: KafkaA
                             s.name,
                             num_partitions=s.partitions,
                             replication_factor=s.replication_factor,
-                            topic_configs={"min.insync.replicas": str(s.min_insync_replicas)} if s.min_insync_replicas else {},
+                            topic_configs=s.configs(),
                         )
                         for s in wanted
                     ]
                 )
             except TopicAlreadyExistsError:
                 pass
+        # A retention changed in schemas/topics.yaml applies to the topics already there.
+        present = [s for s in specs if s.name in existing and s.configs()]
+        if present:
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs()) for s in present])
         return [s.name for s in wanted]
     finally:
         await admin.close()

@@ -106,6 +106,25 @@ class ServiceRuntime:
         self._spawn(self._run_consumer(subscription, consumer), f"consumer-{spec.group_id}")
         return consumer
 
+    def every(self, interval_s: float, action: Callable[[], Awaitable[Any]], name: str) -> None:
+        """Runs ``action`` at start and then every ``interval_s`` while the service runs (the
+        scheduled purges). Each run must be idempotent: replicas run theirs too. A failure is
+        logged and the next run tries again."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    done = await action()
+                    if done:
+                        log.info(f"{name} done", result=done)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.warning(f"{name} failed; the next run retries", exc_info=True)
+                await asyncio.sleep(interval_s)
+
+        self._spawn(loop(), name)
+
     def follow_revocations(self, revoked: RevokedAccounts) -> None:
         """Feeds ``revoked`` from the account topic, from the look-back on, for as long as the
         service runs (every process reads every partition: no consumer group)."""

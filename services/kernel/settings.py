@@ -54,6 +54,9 @@ class CommonSettings(BaseSettings):
     # Share of new traces kept (parent-based: a trace is kept or dropped whole).
     trace_sample_ratio: float = 1.0
 
+    # How often each service runs its retention purges (docs/rgpd.md).
+    purge_interval_s: float = 3600.0
+
     consumer_max_attempts: int = 3
     consumer_backoff_initial_s: float = 0.2
     consumer_backoff_max_s: float = 10.0

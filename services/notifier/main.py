@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
@@ -28,6 +29,15 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.digest = OverdueDigest(settings, runtime.db, app.state.mailer)
     await retry_forever(app.state.digest.ensure_indexes, "overdue digest indexes")
     app.state.digest_task = asyncio.create_task(app.state.digest.run(), name="overdue-digest")
+
+    async def purge() -> dict[str, int]:
+        now = datetime.now(UTC)
+        return await app.state.store.purge(
+            deliveries_before=now - timedelta(days=settings.delivery_log_retention_days),
+            tombstones_before=now - timedelta(days=settings.recipient_tombstone_days),
+        )
+
+    runtime.every(settings.purge_interval_s, purge, "notifier retention purge")
 
 
 def consumer_specs(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:

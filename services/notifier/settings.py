@@ -9,6 +9,10 @@ class NotifierSettings(CommonSettings):
     service_name: str = "notifier"
     http_port: int = 8104
     public_prefix: str = "/api/notifier"
+    # Retention (docs/rgpd.md): the delivery log (who was sent what, when); an erased
+    # recipient's tombstone (its id only) outlives the topics' retention, then goes.
+    delivery_log_retention_days: float = 365
+    recipient_tombstone_days: float = 30
 
     # SMTP: the mail catcher locally, the city's relay in production.
     smtp_host: str = "127.0.0.1"

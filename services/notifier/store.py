@@ -86,6 +86,7 @@ class NotifierStore:
     async def ensure_indexes(self) -> None:
         # The delivery log query; the unique (event, recipient) key is the _id itself.
         await self.deliveries.create_index([("account_id", 1), ("created_at", -1)])
+        await self.deliveries.create_index("created_at")  # the retention purge
 
     # the recipients projection
 
@@ -144,6 +145,13 @@ class NotifierStore:
             {"$unset": {f: "" for f in PERSONAL_FIELDS}, "$set": {"anonymised_at": now}},
         )
         return result.modified_count
+
+    async def purge(self, *, deliveries_before: datetime, tombstones_before: datetime) -> dict[str, int]:
+        """Retention (docs/rgpd.md): the delivery log goes after its period (once its events are
+        published); an erased recipient's tombstone, once no late event can still name it."""
+        log = await self.deliveries.delete_many({"created_at": {"$lt": deliveries_before}, "outbox_pending": {"$ne": True}})
+        tombstones = await self.recipients.delete_many({"deleted": True, "deleted_at": {"$lt": tombstones_before}})
+        return {k: v for k, v in (("deliveries", log.deleted_count), ("recipient_tombstones", tombstones.deleted_count)) if v}
 
     # deliveries
 

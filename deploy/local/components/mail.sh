@@ -19,6 +19,8 @@
 
 MAILPIT_VERSION="${MAILPIT_VERSION:-v1.33.1}"
 MAILPIT_BIN="$ECP_LOCAL/bin/mailpit"
+# The caught emails carry names, addresses and links: kept a week at most (docs/rgpd.md).
+ECP_MAIL_RETENTION="${ECP_MAIL_RETENTION:-7d}"
 
 # `mailpit version --no-release-check` prints "<path> v1.33.1 compiled with ..." thanks to the
 # -X ldflag below (a plain go install would say "dev"); no call to GitHub.
@@ -62,7 +64,7 @@ start_mail() {
     --smtp "127.0.0.1:$ECP_SMTP_PORT" \
     --database "$ECP_DATA/mail/mailpit.db" \
     --smtp-auth-accept-any --smtp-auth-allow-insecure \
-    --max 5000 \
+    --max 5000 --max-age "$ECP_MAIL_RETENTION" \
     --disable-version-check
   wait_for mail 30 _mail_ready
   log "mail ready: SMTP 127.0.0.1:$ECP_SMTP_PORT, UI/API http://127.0.0.1:$ECP_MAIL_HTTP_PORT"

@@ -74,6 +74,9 @@ class FakeStore:
     async def revoke_all(self, account_id: str) -> None:
         pass
 
+    async def touch(self, account_id: str, now: datetime) -> None:
+        self.accounts[account_id]["last_login_at"] = now
+
     # rate limits, with the store's own fixed windows
     _counter = staticmethod(IdentityStore._window)
 
