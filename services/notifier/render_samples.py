@@ -46,7 +46,9 @@ def sample_data(mail: domain.MailSpec) -> dict[str, Any]:
 # The household, documents and enrolment events' own fields (reasons with "&" and quotes in them,
 # to see the HTML part escape them).
 _DOSSIER = "5d0a4a8e-0b7f-4c1e-9a52-3f1c2d4e5a6b"
-_ENROLMENT = {"enrolment_id": "9a523f1c-2d4e-4a6b-8b7f-3c1e5d0a4a8e", "child_id": "c0ffee00-5d0a-4a8e-9a52-3f1c2d4e5a6b"}
+# child_first_name: what the notifier's projection of the validated file adds (events carry no name).
+_ENROLMENT = {"enrolment_id": "9a523f1c-2d4e-4a6b-8b7f-3c1e5d0a4a8e", "child_id": "c0ffee00-5d0a-4a8e-9a52-3f1c2d4e5a6b",
+              "child_first_name": "Léo"}
 FAMILY_SAMPLES: dict[str, dict[str, Any]] = {
     "dossier_submitted": {"dossier_id": _DOSSIER, "submitted_at": SAMPLE_TIME, "resubmission": False, "document_ids": ["d1", "d2"]},
     "corrections_requested": {
