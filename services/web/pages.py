@@ -24,6 +24,7 @@ FAMILY_LINKS = (
 STAFF_LINKS = (
     ("/agents/dossiers", "Dossiers à instruire"),
     ("/agents/inscriptions", "Inscriptions"),
+    ("/agents/tableau-de-bord", "Tableau de bord"),
     ("/agents/carte-scolaire", "Carte scolaire"),
     ("/agents/journal", "Journal des décisions"),
     ("/agents/equipe", "Équipe"),

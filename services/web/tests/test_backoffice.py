@@ -87,6 +87,7 @@ STAFF = [{"account_id": "agent-7f3a9c21", "display_name": "Marie Dupont", "email
 def services() -> FakeServices:
     fake = FakeServices()
     fake.answer("GET", IDENTITY, "/staff", 200, STAFF)  # the directory that names agents in every history
+    fake.answer("GET", 8106, "/overdue", 200, {"threshold_working_days": 5, "files": []})  # insights: the queue's marks
     return fake
 
 
