@@ -583,6 +583,7 @@ NOT_PENDING = "Cette inscription n'attend pas de décision du service."
 WITHDRAWN = ("Cette demande a été retirée : le compte de la famille a été supprimé. "
              "Il n'y a plus de décision à prendre.")
 WITHDRAWN_LABEL = "demande retirée (compte supprimé)"
+ENROL_THIS_YEAR = "Vous pouvez l'inscrire pour l'année scolaire en cours {label}."
 OUT_OF_TOWN = ("Votre adresse ({postcode} {town}) n'est pas à {town_name} : aucune école de secteur de la commune ne "
                "lui correspond. Vous pouvez tout de même demander l'inscription : le Service Scolaire et Périscolaire "
                "l'examinera et vous répondra.")

@@ -396,11 +396,16 @@ class EnrolmentService:
         index = await self.sector_index()
         address = dossier["address"]
         segment, inside = self._sector_segment(index, address)
+        running, opened = domain.school_year_in_progress(self.today()), self.open_years()
         existing = {e["child"]["child_id"]: e for e in await self.store.of_account(account_id)
                     if e["school_year"] == year and e["status"] in (Status.CONFIRMED, Status.PENDING_AGENT)}
         children = []
         for child in dossier["children"]:
-            placement, sector = await self._placement(date.fromisoformat(child["birth_date"]), year, segment, None)
+            birth = date.fromisoformat(child["birth_date"])
+            placement, sector = await self._placement(birth, year, segment, None)
+            if not placement.ok and running in opened and year != running and domain.level_for(birth, running, tps_offered=False).ok:
+                # Too old for the next rentrée, still of school age this year (a CM2 pupil moving in).
+                placement = domain.Placement(None, f"{placement.message} {domain.ENROL_THIS_YEAR.format(label=domain.school_year_label(running))}")
             enrolment = existing.get(child["child_id"])
             children.append({
                 "child_id": child["child_id"], "first_name": child["first_name"], "last_name": child["last_name"],

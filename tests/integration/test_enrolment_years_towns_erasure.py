@@ -53,6 +53,7 @@ async def test_a_family_moving_in_mid_year_enrols_for_the_year_in_progress_at_th
 
         rentree = (await f.api.get("/enrolments/eligible")).json()["children"][0]
         assert not rentree["eligible"] and "collège" in rentree["message"]
+        assert rentree["message"].endswith(f"Vous pouvez l'inscrire pour l'année scolaire en cours {year}-{year + 1}.")
         now = (await f.api.get("/enrolments/eligible", params={"school_year": f"{year}-{year + 1}"})).json()
         assert now["school_year_start"] == year and now["school_year_title"] == f"année scolaire en cours {year}-{year + 1}"
         assert now["children"][0]["level"] == "CM2" and now["children"][0]["can_enrol"]
