@@ -3,6 +3,7 @@ Run with ``python -m services.household.main``."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
@@ -24,6 +25,9 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
         store, documents_url=settings.documents_url, reference_prefix=settings.reference_prefix, http=app.state.http,
         events_queued=runtime.events_queued
     )
+    # In the background: the service answers meanwhile, and the older files get theirs in seconds.
+    app.state.reference_backfill = asyncio.create_task(
+        retry_forever(app.state.household.backfill_references, "household references"))
 
     async def purge() -> dict[str, int]:
         now = datetime.now(UTC)

@@ -262,6 +262,15 @@ class HouseholdStore:
         total = await self.dossiers.count_documents(filter_, limit=MAX_COUNT)
         return rows, total
 
+    async def without_reference(self, limit: int = 10_000) -> list[dict[str, Any]]:
+        fields = {"account_id": 1, "created_at": 1, "guardians": 1, "children": 1}
+        return [d async for d in self.dossiers.find(
+            {"reference": {"$exists": False}, "status": {"$ne": "erased"}}, fields).limit(limit)]
+
+    async def set_reference(self, dossier_id: str, fields: dict[str, Any]) -> int:
+        result = await self.dossiers.update_one({"_id": dossier_id, "reference": {"$exists": False}}, {"$set": fields})
+        return result.modified_count
+
     async def for_export(self, status: str | None, limit: int = 50_000) -> list[dict[str, Any]]:
         """Files for the agents' CSV, oldest submission first (no outbox, no contact details)."""
         fields = {"reference": 1, "status": 1, "submitted_at": 1, "first_submitted_at": 1, "decided_at": 1,

@@ -108,6 +108,18 @@ class HouseholdService:
             raise Conflict(domain.ALREADY_EXISTS) from None
         return dossier
 
+    async def backfill_references(self) -> int:
+        """Files opened before references and search words existed get both (run at start; a
+        file already given one is left alone by the conditional write)."""
+        done = 0
+        for dossier in await self.store.without_reference():
+            fields = {"reference": await self._new_reference(dossier.get("created_at") or self._now())}
+            fields["search"] = await self._search_terms({**dossier, **fields})
+            done += await self.store.set_reference(dossier["_id"], fields)
+        if done:
+            log.info("references given to older files", files=done)
+        return done
+
     async def _new_reference(self, now: datetime) -> str:
         number = await self._db(self.store.next_number(f"dossier-{now.year}"))
         return domain.reference(self.reference_prefix, now.year, number)
