@@ -133,7 +133,8 @@ async def files(agent: Agent, streams: Streams) -> Files:
 @router.get("/schools", response_model=Schools, summary="Per school year, school and level: requested, confirmed, waiting, dérogations")
 async def schools(agent: Agent, streams: Streams) -> Schools:
     return Schools(generated_at=datetime.now(UTC),
-                   rows=[SchoolLevel(**r) for r in domain.schools(streams.records("enrolments"))])
+                   rows=[SchoolLevel(**r) for r in domain.schools(
+                       streams.records("enrolments"), domain.deleted_accounts(streams.records("accounts")))])
 
 
 @router.get("/funnel", response_model=Funnel, summary="Families per step: registered → activated → file started → submitted → validated → enrolled")

@@ -193,7 +193,7 @@ class InsightsStreams:
         steps = domain.family_steps(self.records("accounts"), self.records("documents"), dossiers, enrolments)
         return domain.campaign_figures(self.settings.campaign, self.clock(), domain.files_by_status(dossiers),
                                        len(self.overdue_files()), domain.funnel(steps, self.calendar)["reached"],
-                                       domain.schools(enrolments))
+                                       domain.schools(enrolments, domain.deleted_accounts(self.records("accounts"))))
 
     # ------------------------------------------------------------------ what is published
 

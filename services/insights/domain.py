@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -281,11 +281,19 @@ def corrections(dossiers: Iterable[Record], document_kinds: Mapping[str, str], t
             "top_items": [{"item": item, "count": n} for item, n in items.most_common(top)]}
 
 
-def schools(enrolments: Iterable[Record]) -> list[dict[str, Any]]:
-    """Per school year, school and level: requested, confirmed, waiting, dérogations asked and granted."""
+def deleted_accounts(accounts: Iterable[Record]) -> set[str]:
+    return {a["account_id"] for a in accounts if a.get("deleted_at")}
+
+
+def schools(enrolments: Iterable[Record], deleted: Collection[str] = frozenset()) -> list[dict[str, Any]]:
+    """Per school year, school and level: requested, confirmed, waiting, dérogations asked and granted.
+    An erased account's enrolments still waiting are withdrawn by enrolment without an event of their
+    own: they are left out here as there (``deleted``: the accounts with an AccountDeleted)."""
     rows: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for e in enrolments:
         if "level" not in e or "school_year" not in e:
+            continue
+        if e.get("account_id") in deleted and e.get("status") in ("pending_agent", "requested"):
             continue
         asked_for = e.get("requested_school_id") or e.get("sector_school_id")
         if asked_for:

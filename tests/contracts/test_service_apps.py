@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-SERVICES = ["identity", "household", "documents", "notifier", "enrolment", "web"]
+SERVICES = ["identity", "household", "documents", "notifier", "enrolment", "insights", "web"]
 
 
 @pytest.mark.parametrize("service", SERVICES)

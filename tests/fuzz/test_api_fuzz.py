@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from tests.integration.identity_client import IDENTITY, logged_in, person, registered_and_activated, staff_token
 
 GATEWAY = "http://127.0.0.1:8080"
-SERVICES = ["identity", "household", "documents", "notifier", "enrolment"]
+SERVICES = ["identity", "household", "documents", "notifier", "enrolment", "insights"]
 EXAMPLES = int(os.environ.get("ECP_FUZZ_EXAMPLES", "10"))
 
 EXCLUDED = [

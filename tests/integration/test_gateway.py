@@ -10,7 +10,7 @@ import pytest
 from tests.integration.conftest import ROOT
 
 GATEWAY = "http://127.0.0.1:8080"
-BACKENDS = ["identity", "household", "documents", "notifier", "enrolment"]
+BACKENDS = ["identity", "household", "documents", "notifier", "enrolment", "insights"]
 
 
 @pytest.mark.parametrize("service", BACKENDS)

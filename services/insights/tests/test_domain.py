@@ -106,6 +106,9 @@ def test_schools_count_requests_confirmations_waiting_and_derogations_per_level(
     assert rows["elem-b"] == {"school_year": "2027-2028", "school_id": "elem-b", "level": "CP", "requested": 1,
                                    "confirmed": 1, "waiting": 0, "derogations_asked": 1, "derogations_granted": 1}
     assert (rows["elem-a"]["requested"], rows["elem-a"]["confirmed"], rows["elem-a"]["waiting"]) == (2, 1, 1)
+    # The waiting one's family erased its account: enrolment withdrew it (no event), so do the figures.
+    after_erasure = {r["school_id"]: r for r in domain.schools([granted, direct, waiting], {"acc-e3"})}
+    assert (after_erasure["elem-a"]["requested"], after_erasure["elem-a"]["waiting"]) == (1, 0)
 
 
 def test_the_funnel_counts_each_family_at_its_furthest_step_and_leaves_staff_out() -> None:
