@@ -285,7 +285,7 @@ async def _dossier_page(
         "data_open": any(k.startswith("correction-") for k in (errors or {})) or any(
             k.startswith("correction:") and v for k, v in (values or {}).items()), "next_link": f"{QUEUE}/suivant?{urlencode({'apres': dossier_id})}",
         "audit_complete": audit is not None,
-        "done": DOSSIER_DONE.get(done or ""), "problem": problem, "errors": _ordered(errors or {}),
+        "done": DOSSIER_DONE.get(done or ""), "decided": done in ("valide", "refuse", "corrections"), "problem": problem, "errors": _ordered(errors or {}),
         "field_errors": errors or {}, "values": values or {}, "decidable": review.get("status") == "submitted",
     }
     return _page(request, "agent_dossier.html", context, status_code=status_code)

@@ -6,7 +6,6 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import httpx
@@ -20,7 +19,6 @@ from tests.integration.test_enrolment import API as ENROLMENT_API
 from tests.integration.test_enrolment import ensure_free
 
 T = TypeVar("T")
-QUEUE_PAGES_AT_MOST = 20
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:
@@ -33,10 +31,10 @@ def run_async(make: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, run()).result()
 
 
-def agent_joins(journey: Journey) -> str:
+def agent_joins(journey: Journey, role: str = "agent", name: str = "Anne Agent") -> str:
     """A staff account made by the admin command; the agent follows the invitation email, chooses
     a password and logs in, landing on the queue of files. Returns the agent's email."""
-    email, _ = run_async(lambda: invited_staff("agent", "Anne Agent"))
+    email, _ = run_async(lambda: invited_staff(role, name))
     invitation = wait_for_mail(email, "Choisissez votre mot de passe")
     page = journey.page
     page.goto(link_in(invitation, "/mot-de-passe/nouveau?jeton="))
@@ -52,26 +50,27 @@ def agent_joins(journey: Journey) -> str:
     return email
 
 
+FILE_HEADING = re.compile(r"^Dossier MSL-\d{4}-\d{6}$")
+
+
 def open_family_file(journey: Journey, family: Family) -> str:
-    """From the queue, filtered on files sent today, page by page to this family's file; returns
-    the file's address."""
+    """From the queue, the family's file found by its name (the search box); returns its address."""
+    return find_file(journey, family.last_name, family.last_name)
+
+
+def find_file(journey: Journey, query: str, family_name: str) -> str:
+    """Searches the queue (a reference, a parent's or child's name, an email) and opens the file
+    of ``family_name``; returns the file's address."""
     page = journey.page
     page.goto(f"{GATEWAY}/agents/dossiers")
     expect(page.get_by_role("heading", level=1)).to_have_text("Dossiers à instruire")
     journey.step("dossiers a instruire")
-    # The queue's days are UTC days (household's submitted_from).
-    page.get_by_label("Transmis à partir du").fill(datetime.now(UTC).date().isoformat())
+    page.get_by_role("searchbox", name="Rechercher").fill(query)
     page.get_by_role("button", name="Afficher les dossiers").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Dossiers à instruire")
-    journey.step("dossiers transmis aujourd'hui")
-    examine = page.get_by_role("link", name=re.compile(f"Examiner le dossier de .*{family.last_name}"))
-    for _ in range(QUEUE_PAGES_AT_MOST):
-        if examine.count():
-            break
-        page.get_by_role("link", name="Page suivante").click()
-        journey.step("page suivante")
-    examine.click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Examen du dossier")
+    expect(page.get_by_role("status").filter(has_text="dossier")).to_contain_text("1 dossier")
+    journey.step("recherche")
+    page.get_by_role("link", name=re.compile(f"examiner le dossier de .*{family_name}")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(FILE_HEADING)
     journey.step("examen du dossier")
     return page.url
 
@@ -79,22 +78,51 @@ def open_family_file(journey: Journey, family: Family) -> str:
 def reopen_file(journey: Journey, address: str) -> None:
     """The agent comes back to a file already opened (from the browser's history)."""
     journey.page.goto(address)
-    expect(journey.page.get_by_role("heading", level=1)).to_have_text("Examen du dossier")
+    expect(journey.page.get_by_role("heading", level=1)).to_have_text(FILE_HEADING)
     journey.step("dossier rouvert")
 
 
-def ask_for_a_correction(journey: Journey, item: str, reason: str) -> None:
-    """Writes ``reason`` against the correction item whose label matches ``item``."""
+def take(journey: Journey) -> None:
+    """« Je prends ce dossier »: the others then see who examines it."""
     page = journey.page
-    page.get_by_label(re.compile(item)).fill(reason)
-    page.get_by_role("button", name="Demander des corrections").click()
-    expect(page.get_by_role("status")).to_be_visible()
+    page.get_by_role("button", name="Je prends ce dossier").click()
+    expect(page.get_by_role("status")).to_contain_text("Vous examinez ce dossier")
+    journey.step("dossier pris")
+
+
+def check_documents(journey: Journey, wrong: str | None = None, preset: str = "", precision: str = "") -> None:
+    """The checklist: every document left « Conforme » but the one whose title matches ``wrong``,
+    given a preset reason and a precision."""
+    page = journey.page
+    checks = page.get_by_role("group").filter(has=page.get_by_label("Vérification"))
+    assert checks.count() >= 1
+    for check in checks.all():
+        legend = check.locator("legend").inner_text()
+        if wrong and re.search(wrong, legend):
+            check.get_by_label("Vérification").select_option(label=f"À corriger : {preset}")
+            check.get_by_label("Précision pour la famille (facultatif)").fill(precision)
+        else:
+            expect(check.get_by_label("Vérification")).to_have_value("")  # « Conforme »
+
+
+def ask_for_a_correction(journey: Journey, document: str, reason: str, preset: str = "Document illisible") -> None:
+    """Asks the family to correct the document whose title matches ``document``: a preset reason
+    completed by ``reason``."""
+    check_documents(journey, document, preset, reason)
+    page = journey.page
+    page.get_by_role("button", name="Demander les corrections").click()
+    expect(page.get_by_role("status")).to_contain_text("Les corrections ont été demandées")
     journey.step("corrections demandees")
 
 
 def validate(journey: Journey) -> None:
+    """« Valider… », then the confirmation page saying what follows, then « Confirmer »."""
     page = journey.page
-    page.get_by_role("button", name="Valider le dossier").click()
+    page.get_by_role("button", name="Valider…").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Valider le dossier")
+    expect(page.get_by_text("reçoit un email")).to_be_visible()
+    journey.step("confirmation de la validation")
+    page.get_by_role("button", name="Confirmer la validation").click()
     expect(page.get_by_role("status")).to_be_visible()
     expect(page.get_by_text("Ce dossier n'est pas en attente d'examen")).to_be_visible()
     journey.step("dossier valide")

@@ -49,7 +49,7 @@ def test_a_family_and_an_agent_go_from_a_new_account_to_two_school_certificates_
     agent_joins(agent)
     file_address = open_family_file(agent, family)
     sees_the_documents(agent)
-    ask_for_a_correction(agent, f"{noe.first_name}.*\\(pièce jointe\\)", CORRECTION)
+    ask_for_a_correction(agent, f"enfant {noe.first_name}", CORRECTION)
 
     wait_for_mail(family.email, "Votre dossier est à corriger")
     sees_the_correction_and_replaces_the_document(parent, f"Pièce d'identité de l'enfant {family.child_name(noe)}")
@@ -66,16 +66,25 @@ def test_a_family_and_an_agent_go_from_a_new_account_to_two_school_certificates_
 
 
 def sees_the_documents(agent: Journey) -> None:
-    """The four proofs are in the review; the phone photo was converted to JPEG, and the photos'
-    previews really load from the object store (a broken image has no natural width)."""
+    """The four proofs are in the review, one at a time from its list; the phone photo was
+    converted to JPEG, and the photos' previews really load from the object store (a broken image
+    has no natural width)."""
     page = agent.page
-    expect(page.get_by_role("link", name=re.compile(r"^Télécharger IMG_0042\.jpg"))).to_be_visible()
-    previews = page.get_by_role("img", name=re.compile("^Aperçu"))
-    expect(previews).to_have_count(2)  # the HEIC photo (now a JPEG) and the PNG
-    for preview in previews.all():
-        preview.scroll_into_view_if_needed()  # they load lazily
-        expect(preview).to_have_js_property("complete", True)
-        assert preview.evaluate("image => image.naturalWidth") == 640, preview
+    documents = page.get_by_role("navigation", name="Pièces du dossier").get_by_role("link")
+    expect(documents).to_have_count(4)
+    photos, names = 0, []
+    for n in range(4):
+        documents.nth(n).click()
+        expect(page.get_by_role("navigation", name="Pièces du dossier").get_by_role("link").nth(n)).to_have_attribute("aria-current", "true")
+        names += [link.inner_text() for link in page.get_by_role("link", name=re.compile(r"^Télécharger ")).all()]
+        preview = page.get_by_role("img", name=re.compile("^Aperçu"))
+        if preview.count():
+            expect(preview).to_have_js_property("complete", True)
+            assert preview.evaluate("image => image.naturalWidth") == 640, preview
+            photos += 1
+        agent.step(f"piece {n + 1}")
+    assert photos == 2, photos  # the HEIC photo (now a JPEG) and the PNG
+    assert any(name.startswith("Télécharger IMG_0042.jpg") for name in names), names
 
 
 def sees_the_correction_and_replaces_the_document(parent: Journey, title: str) -> None:

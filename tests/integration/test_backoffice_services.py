@@ -49,7 +49,7 @@ async def submitted_file(first_name: str, last_name: str) -> tuple[Household, di
     family = await new_family()
     household = Household(family)
     docs = {kind: await clean_document(family, kind) for kind in ("proof_of_address", "guardian_identity", "child_identity")}
-    docs["guardian2_identity"] = docs["guardian_identity"]
+    docs["guardian2_identity"] = await clean_document(family, "sworn_statement")  # in place of the second ID
     dossier = await household.created()
     body = content(docs, children=[{"first_name": first_name, "last_name": last_name, "birth_date": "2021-03-14",
                                     "identity_document_id": docs["child_identity"]}])
