@@ -6,7 +6,7 @@ them), then sends, one at a time and alternating, requests for those addresses a
 unknown ones, each from its own forwarded client address, at most three per address (the
 routes' hourly limit). Prints, per route, the median and p90 latency of each side and the
 difference (existing - unknown). Usage (against `make up`):
-    python -m bench.enumeration [--accounts 30] [--gap-ms 60]
+    python -m bench.enumeration [--accounts 30] [--gap-ms 60] [--identity http://127.0.0.1:8101]
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ async def timed(client: httpx.AsyncClient, path: str, email: str) -> float:
     return elapsed
 
 
-async def measure(accounts: int, gap_ms: float) -> dict[str, dict[str, float]]:
+async def measure(accounts: int, gap_ms: float, identity: str = IDENTITY) -> dict[str, dict[str, float]]:
     figures: dict[str, dict[str, float]] = {}
-    async with httpx.AsyncClient(base_url=IDENTITY, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=identity, timeout=30) as client:
         existing = await pending_accounts(client, accounts)
         await asyncio.sleep(2)  # let the registrations' events go out before timing anything
         for route, path in ROUTES.items():
@@ -85,8 +85,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=30)
     parser.add_argument("--gap-ms", type=float, default=60)
     parser.add_argument("--label", default="")
+    parser.add_argument("--identity", default=IDENTITY, help="another instance, e.g. an older version beside the running one")
     args = parser.parse_args()
-    figures = asyncio.run(measure(args.accounts, args.gap_ms))
+    figures = asyncio.run(measure(args.accounts, args.gap_ms, args.identity))
     for route, row in figures.items():
         print(f"{route:18} existing median {row['existing_median_ms']:7.2f} ms p90 {row['existing_p90_ms']:7.2f} ms | "
               f"unknown median {row['unknown_median_ms']:7.2f} ms p90 {row['unknown_p90_ms']:7.2f} ms | "

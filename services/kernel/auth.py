@@ -61,9 +61,11 @@ class RevokedAccounts:
         self._until: dict[str, datetime] = {}
 
     def revoke(self, account_id: str, revoked_at: datetime) -> None:
-        until = revoked_at + self._keep
-        if until > self._now():
+        until, now = revoked_at + self._keep, self._now()
+        if until > now:
             self._until[account_id] = max(until, self._until.get(account_id, until))
+        if len(self._until) > 1024:  # entries never looked up again are dropped here
+            self._until = {a: u for a, u in self._until.items() if u > now}
 
     async def is_revoked(self, account_id: str) -> bool:
         until = self._until.get(account_id)

@@ -43,3 +43,13 @@ async def test_a_revocation_is_forgotten_once_no_token_issued_before_it_can_be_a
     # A deletion read back from further than the look-back is not kept at all.
     revoked.take(deleted_event("a-2", NOW - timedelta(hours=1)))
     assert not await revoked.is_revoked("a-2")
+
+
+async def test_revocations_nobody_asks_about_again_do_not_pile_up() -> None:
+    clock = [NOW]
+    revoked = RevokedAccounts(timedelta(minutes=20), clock=lambda: clock[0])
+    for i in range(1100):
+        revoked.revoke(f"a-{i}", NOW)
+    clock[0] = NOW + timedelta(minutes=21)
+    revoked.revoke("late", clock[0])
+    assert len(revoked._until) == 1 and await revoked.is_revoked("late")
