@@ -20,7 +20,9 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from tests.integration.conftest import Processes
+from jsonschema import Draft202012Validator
+
+from tests.integration.conftest import ROOT, Processes
 from tests.integration.identity_client import GATEWAY, staff_token
 from tests.integration.insights_synthetic import Campaign, Topics, publish
 from tests.integration.kafka_tools import OPERATOR, read_all
@@ -185,7 +187,7 @@ async def test_every_table_moves_as_the_source_services_apis_say_over_real_journ
 def insights_process(processes: Processes, topics: Topics, app_id: str, port: int) -> Any:
     env = {**topics.settings_env(), "ECP_APP_ID": app_id, "ECP_HTTP_PORT": str(port), "ECP_OTLP_ENDPOINT": "", "ECP_LOG_LEVEL": "INFO",
            "ECP_KAFKA_USERNAME": OPERATOR.username, "ECP_KAFKA_PASSWORD": OPERATOR.password,
-           "ECP_OVERDUE_CHECK_INTERVAL_S": "1", "ECP_OVERDUE_FIRST_CHECK_DELAY_S": "3", "ECP_FIGURES_INTERVAL_S": "3600"}
+           "ECP_OVERDUE_CHECK_INTERVAL_S": "1", "ECP_OVERDUE_FIRST_CHECK_DELAY_S": "3", "ECP_FIGURES_INTERVAL_S": "2"}
     return processes.start("-m", "services.insights.main", env=env)
 
 
@@ -257,6 +259,16 @@ async def test_killed_mid_stream_it_rebuilds_the_same_figures_and_announces_each
         # announced too, once. No file is ever announced twice, across the kill and the restart.
         assert campaign.expected_overdue <= set(announced)
         assert max(announced.values()) == 1, [d for d, n in announced.items() if n > 1]
+
+        # The open figures: the same counts, "<5" below 5, valid against the published JSON Schema.
+        figures = [json.loads(r.value) for r in await read_all(topics.figures)]
+        assert figures, "no CampaignFigures published"
+        latest = max(figures, key=lambda e: e["time"])
+        schema = json.loads((ROOT / "schemas/events/CampaignFigures.v1.json").read_text())
+        assert not list(Draft202012Validator(schema).iter_errors(latest))
+        assert latest["data"]["files_by_status"] == {"submitted": len(campaign.expected_overdue), "validated": validated,
+                                                     "corrections_requested": "<5", "rejected": "<5"}
+        assert latest["data"]["funnel"]["registered"] == campaign.families
         await api.aclose()
     finally:
         processes.stop_all()
