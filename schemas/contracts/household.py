@@ -54,6 +54,7 @@ class HouseholdSubmitted(EventData):
     submitted_at: datetime
     resubmission: bool = False
     document_ids: list[str] = Field(description="Every document attached to the file as submitted.")
+    reference: str | None = Field(default=None, description="The file's short reference shown to the family and agents, e.g. MSL-2027-000123.")
 
 
 @event_type
@@ -67,6 +68,7 @@ class CorrectionRequested(EventData):
     account_id: str
     corrections: list[Correction] = Field(min_length=1)
     requested_at: datetime
+    reference: str | None = Field(default=None, description="The file's short reference shown to the family and agents, e.g. MSL-2027-000123.")
 
 
 @event_type
@@ -82,6 +84,7 @@ class DossierValidated(EventData):
     children: list[Child] = Field(min_length=1)
     document_ids: list[str]
     validated_at: datetime
+    reference: str | None = Field(default=None, description="The file's short reference shown to the family and agents, e.g. MSL-2027-000123.")
 
 
 @event_type
@@ -95,3 +98,4 @@ class DossierRejected(EventData):
     account_id: str
     reason: str = Field(min_length=1)
     rejected_at: datetime
+    reference: str | None = Field(default=None, description="The file's short reference shown to the family and agents, e.g. MSL-2027-000123.")

@@ -197,6 +197,7 @@ class HouseholdService:
         if not dossier.get("reference"):  # a file opened before references existed gets one now
             fields["reference"] = await self._new_reference(now)
             fields["search"] = await self._search_terms({**dossier, **fields})
+        data = data.model_copy(update={"reference": fields.get("reference") or dossier.get("reference")})
         done = await self._db(self.store.replace_if_version(
             dossier["_id"], dossier["version"], fields,
             self._entries(data, subject=dossier["_id"], correlation_id=correlation_id), push={"history": entry},
@@ -318,14 +319,15 @@ class HouseholdService:
                                  birth_date=date.fromisoformat(c["birth_date"]))
                     for c in validated["children"] if c.get("validated")
                 ],
-                document_ids=domain.document_ids(validated), validated_at=now,
+                document_ids=domain.document_ids(validated), validated_at=now, reference=dossier.get("reference"),
             )
         elif decision is Decision.REJECT:
             assert reason
             entry["reason"] = reason
             fields["corrections"] = []
             fields["rejection_reason"] = reason
-            data = events.DossierRejected(dossier_id=dossier_id, account_id=account_id, reason=reason, rejected_at=now)
+            data = events.DossierRejected(dossier_id=dossier_id, account_id=account_id, reason=reason, rejected_at=now,
+                                          reference=dossier.get("reference"))
         else:
             assert corrections
             unknown = domain.unknown_items(content, [c["item"] for c in corrections])
@@ -336,7 +338,7 @@ class HouseholdService:
             fields["corrections"] = corrections
             data = events.CorrectionRequested(
                 dossier_id=dossier_id, account_id=account_id,
-                corrections=[events.Correction(**c) for c in corrections], requested_at=now,
+                corrections=[events.Correction(**c) for c in corrections], requested_at=now, reference=dossier.get("reference"),
             )
         done = await self._db(self.store.replace_if_version(
             dossier_id, dossier["version"], fields,
