@@ -9,7 +9,9 @@ service_healthy() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/hea
 # Cluster mode (`make up KAFKA_NODES=3`): two replicas of every service. The second, pid name
 # "svc-<name>-2", listens on the first's port + 100 behind the same gateway upstream
 # (add_replica_upstreams); outbox relay leases and Kafka consumer groups share the work.
-service_replicas() { if [ "${ECP_KAFKA_NODES:-1}" = 3 ]; then echo 2; else echo 1; fi; }
+# service_replicas [NAME]: insights stays one process (its faust tables are in memory and its API
+# reads them: a second worker would hold half the partitions; docs/services/insights.md).
+service_replicas() { if [ "${ECP_KAFKA_NODES:-1}" = 3 ] && [ "${1:-}" != insights ]; then echo 2; else echo 1; fi; }
 _replica_name() { if [ "$2" = 1 ]; then echo "svc-$1"; else echo "svc-$1-$2"; fi; }
 _replica_port() { echo $(($(service_port "$1") + ($2 - 1) * 100)); }
 
@@ -18,6 +20,7 @@ add_replica_upstreams() {
   [ "$(service_replicas)" = 2 ] || return 0
   local name port
   for name in "${ECP_SERVICES[@]}"; do
+    [ "$(service_replicas "$name")" = 2 ] || continue
     port="$(service_port "$name")"
     sed -i "s|server 127.0.0.1:$port;|server 127.0.0.1:$port; server 127.0.0.1:$(_replica_port "$name" 2);|" "$1"
   done
@@ -59,7 +62,7 @@ launch_service() {
 
 _wait_replicas() {
   local r
-  for ((r = 1; r <= $(service_replicas); r++)); do
+  for ((r = 1; r <= $(service_replicas "$1"); r++)); do
     wait_for "$(_replica_name "$1" "$r")" 60 service_healthy "$(_replica_port "$1" "$r")"
   done
 }
@@ -67,7 +70,7 @@ _wait_replicas() {
 # Every replica (those already running are left alone: `ecp start` after a crash of one).
 start_service() {
   local r
-  for ((r = 1; r <= $(service_replicas); r++)); do launch_service "$1" "$r"; done
+  for ((r = 1; r <= $(service_replicas "$1"); r++)); do launch_service "$1" "$r"; done
   _wait_replicas "$1"
 }
 
@@ -77,7 +80,7 @@ start_services() {
   local name r
   # Launch all first, then wait: the processes boot in parallel.
   for name in "${ECP_SERVICES[@]}"; do
-    for ((r = 1; r <= $(service_replicas); r++)); do launch_service "$name" "$r"; done
+    for ((r = 1; r <= $(service_replicas "$name"); r++)); do launch_service "$name" "$r"; done
   done
   for name in "${ECP_SERVICES[@]}"; do _wait_replicas "$name"; done
 }
