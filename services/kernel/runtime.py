@@ -126,31 +126,8 @@ class ServiceRuntime:
         self._spawn(loop(), name)
 
     def follow_revocations(self, revoked: RevokedAccounts) -> None:
-        """Feeds ``revoked`` from the account topic, from the look-back on, for as long as the
-        service runs (every process reads every partition: no consumer group)."""
-        self._spawn(self._run_revocations(revoked), "revocations")
-
-    async def _run_revocations(self, revoked: RevokedAccounts) -> None:
-        s = self.settings
-        while True:
-            since = datetime.now(UTC) - timedelta(minutes=s.revocation_lookback_minutes)
-            tail = kafka.KafkaTail(
-                s.kafka_bootstrap, [s.revocation_topic], f"{s.service_name}-revocations",
-                int(since.timestamp() * 1000), auth=kafka.KafkaAuth.of(s),
-            )
-            await retry_forever(tail.start, "revocation feed")
-            try:
-                while True:
-                    for message in await tail.fetch(timeout_ms=200):
-                        if revoked.take(message.value):
-                            log.info("access tokens of a deleted account refused from now on", account_id=message.key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("revocation feed interrupted; reconnecting", error=repr(exc))
-            finally:
-                with contextlib.suppress(Exception):
-                    await tail.stop()
+        """Feeds ``revoked`` for as long as the service runs (``feed_revocations``)."""
+        self._spawn(feed_revocations(self.settings, revoked), "revocations")
 
     def events_queued(self) -> None:
         """A store calls this after writing events to the outbox: relay them without waiting."""
@@ -231,6 +208,31 @@ def _lag_observer(group: str, subscription: kafka.KafkaSubscription) -> Callable
         reported.update(lag)
 
     return observe
+
+
+async def feed_revocations(settings: CommonSettings, revoked: RevokedAccounts) -> None:
+    """Feeds ``revoked`` from the account topic, from the look-back on, for ever: every process
+    reads every partition (no consumer group). Needs only Read on the topic."""
+    s = settings
+    while True:
+        since = datetime.now(UTC) - timedelta(minutes=s.revocation_lookback_minutes)
+        tail = kafka.KafkaTail(
+            s.kafka_bootstrap, [s.revocation_topic], f"{s.service_name}-revocations",
+            int(since.timestamp() * 1000), auth=kafka.KafkaAuth.of(s),
+        )
+        await retry_forever(tail.start, "revocation feed")
+        try:
+            while True:
+                for message in await tail.fetch(timeout_ms=200):
+                    if revoked.take(message.value):
+                        log.info("access tokens of a deleted account refused from now on", account_id=message.key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("revocation feed interrupted; reconnecting", error=repr(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await tail.stop()
 
 
 async def retry_forever(action: Callable[[], Awaitable[Any]], what: str, max_delay_s: float = 5.0) -> None:

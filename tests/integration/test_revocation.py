@@ -13,7 +13,7 @@ from services.documents.usecases import AccountErased
 from tests.integration.identity_client import GATEWAY, GOOD_PASSWORD
 from tests.integration.test_documents import _received, _service, documents_db, new_family, objects, pdf_bytes  # noqa: F401 (fixture)
 
-SERVICES = ("identity", "household", "documents", "enrolment", "notifier")
+SERVICES = ("identity", "household", "documents", "enrolment", "notifier", "insights")
 
 
 async def test_right_after_the_deletion_every_service_refuses_the_token_and_an_upload_leaves_nothing(documents_db: Any) -> None:
