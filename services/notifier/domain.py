@@ -29,6 +29,12 @@ def _field(name: str, value: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda data: data.get(name) == value
 
 
+def _several_children(data: Mapping[str, Any]) -> bool:
+    """Singular or plural by the number of children, in the subject as in the body."""
+    children = data.get("children")
+    return isinstance(children, list | tuple) and len(children) > 1
+
+
 @dataclass(frozen=True)
 class MailSpec:
     """One kind of email: the event type that asks for it, its templates' name and its subject.
@@ -56,6 +62,7 @@ MAILS: tuple[MailSpec, ...] = (
     # household.dossier.v1
     MailSpec("HouseholdSubmitted", "dossier_submitted", "Votre dossier a bien été transmis au Service Scolaire et Périscolaire"),
     MailSpec("CorrectionRequested", "corrections_requested", "Votre dossier est à corriger"),
+    MailSpec("DossierValidated", "dossier_validated", "Votre dossier est validé : vous pouvez inscrire vos enfants", _several_children),
     MailSpec("DossierValidated", "dossier_validated", "Votre dossier est validé : vous pouvez inscrire votre enfant"),
     MailSpec("DossierRejected", "dossier_rejected", "Votre dossier a été refusé"),
     # documents.document.v1 (a clean scan asks for no email)

@@ -69,6 +69,8 @@ SUBJECTS = {
     "derogation_accepted": "Votre demande de dérogation scolaire est acceptée",
     "derogation_refused": "Votre demande de dérogation scolaire est refusée",
 }
+# With several children, the subjects that speak of them (the bodies too).
+PLURAL_SUBJECTS = {"dossier_validated": "Votre dossier est validé : vous pouvez inscrire vos enfants"}
 
 
 def render(data: EventData, settings: NotifierSettings = SETTINGS) -> tuple[domain.MailSpec, Any]:
@@ -241,6 +243,18 @@ def test_validated_says_vos_enfants_for_two_children_and_votre_enfant_for_one() 
     assert "inscrire vos enfants à l'école (Léo, Zoé)" in rendered.text
     assert "inscrire vos enfants à l" in rendered.html
     assert "inscrire votre enfant à l'école (Léo)" in render(EVENTS["dossier_validated"])[1].text
+
+
+def test_the_validation_subject_says_vos_enfants_for_two_children_and_votre_enfant_for_one() -> None:
+    two = EVENTS["dossier_validated"].model_copy(update={"children": [
+        Child(child_id="c-1", first_name="Léo", last_name="Durand", birth_date=date(2021, 3, 14)),
+        Child(child_id="c-2", first_name="Zoé", last_name="Durand", birth_date=date(2023, 6, 2)),
+    ]})
+    mail, rendered = render(two)
+    assert (mail.template, mail.subject) == ("dossier_validated", PLURAL_SUBJECTS["dossier_validated"])
+    assert rendered.subject == PLURAL_SUBJECTS["dossier_validated"] and "Léo" not in rendered.subject
+    assert render(EVENTS["dossier_validated"])[0].subject == SUBJECTS["dossier_validated"]
+    assert ">Inscrire mes enfants<" in rendered.html and ">Inscrire mon enfant<" in render(EVENTS["dossier_validated"])[1].html
 
 
 @pytest.mark.parametrize("template", ["enrolment_confirmed", "enrolment_refused", "derogation_accepted", "derogation_refused"])
