@@ -69,6 +69,18 @@ def test_a_family_chooses_the_year_in_progress_or_the_next_rentree_and_the_page_
     assert '<input type="hidden" name="school_year" value="2026-2027">' in confirm.text
 
 
+def test_the_year_question_says_vos_enfants_for_two_children_and_votre_enfant_for_one(
+    client: TestClient, services: RecordingServices
+) -> None:
+    logged_in(client, services)
+    answers(services, eligibility(YEARS[0], [child("c1", "Noé", level="CM2", label="CM2"), child("c2", "Zoé", level="CP", label="CP")]))
+    two = client.get("/inscription-scolaire", params={"annee": "2026"})
+    assert "Pour quelle année scolaire inscrire vos enfants ?" in two.text and "inscrire votre enfant" not in two.text
+    answers(services, eligibility(YEARS[0], [child("c1", "Noé", level="CM2", label="CM2")]))
+    one = client.get("/inscription-scolaire", params={"annee": "2026"})
+    assert "Pour quelle année scolaire inscrire votre enfant ?" in one.text
+
+
 def test_an_address_outside_the_town_is_told_why_it_has_no_sector_school(client: TestClient, services: RecordingServices) -> None:
     logged_in(client, services)
     answers(services, eligibility(YEARS[1], [child("c1", "Lou", sector=None)], in_town=False))
