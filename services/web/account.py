@@ -25,6 +25,7 @@ from services.web.api import (
     _email_error,
     _new_link,
     _outcome,
+    forgotten_refusal,
 )
 from services.web.clients import IdentityAnswer, IdentityUnavailable, ServiceClient, service_client
 from services.web.csrf import ProtectedForm
@@ -240,6 +241,9 @@ async def logout(request: Request, form: ProtectedForm, identity: Identity) -> R
 
 @router.get(RESET_REQUEST, response_class=HTMLResponse, summary="Forgotten password (form)")
 async def forgotten_password(request: Request) -> HTMLResponse:
+    refused = forgotten_refusal(request)  # a spent link, or a request refused: why, once
+    if refused is not None:
+        return refused
     return _outcome(request, title="Mot de passe oublié", heading="Mot de passe oublié",
                     message="Saisissez l'adresse email de votre espace : vous recevrez un lien pour choisir "
                             "un nouveau mot de passe.",

@@ -29,6 +29,7 @@ LOGIN_URL = "/connexion"
 CHECK_EMAIL = "/verifiez-vos-emails"
 ACTIVATION_RESEND = "/activation/nouveau-lien"
 RESET_REQUEST = "/mot-de-passe/oubli"
+NEW_PASSWORD = "/mot-de-passe/nouveau"
 
 EMAIL_MISSING = "Saisissez votre adresse email, par exemple nom@exemple.fr."
 EMAIL_INVALID = "Saisissez une adresse email valide, par exemple nom@exemple.fr."
@@ -127,13 +128,41 @@ def _reset_link_problem(request: Request, title: str, message: str, status_code:
                     new_link=_new_link(RESET_REQUEST), status_code=status_code)
 
 
+FORGOTTEN = "mot-de-passe-oublie"  # the refusals the forgotten-password page shows (flash.refuse)
+
+
+def forgotten_refused(request: Request, status_code: int, *, title: str, heading: str, message: str | None = None,
+                      email: str = "", error: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    """Post/redirect/get for the reset pages' refusals (a spent link, an address refused, too many
+    requests): 303 to « Mot de passe oublié », whose form asks for a new link, saying why once."""
+    fields = {"title": title, "heading": heading, "message": message, "email": email[:254], "error": error}
+    return flash.refuse(request, RESET_REQUEST, FORGOTTEN, status_code, fields, headers) or _outcome(
+        request, title=title, heading=heading, message=message, tone="erreur",
+        new_link=_new_link(RESET_REQUEST, email=email, error=error), status_code=status_code, headers=headers)
+
+
+def forgotten_refusal(request: Request) -> HTMLResponse | None:
+    """The refusal ``forgotten_refused`` left for the forgotten-password page, once."""
+    refused = flash.refusal(request, FORGOTTEN)
+    if refused is None:
+        return None
+    f = {k: (str(v) if v is not None else None) for k, v in refused.fields.items()}
+    return _outcome(request, title=f.get("title") or "Mot de passe oublié", heading=f.get("heading") or "Mot de passe oublié",
+                    message=f.get("message"), tone="erreur",
+                    new_link=_new_link(RESET_REQUEST, email=f.get("email") or "", error=f.get("error")),
+                    status_code=refused.status_code, headers=refused.headers or None)
+
+
+def _reset_link_refused(request: Request, title: str, message: str, status_code: int) -> Response:
+    return forgotten_refused(request, status_code, title=title, heading=title, message=message)
+
+
+INCOMPLETE_LINK = ("Le lien que vous avez suivi est incomplet : il a peut-être été coupé par votre messagerie. "
+                   "Copiez l'adresse complète du lien reçu par email, ou demandez un nouveau lien ci-dessous.")
+
+
 def _reset_link_incomplete(request: Request) -> HTMLResponse:
-    return _reset_link_problem(
-        request, "Lien incomplet",
-        "Le lien que vous avez suivi est incomplet : il a peut-être été coupé par votre messagerie. "
-        "Copiez l'adresse complète du lien reçu par email, ou demandez un nouveau lien ci-dessous.",
-        400,
-    )
+    return _reset_link_problem(request, "Lien incomplet", INCOMPLETE_LINK, 400)
 
 
 def _new_password_form(
@@ -145,19 +174,30 @@ def _new_password_form(
                   status_code=status_code)
 
 
-@router.get("/mot-de-passe/nouveau", response_class=HTMLResponse, summary="New password page (the emailed link)")
+@router.get(NEW_PASSWORD, response_class=HTMLResponse, summary="New password page (the emailed link)")
 async def new_password_page(request: Request, jeton: str | None = None) -> HTMLResponse:
     token = _valid_token(jeton)
     if token is None:
         return _reset_link_incomplete(request)
+    refused = flash.refusal(request, NEW_PASSWORD)
+    if refused is not None:
+        errors = {str(k): str(v) for k, v in dict(refused.fields.get("errors") or {}).items()}
+        return _new_password_form(request, token, errors, status_code=refused.status_code)
     return _new_password_form(request, token)
 
 
-@router.post("/mot-de-passe/nouveau", response_class=HTMLResponse, summary="Set the new password")
+def _new_password_refused(request: Request, token: str, errors: dict[str, str]) -> Response:
+    """Post/redirect/get: back to the link's page with the errors (never the passwords), once."""
+    location = f"{NEW_PASSWORD}?{urlencode({'jeton': token})}"
+    return flash.refuse(request, location, NEW_PASSWORD, 422, {"errors": errors}) or _new_password_form(
+        request, token, errors, status_code=422)
+
+
+@router.post(NEW_PASSWORD, response_class=HTMLResponse, summary="Set the new password")
 async def set_new_password(request: Request, form: ProtectedForm, identity: Identity) -> Response:
     token = _valid_token(form.get("jeton"))
     if token is None:
-        return _reset_link_incomplete(request)
+        return _reset_link_refused(request, "Lien incomplet", INCOMPLETE_LINK, 400)
     password, confirmation = form.get("new_password", ""), form.get("confirmation", "")
     errors: dict[str, str] = {}
     if not password:
@@ -167,16 +207,16 @@ async def set_new_password(request: Request, form: ProtectedForm, identity: Iden
     elif password and password != confirmation:
         errors["confirmation"] = CONFIRMATION_MISMATCH
     if errors:  # checked here: a typo must not spend the single-use link
-        return _new_password_form(request, token, errors, status_code=422)
+        return _new_password_refused(request, token, errors)
     answer = await identity.confirm_reset(token, password)
     if answer.status == 200:
         return flash.redirect(request, LOGIN_URL, PASSWORD_SET)
     if answer.status == 422:
         if answer.field_error("token") is not None:
-            return _reset_link_incomplete(request)
-        return _new_password_form(request, token, {"nouveau-mot-de-passe": _password_reason(answer)}, status_code=422)
+            return _reset_link_refused(request, "Lien incomplet", INCOMPLETE_LINK, 400)
+        return _new_password_refused(request, token, {"nouveau-mot-de-passe": _password_reason(answer)})
     titles = {410: "Lien expiré", 409: "Lien déjà utilisé"}
-    return _reset_link_problem(request, titles.get(answer.status, "Lien non valide"), answer.detail,
+    return _reset_link_refused(request, titles.get(answer.status, "Lien non valide"), answer.detail,
                                answer.status if answer.status in titles else 400)
 
 
@@ -213,9 +253,15 @@ async def _ask_for_link(
             return flash.redirect(request, done_page, answer.detail)
         if answer.status == 429:
             headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+            if action == RESET_REQUEST:
+                return forgotten_refused(request, 429, title="Trop de demandes", heading="Trop de demandes",
+                                         message=answer.detail, headers=headers)
             return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=answer.detail,
                             tone="erreur", status_code=429, headers=headers)
         error = EMAIL_INVALID
+    if action == RESET_REQUEST:
+        return forgotten_refused(request, 422, title=f"Erreur : {form_heading}", heading=form_heading, email=email,
+                                 error=error)
     return _outcome(request, title=f"Erreur : {form_heading}", heading=form_heading,
                     new_link=_new_link(action, email=email, error=error), status_code=422)
 

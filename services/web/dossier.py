@@ -34,6 +34,8 @@ Services = Annotated[ServiceClient, Depends(service_client)]
 DECLARE = "/entourage"
 PROOFS = "/pieces-justificatives"
 SWORN_STATEMENT = "/pieces-justificatives/attestation"
+PROOFS_REFUSED = "pieces"  # the proofs page's refusals (flash.refuse)
+SUBMIT_REFUSED = "transmettre"  # « Transmettre mon dossier » refused, shown on Mon dossier
 MY_FILE = "/dossier"
 SUBMIT = "/dossier/transmettre"
 
@@ -74,6 +76,8 @@ DOCUMENTS_DOWN = (
     "Le service des documents ne répond pas pour le moment. Votre fichier n'a pas été enregistré : "
     "réessayez dans quelques minutes."
 )
+TYPED_TOO_LONG = ("Votre saisie est bien plus longue que ce que les champs acceptent et n'a pas pu être gardée : "
+                  "saisissez-la de nouveau (200 caractères au plus par champ).")
 DECLARATION_SAVED = "Votre entourage est enregistré. Joignez maintenant les pièces justificatives."
 SUBMITTED_NOTICE = (
     "Votre dossier a été transmis au Service Scolaire et Périscolaire. Vous recevrez un email dès "
@@ -102,6 +106,8 @@ FIELD_MESSAGES = {
     "birth_date": "Indiquez une date de naissance valide, au format JJ/MM/AAAA (par exemple 14/03/2019).",
 }
 MAX_LENGTHS = {"number": 10, "street": 200, "town": 100, "first_name": 100, "last_name": 100}
+# What a refused declaration carries back at most per value (past MAX_LENGTHS a value is refused).
+CARRIED_LENGTHS = {**MAX_LENGTHS, "postcode": 10, "phone": 30, "relationship": 30, "birth_date": 10, "id": 64}
 BIRTH_IN_FUTURE = "La date de naissance ne peut pas être dans le futur."
 TOO_OLD = "Un enfant de 18 ans ou plus ne peut pas être inscrit à l'école : vérifiez la date de naissance."
 POSTCODE = re.compile(r"^\d{5}$")
@@ -238,6 +244,15 @@ class Declaration:
             )
         except (TypeError, ValueError):
             return None
+
+    def cut(self) -> Declaration:
+        """The same declaration with each value cut to its field's limit (what a notice carries
+        of a post far past those limits; those fields are refused with their limit anyway)."""
+        def block(values: dict[str, str]) -> dict[str, str]:
+            return {k: v[:CARRIED_LENGTHS.get(k, 254)] for k, v in values.items()}
+
+        return Declaration(block(self.address), [block(g) for g in self.guardians], [block(c) for c in self.children],
+                           self.version[:64], self.other_parent)
 
     @classmethod
     def of_file(cls, dossier: dict[str, Any] | None) -> Declaration:
@@ -472,33 +487,38 @@ async def declaration_page(request: Request, user: CurrentUser, services: Servic
     return _declaration_page(request, typed, status=status, errors=errors or None, status_code=422 if errors else 200)
 
 
-def _refused(request: Request, declaration: Declaration, status: str | None, errors: dict[str, str]) -> Response:
-    """A declaration refused for its input: post/redirect/get too, what was typed and its errors
-    kept for a refresh (a long declaration past the cookie's size gets the page as the answer)."""
-    data = {"typed": asdict(declaration), "errors": errors}
-    if flash.fits(request, data=data):
-        return flash.redirect(request, DECLARE, data=data, keep=True)
-    return _declaration_page(request, declaration, status=status, errors=errors, status_code=422)
+def _with_typed(request: Request, location: str, declaration: Declaration, *lines: str, tone: str = "info",
+                errors: dict[str, str] | None = None) -> Response:
+    """Post/redirect/get for a declaration not saved (a new card, a refusal): what was typed and
+    its errors travel with the redirect, kept for a refresh. Always a redirect: twelve children
+    with long names fit the notice's cookies; a post past that (only a value far longer than its
+    field allows) travels with such values cut to their field's limit (their errors say so), and
+    past even that the page asks to type it again."""
+    for typed in (declaration, declaration.cut()):
+        data = {"typed": asdict(typed), "errors": errors or {}}
+        if flash.fits(request, *lines, tone=tone, data=data):
+            return flash.redirect(request, location, *lines, tone=tone, data=data, keep=True)
+    return flash.redirect(request, DECLARE, *lines, TYPED_TOO_LONG, tone="erreur")
 
 
-def _new_card(request: Request, declaration: Declaration, status: str | None, action: str) -> Response:
+def _refused(request: Request, declaration: Declaration, errors: dict[str, str]) -> Response:
+    """A declaration refused for its input: back to the form with its errors (post/redirect/get)."""
+    return _with_typed(request, DECLARE, declaration, errors=errors)
+
+
+def _new_card(request: Request, declaration: Declaration, action: str) -> Response:
     """« Créer une fiche enfant » / « … pour l'autre parent »: one more block, nothing saved yet.
-    What was typed travels with the redirect (post/redirect/get); a declaration too long for
-    that cookie gets the page as the post's answer instead."""
+    What was typed travels with the redirect (post/redirect/get)."""
     if action == "ajouter-enfant":
         if len(declaration.children) >= MAX_CHILDREN:
-            return _declaration_page(request, declaration, status=status, errors={"enfants-ajout": TOO_MANY_CHILDREN},
-                                     status_code=422)
+            return _refused(request, declaration, {"enfants-ajout": TOO_MANY_CHILDREN})
         declaration.children.append({})
         anchor, line = f"enfant-{len(declaration.children)}", (
             f"La fiche « Enfant {len(declaration.children)} » est créée : complétez-la, puis enregistrez.")
     else:
         declaration.other_parent = True
         anchor, line = "parent-2", "La fiche de l'autre parent est créée : complétez-la, puis enregistrez."
-    data = {"typed": asdict(declaration)}
-    if flash.fits(request, line, tone="info", data=data):
-        return flash.redirect(request, f"{DECLARE}#{anchor}", line, tone="info", data=data, keep=True)
-    return _declaration_page(request, declaration, status=status, notice=line)
+    return _with_typed(request, f"{DECLARE}#{anchor}", declaration, line)
 
 
 @router.post(DECLARE, response_class=HTMLResponse, summary="Déclarer mon entourage: add a child block, or save")
@@ -506,13 +526,13 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
     declaration = Declaration.of_form(form)
     current = await my_file(request, services, user.access_token)
     status = (current or {}).get("status")
-    if status is not None and status not in EDITABLE:
-        return _declaration_page(request, Declaration.of_file(current), status=status, status_code=409)
+    if status is not None and status not in EDITABLE:  # the page says why it cannot change now
+        return flash.redirect(request, DECLARE)
     if form.get("action") in ("ajouter-enfant", "ajouter-parent"):
-        return _new_card(request, declaration, status, form["action"])
+        return _new_card(request, declaration, form["action"])
     errors = declaration_errors(declaration, datetime.now(TOWN_ZONE).date())
     if errors:
-        return _refused(request, declaration, status, errors)
+        return _refused(request, declaration, errors)
     sent = save_request(declaration, current)
     if current is None:
         reply = await services.send("POST", "household", "/dossier", user.access_token, json=sent.body)
@@ -525,10 +545,9 @@ async def declare(request: Request, form: DeclarationForm, user: CurrentUser, se
     if reply.status == 401:
         raise _signed_out(request)
     if reply.status == 422:
-        return _refused(request, declaration, status, household_field_errors(reply, sent) or household_problems(reply, sent))
+        return _refused(request, declaration, household_field_errors(reply, sent) or household_problems(reply, sent))
     if reply.status in (403, 409):  # not activated yet; under review or changed meanwhile
-        return _declaration_page(request, declaration, status=status, problem=str(reply.body.get("detail") or ""),
-                                 status_code=reply.status)
+        return _with_typed(request, DECLARE, declaration, str(reply.body.get("detail") or ""), tone="erreur")
     raise HouseholdUnavailable()
 
 
@@ -673,6 +692,11 @@ async def proofs_page(request: Request, user: CurrentUser, services: Services) -
     dossier = await my_file(request, services, user.access_token)
     if dossier is None:
         return _no_file_yet(request)
+    refused = flash.refusal(request, PROOFS_REFUSED)
+    if refused is not None:  # a post refused: its reasons, once
+        errors = {str(k): str(v) for k, v in dict(refused.fields.get("errors") or {}).items()}
+        return _proofs_page(request, dossier, await my_documents(services, user.access_token), upload_errors=errors,
+                            status_code=refused.status_code)
     return _proofs_page(request, dossier, await my_documents(services, user.access_token))
 
 
@@ -752,11 +776,17 @@ async def upload_proof(request: Request, user: CurrentUser, services: Services) 
     try:
         dossier = await my_file(request, services, user.access_token)
         if dossier is None:
-            return _no_file_yet(request)
+            return flash.redirect(request, PROOFS)  # the page says to declare the household first
         documents = await my_documents(services, user.access_token)
         proofs = {p.slot: p for p in required_proofs(dossier)}
 
-        def refused(errors: dict[str, str], status_code: int) -> HTMLResponse:
+        def refused(errors: dict[str, str], status_code: int) -> Response:
+            """Post/redirect/get for a refusal too (Back or a refresh never sends the files again);
+            upload.js reads the page it gets instead, its post left no history entry."""
+            if request.headers.get("x-requested-with") != "XMLHttpRequest":
+                redirect = flash.refuse(request, PROOFS, PROOFS_REFUSED, status_code, {"errors": errors})
+                if redirect is not None:
+                    return redirect
             return _proofs_page(request, dossier, documents, upload_errors=errors, status_code=status_code)
 
         if dossier.get("status") not in EDITABLE:
@@ -924,7 +954,13 @@ def _file_page(
 
 @router.get(MY_FILE, response_class=HTMLResponse, summary="Mon dossier: status, what to do next, timeline, corrections")
 async def file_page(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
-    return _file_page(request, await my_file(request, services, user.access_token))
+    dossier = await my_file(request, services, user.access_token)
+    refused = flash.refusal(request, SUBMIT_REFUSED)
+    if refused is not None:  # « Transmettre mon dossier » refused: what is missing, once
+        problems = [str(p) for p in refused.fields.get("problems") or []] or None
+        problem = str(refused.fields.get("problem") or "") or None
+        return _file_page(request, dossier, problems=problems, problem=problem, status_code=refused.status_code)
+    return _file_page(request, dossier)
 
 
 @router.post(SUBMIT, response_class=HTMLResponse, summary="Transmettre mon dossier (household lists what is missing)")
@@ -936,8 +972,15 @@ async def submit(request: Request, form: ProtectedForm, user: CurrentUser, servi
         raise _signed_out(request)
     if reply.status is None or reply.status >= 500:
         raise HouseholdUnavailable()
-    dossier = await my_file(request, services, user.access_token)
     if reply.status == 422:
         problems = [str(p) for p in reply.body.get("problems") or []] or [str(reply.body.get("detail") or "")]
-        return _file_page(request, dossier, problems=problems, status_code=422)
-    return _file_page(request, dossier, problem=str(reply.body.get("detail") or NO_FILE_YET), status_code=reply.status)
+        fields: dict[str, Any] = {"problems": problems}
+    else:
+        fields = {"problem": str(reply.body.get("detail") or NO_FILE_YET)}
+    # Post/redirect/get for a refusal too: Back or a refresh never sends the file again.
+    redirect = flash.refuse(request, MY_FILE, SUBMIT_REFUSED, reply.status, fields)
+    if redirect is not None:
+        return redirect
+    dossier = await my_file(request, services, user.access_token)
+    return _file_page(request, dossier, problems=fields.get("problems"), problem=fields.get("problem"),
+                      status_code=reply.status)

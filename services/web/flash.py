@@ -11,6 +11,10 @@ takes it and ``base.html`` shows it first in the page (``role="status"``), whate
 The same cookie carries what a page needs besides (``data``): a form refused for its input
 (``refuse``/``refusal``: its errors and what was typed, never a password), or a form typed and not
 saved yet; with ``keep`` that data survives a refresh (the notice never does).
+
+The JSON is compressed before it is encrypted, and a value past one cookie's size is split over
+up to ``MAX_CHUNKS`` cookies (``ecp_avis``, ``ecp_avis_2``…): a declaration of twelve children
+with long names still travels with its redirect. ``fits`` says whether a notice fits at all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +34,16 @@ from services.web import session
 
 COOKIE_NAME = "ecp_avis"
 MAX_AGE_S = 120
-MAX_VALUE_BYTES = 3000  # browsers keep 4 kB per cookie; a notice never needs that much
+CHUNK_BYTES = 3800  # browsers keep 4 kB per cookie, its name and attributes included
+# The gateway takes request header lines up to 16 kB (large_client_header_buffers): three chunks
+# leave room for the session and CSRF cookies in the same Cookie header.
+MAX_CHUNKS = 3
 _PURPOSE = b"ecp-web-notice:"
+
+
+def chunk_names() -> list[str]:
+    """The cookies one notice may span, in order."""
+    return [COOKIE_NAME] + [f"{COOKIE_NAME}_{n}" for n in range(2, MAX_CHUNKS + 1)]
 
 
 def _fernet(request: Request) -> Fernet:
@@ -38,8 +51,13 @@ def _fernet(request: Request) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(_PURPOSE + secret).digest()))
 
 
-def _cookie(path: str, value: str, *, secure: bool) -> str:
-    return session.cookie_header(COOKIE_NAME, value, path=path, max_age=MAX_AGE_S, secure=secure)
+def _set(response: Response, path: str, value: str | None, *, secure: bool) -> None:
+    """Sets the notice's cookies on ``path`` to ``value`` (in chunks); None or "" clears them all."""
+    chunks = [value[i:i + CHUNK_BYTES] for i in range(0, len(value), CHUNK_BYTES)] if value else []
+    for n, name in enumerate(chunk_names()):
+        chunk = chunks[n] if n < len(chunks) else ""
+        response.headers.append("set-cookie", session.cookie_header(name, chunk, path=path, max_age=MAX_AGE_S,
+                                                                       secure=secure))
 
 
 def redirect(
@@ -53,8 +71,7 @@ def redirect(
     value = _value(request, lines, tone, data, keep)
     if value is not None:
         path = location.split("?", 1)[0].split("#", 1)[0] or "/"
-        secure = request.app.state.settings.environment != "local"
-        response.headers.append("set-cookie", _cookie(path, value, secure=secure))
+        _set(response, path, value, secure=request.app.state.settings.environment != "local")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -68,8 +85,9 @@ def _value(request: Request, lines: tuple[str, ...], tone: str, data: Any, keep:
     if not lines and data is None:
         return None
     notice = {"tone": tone, "lines": list(lines), "data": data, "keep": keep}
-    value = _fernet(request).encrypt(json.dumps(notice, ensure_ascii=False).encode()).decode()
-    return value if len(value) <= MAX_VALUE_BYTES else None
+    packed = zlib.compress(json.dumps(notice, ensure_ascii=False, separators=(",", ":")).encode(), 9)
+    value = _fernet(request).encrypt(packed).decode()
+    return value if len(value) <= CHUNK_BYTES * MAX_CHUNKS else None
 
 
 TONES = ("succes", "info", "attention", "erreur")
@@ -85,14 +103,20 @@ def take(request: Request) -> dict[str, Any] | None:
 
 
 def _read(request: Request) -> dict[str, Any] | None:
-    value = request.cookies.get(COOKIE_NAME)
+    value = ""
+    for name in chunk_names():
+        chunk = request.cookies.get(name)
+        if not chunk:
+            break
+        value += chunk
     if not value:
         return None
     request.state.notice_taken = True
     try:
-        notice = json.loads(_fernet(request).decrypt(value.encode(), ttl=MAX_AGE_S))
+        # Only this service makes the value (authenticated), so its size once inflated is ours.
+        notice = json.loads(zlib.decompress(_fernet(request).decrypt(value.encode(), ttl=MAX_AGE_S)))
         lines = [str(line) for line in notice["lines"]]
-    except (InvalidToken, ValueError, KeyError, TypeError):
+    except (InvalidToken, ValueError, KeyError, TypeError, zlib.error):
         return None
     return {"tone": notice.get("tone") if notice.get("tone") in TONES else "info", "lines": lines,
             "data": notice.get("data"), "keep": notice.get("keep") is True}
@@ -105,15 +129,14 @@ def consume(request: Request, response: Response) -> None:
         secure = request.app.state.settings.environment != "local"
         notice = getattr(request.state, "notice", None) or {}
         kept = _value(request, (), "info", notice["data"], True) if notice.get("keep") else None
-        response.headers.append("set-cookie", _cookie(request.url.path, kept or "", secure=secure))
+        _set(response, request.url.path, kept, secure=secure)
         response.headers["Cache-Control"] = "no-store"
 
 
 def clear(request: Request, response: Response, path: str) -> None:
     """Ends what a page at ``path`` kept (its form, once saved)."""
     if request.cookies.get(COOKIE_NAME) is not None:
-        secure = request.app.state.settings.environment != "local"
-        response.headers.append("set-cookie", _cookie(path, "", secure=secure))
+        _set(response, path, None, secure=request.app.state.settings.environment != "local")
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,18 @@ def _page(request: Request, profile: dict[str, Any], *, errors: dict[str, str] |
     return render(request, "my_account_page.html", context, status_code=status_code, headers=NO_STORE)
 
 
+def _refused(request: Request, profile: dict[str, Any], errors: dict[str, str], status_code: int) -> Response:
+    """Post/redirect/get for a refused form too: the errors go back to the page once (never a password)."""
+    return flash.refuse(request, PAGE, "mon-compte", status_code, {"errors": errors}) or _page(
+        request, profile, errors=errors, status_code=status_code)
+
+
 @router.get(PAGE, response_class=HTMLResponse, summary="My account: email and name, change password, delete account")
 async def my_account(request: Request, user: CurrentUser, services: Services) -> HTMLResponse:
+    refused = flash.refusal(request, "mon-compte")
+    if refused is not None:
+        errors = {str(k): str(v) for k, v in dict(refused.fields.get("errors") or {}).items() if k in FIELD_ORDER}
+        return _page(request, await _profile(request, user, services), errors=errors, status_code=refused.status_code)
     return _page(request, await _profile(request, user, services))
 
 
@@ -108,7 +118,7 @@ async def _change_password(request: Request, form: dict[str, str], user: session
         errors[CONFIRMATION] = CONFIRMATION_MISMATCH
     profile = await _profile(request, user, services)
     if errors:
-        return _page(request, profile, errors=errors, status_code=422)
+        return _refused(request, profile, errors, 422)
     reply = await services.send("POST", "identity", "/me/password", user.access_token,
                                 json={"current_password": current, "new_password": new})
     if reply.status == 204:
@@ -123,13 +133,12 @@ async def _change_password(request: Request, form: dict[str, str], user: session
     if reply.status == 401:
         if _field_message(reply, "current_password") is None:  # the token itself was refused
             raise session.log_in_again(request)
-        return _page(request, profile, errors={CURRENT: str(reply.body.get("detail") or CURRENT_WRONG)}, status_code=401)
+        return _refused(request, profile, {CURRENT: str(reply.body.get("detail") or CURRENT_WRONG)}, 401)
     if reply.status == 429:  # wrong current passwords are limited like logins
-        return _page(request, profile, errors={CURRENT: str(reply.body.get("detail") or TOO_MANY_TRIES)}, status_code=429)
+        return _refused(request, profile, {CURRENT: str(reply.body.get("detail") or TOO_MANY_TRIES)}, 429)
     if reply.status == 422:
         reason = _field_message(reply, "new_password")
-        errors = {NEW: reason} if reason is not None else {CURRENT: CURRENT_WRONG}
-        return _page(request, profile, errors=errors, status_code=422)
+        return _refused(request, profile, {NEW: reason} if reason is not None else {CURRENT: CURRENT_WRONG}, 422)
     raise IdentityUnavailable()
 
 
@@ -141,7 +150,7 @@ async def _delete_account(request: Request, form: dict[str, str], user: session.
     if form.get("confirm") != "oui":
         errors[DELETE_CONFIRMED] = DELETE_NOT_CONFIRMED
     if errors:
-        return _page(request, await _profile(request, user, services), errors=errors, status_code=422)
+        return _refused(request, await _profile(request, user, services), errors, 422)
     reply = await services.send("POST", "identity", "/me/delete", user.access_token, json={"password": password})
     if reply.status == 204:
         session.end(request)  # identity deleted the refresh tokens; the cookie goes too
@@ -149,12 +158,11 @@ async def _delete_account(request: Request, form: dict[str, str], user: session.
     if reply.status == 401:
         if _field_message(reply, "password") is None:
             raise session.log_in_again(request)
-        return _page(request, await _profile(request, user, services),
-                     errors={DELETE_PASSWORD: str(reply.body.get("detail") or DELETE_PASSWORD_WRONG)}, status_code=401)
+        return _refused(request, await _profile(request, user, services),
+                        {DELETE_PASSWORD: str(reply.body.get("detail") or DELETE_PASSWORD_WRONG)}, 401)
     if reply.status == 429:
-        return _page(request, await _profile(request, user, services),
-                     errors={DELETE_PASSWORD: str(reply.body.get("detail") or TOO_MANY_TRIES)}, status_code=429)
+        return _refused(request, await _profile(request, user, services),
+                        {DELETE_PASSWORD: str(reply.body.get("detail") or TOO_MANY_TRIES)}, 429)
     if reply.status == 422:
-        return _page(request, await _profile(request, user, services), errors={DELETE_PASSWORD: DELETE_PASSWORD_WRONG},
-                     status_code=422)
+        return _refused(request, await _profile(request, user, services), {DELETE_PASSWORD: DELETE_PASSWORD_WRONG}, 422)
     raise IdentityUnavailable()

@@ -250,9 +250,37 @@ async def _page(request: Request, user: session.Session, services: ServiceClient
     return render(request, "schooling_page.html", context, status_code=status_code, headers=NO_STORE)
 
 
+REFUSED_FORM = "inscription-scolaire"
+
+
+def _refused(request: Request, location: str, problem: FormProblem, status_code: int) -> Response | None:
+    """Post/redirect/get for a refused enrolment or dérogation: its errors and what was typed go
+    back to the page once. A text far past its limit travels cut just past it (still refused)."""
+    cut = {**problem.values, "reason_text": problem.values.get("reason_text", "")[:REASON_TEXT_MAX + 1]}
+    for values in (problem.values, cut):
+        fields = {"key": problem.key, "errors": problem.errors, "values": values}
+        redirect = flash.refuse(request, location, REFUSED_FORM, status_code, fields)
+        if redirect is not None:
+            return redirect
+    return None
+
+
+def _refusal(request: Request) -> tuple[FormProblem | None, int]:
+    refused = flash.refusal(request, REFUSED_FORM)
+    if refused is None:
+        return None, 200
+    fields = refused.fields
+
+    def strings(name: str) -> dict[str, str]:
+        return {str(k): str(v) for k, v in dict(fields.get(name) or {}).items()}
+
+    return FormProblem(str(fields.get("key") or ""), strings("errors"), strings("values")), refused.status_code
+
+
 @router.get(PAGE, response_class=HTMLResponse, summary="School enrolment: my children, their level and sector school")
 async def schooling_page(request: Request, user: CurrentUser, services: Services, annee: str = "") -> Response:
-    return await _page(request, user, services, year=asked_year(annee))
+    problem, status_code = _refusal(request)
+    return await _page(request, user, services, year=asked_year(annee), problem=problem, status_code=status_code)
 
 
 @router.get(CONFIRM, response_class=HTMLResponse, summary="The summary of an enrolment, before confirming it")
@@ -282,7 +310,9 @@ async def enrol(request: Request, form: ProtectedForm, user: CurrentUser, servic
         return flash.redirect(request, f"{PAGE}{f'?annee={year}' if year else ''}#enfant-{child_id}", done_line("inscription", reply.body))
     detail = str(reply.body.get("detail") or "Cette inscription n'a pas pu être enregistrée.")
     problem = FormProblem(child_id, {f"inscrire-{child_id}": detail})
-    return await _page(request, user, services, year=year, problem=problem, status_code=reply.status or 503)
+    location = f"{PAGE}{f'?annee={year}' if year else ''}#enfant-{child_id}"
+    return _refused(request, location, problem, reply.status or 503) or await _page(
+        request, user, services, year=year, problem=problem, status_code=reply.status or 503)
 
 
 def _form_shown(key: str, children: list[dict[str, Any]]) -> bool:
@@ -321,7 +351,8 @@ async def ask_derogation(enrolment_id: str, request: Request, form: ProtectedFor
     known = {s.get("id") for s in schools.body.get("items", []) if isinstance(s, dict)} if schools.status == 200 else None
     errors = _derogation_errors(enrolment_id, values, known)
     if errors:
-        return await _page(request, user, services, problem=FormProblem(enrolment_id, errors, values), status_code=422)
+        problem = FormProblem(enrolment_id, errors, values)
+        return _refused(request, PAGE, problem, 422) or await _page(request, user, services, problem=problem, status_code=422)
     reply = _checked(request, await services.send(
         "POST", "enrolment", f"/enrolments/{enrolment_id}/derogation", user.access_token, json=values,
         timeout=ACTION_TIMEOUT_S), ActionUnconfirmed)
@@ -336,7 +367,8 @@ async def ask_derogation(enrolment_id: str, request: Request, form: ProtectedFor
     # (same school, level not taught, a request already pending) are about the school asked for.
     field_id = f"precisions-{enrolment_id}" if "expliquez" in detail.lower() else f"ecole-{enrolment_id}"
     problem = FormProblem(enrolment_id, {field_id: detail}, values)
-    return await _page(request, user, services, problem=problem, status_code=reply.status or 503)
+    return _refused(request, PAGE, problem, reply.status or 503) or await _page(
+        request, user, services, problem=problem, status_code=reply.status or 503)
 
 
 @router.get(PAGE + "/{enrolment_id}/certificat", summary="Download the certificat d'inscription (PDF)",

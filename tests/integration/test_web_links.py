@@ -94,6 +94,8 @@ async def test_the_emailed_reset_link_sets_a_new_password_through_the_gateway() 
         assert set(form) == {"csrf_token", "jeton"}
 
         mismatch = await web.post("/mot-de-passe/nouveau", data={**form, "new_password": NEW_PASSWORD, "confirmation": "autre"})
+        assert mismatch.status_code == 303 and mismatch.headers["location"] == link.removeprefix(GATEWAY)  # post/redirect/get
+        mismatch = await web.get(mismatch.headers["location"])
         assert mismatch.status_code == 422
         assert "ne sont pas identiques" in mismatch.text
 
@@ -104,6 +106,8 @@ async def test_the_emailed_reset_link_sets_a_new_password_through_the_gateway() 
         assert (await client.post("/auth/login", json={"email": email, "password": GOOD_PASSWORD})).status_code == 401
 
         again = await web.post("/mot-de-passe/nouveau", data={**form, "new_password": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
+        assert again.status_code == 303 and again.headers["location"] == "/mot-de-passe/oubli"
+        again = await web.get("/mot-de-passe/oubli")
         assert again.status_code == 409
         assert "déjà été utilisé" in again.text
         assert 'action="/mot-de-passe/oubli"' in again.text

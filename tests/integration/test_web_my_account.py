@@ -40,9 +40,13 @@ async def test_after_changing_my_password_only_the_new_one_logs_in(family: tuple
 
         weak = await web.post("/mon-compte", data={**form["hidden"], "current_password": GOOD_PASSWORD,
                                                    "new_password": "motdepasse12", "confirmation": "motdepasse12"})
+        assert weak.status_code == 303 and weak.headers["location"] == "/mon-compte"  # post/redirect/get
+        weak = await web.get("/mon-compte")
         assert weak.status_code == 422 and 'href="#nouveau-mot-de-passe"' in weak.text
         wrong = await web.post("/mon-compte", data={**form["hidden"], "current_password": "pas le bon mot de passe",
                                                     "new_password": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
+        assert wrong.status_code == 303
+        wrong = await web.get("/mon-compte")
         assert wrong.status_code == 401 and "Le mot de passe actuel est incorrect." in unescape(wrong.text)
 
         changed = await web.post("/mon-compte", data={**form["hidden"], "current_password": GOOD_PASSWORD,
@@ -68,8 +72,12 @@ async def test_deleting_my_account_ends_the_session_and_the_account_can_no_longe
         page = await web.get("/mon-compte")
         form = Forms(page.text).button("Supprimer définitivement mon compte")
         unconfirmed = await web.post("/mon-compte", data={**form["hidden"], "password": GOOD_PASSWORD})
+        assert unconfirmed.status_code == 303 and unconfirmed.headers["location"] == "/mon-compte"
+        unconfirmed = await web.get("/mon-compte")
         assert unconfirmed.status_code == 422 and 'href="#confirmer-suppression"' in unconfirmed.text
         wrong = await web.post("/mon-compte", data={**form["hidden"], "password": "pas le bon mot de passe", "confirm": "oui"})
+        assert wrong.status_code == 303
+        wrong = await web.get("/mon-compte")
         assert wrong.status_code == 401 and 'href="#mot-de-passe-suppression"' in wrong.text
 
         deleted = await web.post("/mon-compte", data={**form["hidden"], "password": GOOD_PASSWORD, "confirm": "oui"})

@@ -169,6 +169,8 @@ async def test_a_validated_family_enrols_both_children_asks_a_derogation_and_dow
             school = next(iter(form["options"]))
             empty = await web.post(form["action"], data={**form["hidden"], "requested_school_id": school,
                                                           "reason_category": "fratrie", "reason_text": ""})
+            assert empty.status_code == 303 and empty.headers["location"] == "/inscription-scolaire"  # post/redirect/get
+            empty = await web.get("/inscription-scolaire")
             assert empty.status_code == 422 and "Expliquez votre demande" in unescape(empty.text)
             asked = await web.post(form["action"], data={**form["hidden"], "requested_school_id": school,
                                                           "reason_category": "fratrie", "reason_text": "Son frère y est en CM1."})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,6 +184,52 @@ def test_saving_ends_what_was_kept_of_the_typed_form(client: TestClient, service
         "Path=/entourage" in c and "Max-Age=0" in c for c in saved.headers.get_list("set-cookie"))
 
 
+def twelve_children_at_their_longest(**changes: str) -> dict[str, str]:
+    """A declaration at the form's limits: two parents and twelve children, every name 100
+    characters of accented letters that compress badly, every field at its longest."""
+    rng = random.Random(19)
+
+    def text(n: int) -> str:
+        return "".join(rng.choice("àâäéèêëîïôöùûüçœæÀÉÈÇabcdefghijklmnopqrstuvwxyz- ") for _ in range(n)).strip() or "x"
+
+    fields = declared(**{"enfants": str(pages.MAX_CHILDREN), "adresse-voie": text(200), "adresse-commune": text(100),
+                         "autre-parent": "oui"})
+    for n in (1, 2):
+        fields.update({f"parent-{n}-prenom": text(100), f"parent-{n}-nom": text(100), f"parent-{n}-lien": "autre représentant légal",
+                       f"parent-{n}-telephone": "+33 6 12 34 56 78 90", f"parent-{n}-email": f"{text(60).replace(' ', '')}@exemple.fr"})
+    for n in range(1, pages.MAX_CHILDREN + 1):
+        fields.update({f"enfant-{n}-prenom": text(100), f"enfant-{n}-nom": text(100), f"enfant-{n}-naissance": "2090-01-01"})
+    return {**fields, **changes}
+
+
+def test_twelve_children_with_the_longest_names_still_travel_with_the_redirect(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    fields = twelve_children_at_their_longest()
+    response = refused_declaration(client, fields)  # every birth date in the future: 12 errors, and all typed
+    assert response.status_code == 422 and len(summary_links(accessible(response))) == pages.MAX_CHILDREN
+    for name in ("adresse-voie", "parent-2-nom", f"enfant-{pages.MAX_CHILDREN}-prenom"):
+        assert f'value="{fields[name]}"' in response.text
+    more = post_declaration(client, {**fields, "action": "ajouter-enfant"})  # past the limit: said, not a page
+    assert more.status_code == 303
+    assert pages.TOO_MANY_CHILDREN in shown(client.get("/entourage"))
+
+
+def test_a_post_far_past_the_fields_limits_is_still_answered_with_a_redirect(client: TestClient, services: FakeServices) -> None:
+    services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    # Not typed in a browser: 600 characters in each name (each one refused at its limit of 100).
+    rng = random.Random(7)
+    fields = twelve_children_at_their_longest(**{
+        f"enfant-{n}-nom": "".join(rng.choice("ÀÉÈÇàéèçabcdefxyz") for _ in range(600)) for n in range(1, 13)})
+    response = refused_declaration(client, fields)
+    assert response.status_code == 422
+    assert fields["enfant-1-nom"][:100] in response.text and pages.FIELD_MESSAGES["last_name"] in shown(response)
+    # Every value at its limit in random characters of four bytes each: more than the cookies hold.
+    emoji = {name: "".join(chr(rng.randrange(0x20000, 0x2A6D0)) for _ in range(100 if "naissance" not in name else 10))
+             for name in fields if name.startswith(("enfant-", "parent-")) and name[-3:] in ("nom", "nce")}
+    posted = post_declaration(client, {**fields, **emoji})
+    assert posted.status_code == 303 and pages.TYPED_TOO_LONG in shown(client.get("/entourage"))
+
+
 def test_bad_input_is_listed_in_page_order_next_to_its_fields_without_calling_household(client: TestClient, services: FakeServices) -> None:
     services.answer("GET", HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
     response = refused_declaration(client, declared(**{
@@ -264,7 +311,8 @@ def test_a_file_under_review_is_shown_read_only_and_a_save_is_refused_saying_why
     assert pages.UNDER_REVIEW in shown(response) and "Enregistrer et continuer" not in response.text
     assert response.text.count("disabled") >= 3
     refused = client.post("/entourage", data={**Page(response.text).hidden(), **declared()})
-    assert refused.status_code == 409 and pages.UNDER_REVIEW in shown(refused)
+    assert refused.status_code == 303 and refused.headers["location"] == "/entourage"  # post/redirect/get
+    assert pages.UNDER_REVIEW in shown(client.get("/entourage"))
     assert ("PUT", "/dossier") not in services.made(HOUSEHOLD)
 
 
@@ -329,6 +377,14 @@ def upload(client: TestClient, slot: str, kind: str, data: bytes = b"%PDF-1.4 pi
                        files={"fichier": (name, data, "application/pdf")})
 
 
+def refused_upload(client: TestClient, posted: httpx.Response) -> httpx.Response:
+    """A refused post of proofs: post/redirect/get back to the page, which says why once."""
+    assert posted.status_code == 303 and posted.headers["location"] == "/pieces-justificatives", posted.text
+    shown_once = client.get("/pieces-justificatives")
+    assert "Erreur" not in title(client.get("/pieces-justificatives"))  # a refresh: said once
+    return shown_once
+
+
 def test_an_upload_is_stored_then_attached_and_the_replaced_document_deleted(client: TestClient, services: FakeServices) -> None:
     proofs_answers(services)
     services.answer("POST", DOCUMENTS, "/documents", 201, document("doc-new", "pending"))
@@ -373,10 +429,10 @@ def test_several_files_go_in_one_post_and_one_save_and_a_converted_photo_says_so
 def test_a_file_and_a_photo_for_the_same_proof_are_refused_before_any_store(client: TestClient, services: FakeServices) -> None:
     proofs_answers(services)
     hidden = Page(client.get("/pieces-justificatives").text).hidden()
-    response = client.post("/pieces-justificatives", data={"csrf_token": hidden["csrf_token"]}, files=[
+    response = refused_upload(client, client.post("/pieces-justificatives", data={"csrf_token": hidden["csrf_token"]}, files=[
         ("fichier:domicile", ("facture.pdf", b"%PDF-1.4", "application/pdf")),
         ("photo:domicile", ("IMG_1.jpg", b"\xff\xd8", "image/jpeg")),
-    ])
+    ]))
     assert response.status_code == 422 and pages.TWO_FILES in shown(response)
     assert ("POST", "/documents") not in services.made(DOCUMENTS)
 
@@ -411,7 +467,7 @@ def test_a_refused_file_is_explained_next_to_its_proof_and_nothing_is_attached(c
     proofs_answers(services)
     refusal = "Ce fichier n'est ni un PDF ni une photo (JPEG, PNG, HEIC) : nous ne pouvons pas l'accepter."
     services.answer("POST", DOCUMENTS, "/documents", 415, {"detail": refusal})
-    response = upload(client, "domicile", "proof_of_address", b"texte", "facture.txt")
+    response = refused_upload(client, upload(client, "domicile", "proof_of_address", b"texte", "facture.txt"))
     assert response.status_code == 415
     page = accessible(response)
     assert summary_links(page) == ["#fichier-domicile"] and refusal in shown(response)
@@ -423,15 +479,15 @@ def test_when_the_file_refuses_the_new_document_it_is_deleted_again(client: Test
     services.answer("POST", DOCUMENTS, "/documents", 201, document("doc-new", "pending"))
     services.answer("PUT", HOUSEHOLD, "/dossier", 409, {"detail": "Votre dossier a été modifié entre-temps."})
     services.answer("DELETE", DOCUMENTS, "/documents/doc-new", 204)
-    response = upload(client, f"representant-{GUARDIAN}", "guardian_identity")
+    response = refused_upload(client, upload(client, f"representant-{GUARDIAN}", "guardian_identity"))
     assert response.status_code == 409 and "modifié entre-temps" in shown(response)
-    assert services.made(DOCUMENTS)[-1] == ("DELETE", "/documents/doc-new")
+    assert ("DELETE", "/documents/doc-new") in services.made(DOCUMENTS)
 
 
 def test_an_unknown_proof_or_kind_is_refused_without_storing_anything(client: TestClient, services: FakeServices) -> None:
     proofs_answers(services)
-    assert upload(client, "enfant-someone-else", "child_identity").status_code == 422
-    wrong_kind = upload(client, "domicile", "child_identity")
+    assert refused_upload(client, upload(client, "enfant-someone-else", "child_identity")).status_code == 422
+    wrong_kind = refused_upload(client, upload(client, "domicile", "child_identity"))
     assert wrong_kind.status_code == 422 and pages.BAD_KIND in shown(wrong_kind)
     assert ("POST", "/documents") not in services.made(DOCUMENTS)
 
@@ -466,10 +522,13 @@ def test_submitting_an_incomplete_file_lists_what_is_missing_with_links_to_fix_i
     problems = ["Il manque la pièce d'identité de l'enfant Noé Martin (ou une attestation sur l'honneur).",
                 "La date de naissance de l'enfant Léa Martin est dans le futur."]
     services.answer("POST", HOUSEHOLD, "/dossier/submit", 422, {"detail": "Votre dossier ne peut pas encore être transmis.", "problems": problems})
-    response = client.post("/dossier/transmettre", data=Page(client.get("/dossier").text).hidden())
+    posted = client.post("/dossier/transmettre", data=Page(client.get("/dossier").text).hidden())
+    assert posted.status_code == 303 and posted.headers["location"] == "/dossier"  # post/redirect/get
+    response = client.get("/dossier")
     assert response.status_code == 422
     page = accessible(response)
     assert title(response).startswith("Erreur : Mon dossier")
+    assert not any(p in shown(client.get("/dossier")) for p in problems)  # a refresh: said once
     assert f"/pieces-justificatives#piece-enfant-{CHILD_2}" in page.links and "/entourage" in page.links
     assert all(p in shown(response) for p in problems)
 

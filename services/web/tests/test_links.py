@@ -381,6 +381,21 @@ def test_a_mismatched_confirmation_is_shown_without_calling_identity(client: Tes
     assert identity.calls == []
 
 
+def test_a_refused_new_password_answers_with_a_redirect_and_shows_its_errors_once(client: TestClient, identity: FakeIdentity) -> None:
+    form = reset_form(client)
+    posted = client.post("/mot-de-passe/nouveau", data={**form, "new_password": "lampe verte sur le piano", "confirmation": ""},
+                         follow_redirects=False)
+    # Post/redirect/get: Back or a refresh after the mistake never sends the form again.
+    assert posted.status_code == 303 and posted.headers["location"] == f"/mot-de-passe/nouveau?jeton={form['jeton']}"
+    assert "lampe verte" not in posted.headers.get("set-cookie", "")
+    shown_once = client.get(posted.headers["location"])
+    assert shown_once.status_code == 422 and '<a href="#confirmation">' in shown_once.text
+    assert Page(shown_once.text).hidden()["jeton"] == form["jeton"] and "lampe verte" not in shown_once.text
+    refreshed = client.get(posted.headers["location"])
+    assert refreshed.status_code == 200 and '<a href="#confirmation">' not in refreshed.text
+    assert identity.calls == []
+
+
 def test_a_new_password_is_set(client: TestClient, identity: FakeIdentity) -> None:
     identity.answer("/auth/password-reset/confirm", 200, RESET_DONE)
     form = reset_form(client)
@@ -426,6 +441,25 @@ def test_a_spent_reset_link_offers_a_new_one(client: TestClient, identity: FakeI
     assert detail in shown(response)
     assert "/mot-de-passe/oubli" in page.forms
     assert "Recevoir un nouveau lien" in response.text
+
+
+def test_a_spent_link_or_a_refused_address_answers_with_a_redirect_to_the_forgotten_password_page(
+    client: TestClient, identity: FakeIdentity
+) -> None:
+    identity.answer("/auth/password-reset/confirm", 410, "Ce lien a expiré (il est valable une heure). Demandez un nouveau lien.")
+    form = reset_form(client)
+    spent = client.post("/mot-de-passe/nouveau", data={**form, "new_password": "lampe verte sur le piano",
+                                                       "confirmation": "lampe verte sur le piano"}, follow_redirects=False)
+    assert spent.status_code == 303 and spent.headers["location"] == "/mot-de-passe/oubli"
+    shown_once = client.get("/mot-de-passe/oubli")
+    assert shown_once.status_code == 410 and "Ce lien a expiré" in shown(shown_once)
+    assert "Ce lien a expiré" not in shown(client.get("/mot-de-passe/oubli"))  # a refresh: the form afresh
+    typo = client.post("/mot-de-passe/oubli", data={"csrf_token": form["csrf_token"], "email": "pas-une-adresse"},
+                       follow_redirects=False)
+    assert typo.status_code == 303 and typo.headers["location"] == "/mot-de-passe/oubli"
+    refused = client.get("/mot-de-passe/oubli")
+    assert refused.status_code == 422 and 'value="pas-une-adresse"' in refused.text
+    accessible(refused)
 
 
 def test_asking_for_a_new_reset_link_shows_the_neutral_answer(client: TestClient, identity: FakeIdentity) -> None:

@@ -37,6 +37,13 @@ def delete(client: TestClient, form: dict[str, str], password: str = PASSWORD, c
     return client.post("/mon-compte", data=data)
 
 
+def refused(client: TestClient, posted: httpx.Response) -> httpx.Response:
+    """A refused form: post/redirect/get back to « Mon compte », whose page shows the errors once."""
+    assert posted.status_code == 303 and posted.headers["location"] == "/mon-compte", posted.text
+    assert PASSWORD not in posted.headers.get("set-cookie", "") and NEW not in posted.headers.get("set-cookie", "")
+    return client.get("/mon-compte")
+
+
 def test_my_account_shows_my_email_and_name_and_both_forms(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
     services.answer(IDENTITY, "/me", 200, ME)
@@ -67,14 +74,24 @@ def test_a_revoked_session_on_my_account_asks_to_log_in_again(client: TestClient
 
 def test_missing_or_different_passwords_are_listed_without_calling_identity(client: TestClient, services: FakeServices) -> None:
     form = my_account(client, services)
-    response = change(client, form, current="", new=NEW, confirmation="autre chose")
+    response = refused(client, change(client, form, current="", new=NEW, confirmation="autre chose"))
     assert response.status_code == 422
     accessible(response)
     assert summary_links(response) == ["#mot-de-passe-actuel", "#confirmation-mot-de-passe"]
     assert NEW not in response.text  # passwords are never written back
     assert "/me/password" not in services.paths()
-    same = change(client, form, current=NEW)
+    same = refused(client, change(client, form, current=NEW))
     assert same.status_code == 422 and "différent du mot de passe actuel" in shown(same)
+
+
+def test_a_refused_change_answers_with_a_redirect_and_its_errors_show_once(client: TestClient, services: FakeServices) -> None:
+    form = my_account(client, services)
+    posted = change(client, form, confirmation="autre chose")
+    assert posted.status_code == 303 and posted.headers["location"] == "/mon-compte"  # Back/refresh: no resubmission
+    shown_once = client.get("/mon-compte")
+    assert shown_once.status_code == 422 and summary_links(shown_once) == ["#confirmation-mot-de-passe"]
+    refreshed = client.get("/mon-compte")
+    assert refreshed.status_code == 200 and summary_links(refreshed) == [] and NEW not in shown_once.text
 
 
 def test_identitys_policy_reason_is_shown_next_to_the_new_password(client: TestClient, services: FakeServices) -> None:
@@ -82,7 +99,7 @@ def test_identitys_policy_reason_is_shown_next_to_the_new_password(client: TestC
     reason = "Ce mot de passe est trop facile à deviner. Choisissez une phrase de plusieurs mots."
     services.answer(IDENTITY, "/me/password", 422, {"detail": reason, "errors": [
         {"loc": ["body", "new_password"], "msg": reason, "type": "value_error"}]})
-    response = change(client, form)
+    response = refused(client, change(client, form))
     assert response.status_code == 422
     assert summary_links(response) == ["#nouveau-mot-de-passe"] and reason in shown(response)
     assert 'aria-describedby="nouveau-mot-de-passe-aide nouveau-mot-de-passe-erreur" aria-invalid="true"' in response.text
@@ -92,7 +109,7 @@ def test_a_wrong_current_password_is_shown_next_to_it(client: TestClient, servic
     form = my_account(client, services)
     services.answer(IDENTITY, "/me/password", 401, {"detail": "Le mot de passe actuel est incorrect.", "errors": [
         {"loc": ["body", "current_password"], "msg": "Le mot de passe actuel est incorrect.", "type": "value_error"}]})
-    response = change(client, form)
+    response = refused(client, change(client, form))
     assert response.status_code == 401
     assert summary_links(response) == ["#mot-de-passe-actuel"]
 
@@ -134,7 +151,7 @@ def test_identity_down_during_a_change_gives_a_french_503(client: TestClient, se
 
 def test_deleting_needs_the_password_and_the_checkbox(client: TestClient, services: FakeServices) -> None:
     form = my_account(client, services)
-    response = delete(client, form, password="", confirm=None)
+    response = refused(client, delete(client, form, password="", confirm=None))
     assert response.status_code == 422
     accessible(response)
     assert summary_links(response) == ["#mot-de-passe-suppression", "#confirmer-suppression"]
@@ -146,7 +163,7 @@ def test_a_wrong_password_does_not_delete_the_account(client: TestClient, servic
     form = my_account(client, services)
     services.answer(IDENTITY, "/me/delete", 401, {"detail": "Le mot de passe est incorrect.", "errors": [
         {"loc": ["body", "password"], "msg": "Le mot de passe est incorrect.", "type": "value_error"}]})
-    response = delete(client, form, password="pas le bon")
+    response = refused(client, delete(client, form, password="pas le bon"))
     assert response.status_code == 401
     assert summary_links(response) == ["#mot-de-passe-suppression"] and "Le mot de passe est incorrect." in shown(response)
     assert client.cookies.get(session.COOKIE_NAME) is not None
@@ -180,10 +197,10 @@ def test_a_post_without_the_csrf_pair_is_refused_before_any_call(client: TestCli
 def test_too_many_wrong_current_passwords_say_so_next_to_the_field(client: TestClient, services: FakeServices) -> None:
     form = my_account(client, services)
     services.answer(IDENTITY, "/me/password", 429, {"detail": "Trop de tentatives. Réessayez dans quelques minutes."})
-    response = change(client, form)
+    response = refused(client, change(client, form))
     assert response.status_code == 429
     assert summary_links(response) == ["#mot-de-passe-actuel"] and "Trop de tentatives" in shown(response)
     services.answer(IDENTITY, "/me/delete", 429, {"detail": "Trop de tentatives. Réessayez dans quelques minutes."})
-    response = delete(client, form, password="encore faux")
+    response = refused(client, delete(client, form, password="encore faux"))
     assert response.status_code == 429
     assert summary_links(response) == ["#mot-de-passe-suppression"] and "Trop de tentatives" in shown(response)

@@ -257,13 +257,22 @@ def test_enrolling_posts_the_child_and_year_then_the_page_says_it_is_done(client
     assert "La demande d&#39;inscription" not in client.get("/inscription-scolaire").text  # said once
 
 
+def refused(client: TestClient, posted: httpx.Response, location: str = "/inscription-scolaire") -> httpx.Response:
+    """A refused form: post/redirect/get back to the page (Back and refresh never send it again),
+    which shows the errors and what was typed once."""
+    assert posted.status_code == 303 and posted.headers["location"] == location, posted.text
+    shown_once = client.get(location)
+    assert "Erreur" not in title(client.get(location))  # a refresh: the page afresh
+    return shown_once
+
+
 def test_an_enrolment_error_goes_next_to_the_button_or_becomes_a_notice(client: TestClient, services: FakeServicesWithFiles) -> None:
     logged_in(client, services)
     enrolment_answers(services, [child("c1", "Léa")])
     form = confirm_form(client)
     already = "Cet enfant est déjà inscrit (ou en cours d'inscription) pour l'année scolaire 2027-2028."
     services.answer_post(ENROLMENT, "/enrolments", 409, {"detail": already})
-    response = client.post("/inscription-scolaire", data=form)
+    response = refused(client, client.post("/inscription-scolaire", data=form), "/inscription-scolaire?annee=2027#enfant-c1")
     assert response.status_code == 409
     page = accessible(response)
     assert title(response).startswith("Erreur : Inscription scolaire")
@@ -272,7 +281,7 @@ def test_an_enrolment_error_goes_next_to_the_button_or_becomes_a_notice(client: 
 
     # Enrolled meanwhile in another tab: no button any more, the reason is the page's notice.
     enrolment_answers(services, [child("c1", "Léa", enrolment={"id": "e-lea", "status": "confirmed"})])
-    response = client.post("/inscription-scolaire", data=form)
+    response = refused(client, client.post("/inscription-scolaire", data=form), "/inscription-scolaire?annee=2027#enfant-c1")
     assert response.status_code == 409
     page = accessible(response)
     assert summary_links(response) == [] and f'role="alert">{already}' in shown(response)
@@ -321,8 +330,8 @@ def test_an_incomplete_derogation_lists_each_missing_field_without_calling_the_s
     logged_in(client, services)
     confirmed_lea(services)
     form = Page(client.get("/inscription-scolaire").text).hidden()
-    response = client.post("/inscription-scolaire/e-lea/derogation",
-                           data={**form, "requested_school_id": "", "reason_category": "", "reason_text": "  "})
+    response = refused(client, client.post("/inscription-scolaire/e-lea/derogation",
+                           data={**form, "requested_school_id": "", "reason_category": "", "reason_text": "  "}))
     assert response.status_code == 422
     accessible(response)
     assert summary_links(response) == ["#ecole-e-lea", "#motif-e-lea", "#precisions-e-lea"]
@@ -334,8 +343,8 @@ def test_a_school_not_in_the_list_or_a_text_too_long_is_refused_here(client: Tes
     logged_in(client, services)
     confirmed_lea(services)
     form = Page(client.get("/inscription-scolaire").text).hidden()
-    response = client.post("/inscription-scolaire/e-lea/derogation",
-                           data={**form, "requested_school_id": "ecole-inconnue", "reason_category": "autre", "reason_text": "x" * 2001})
+    response = refused(client, client.post("/inscription-scolaire/e-lea/derogation",
+                           data={**form, "requested_school_id": "ecole-inconnue", "reason_category": "autre", "reason_text": "x" * 2001}))
     assert response.status_code == 422
     assert "Choisissez l'école souhaitée dans la liste." in shown(response) and "2000 caractères au plus" in shown(response)
     assert "x" * 2001 in response.text  # what was typed is kept
@@ -361,8 +370,8 @@ def test_the_services_refusal_of_a_derogation_goes_next_to_the_school(client: Te
     form = Page(client.get("/inscription-scolaire").text).hidden()
     reason = "L'école « École primaire Pasteur » n'accueille pas d'élèves en CP."
     services.answer_post(ENROLMENT, "/enrolments/e-lea/derogation", 422, {"detail": reason})
-    response = client.post("/inscription-scolaire/e-lea/derogation",
-                           data={**form, "requested_school_id": "prim-pasteur", "reason_category": "medical", "reason_text": "Allergie."})
+    response = refused(client, client.post("/inscription-scolaire/e-lea/derogation",
+                           data={**form, "requested_school_id": "prim-pasteur", "reason_category": "medical", "reason_text": "Allergie."}))
     assert response.status_code == 422
     assert summary_links(response) == ["#ecole-e-lea"] and reason in shown(response)
     assert '<option value="medical" selected>' in response.text and "Allergie." in response.text
