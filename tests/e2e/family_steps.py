@@ -269,6 +269,33 @@ def enrols_both_children(parent: Journey, family: Family, artifacts: Path) -> No
         text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(certificate)).pages)
         assert "Certificat d'inscription scolaire" in text, text
         assert f"{family.last_name.upper()} {child.first_name}" in text, text
+    mistakes_on_the_rarer_forms(parent, family)
+
+
+def mistakes_on_the_rarer_forms(parent: Journey, family: Family) -> None:
+    """A dérogation request sent without its school, reason or details, then a password change
+    whose confirmation differs: each refusal comes back through a redirect, so refresh, Back and
+    Forward are plain GETs (never « Confirmer le renvoi du formulaire ») and its errors are said once."""
+    page = parent.page
+    first = family.children[0].first_name
+    page.goto(f"{GATEWAY}/inscription-scolaire")
+    page.get_by_text(f"Demander une autre école (dérogation) pour {first}").click()
+    page.get_by_role("button", name=f"Demander une dérogation pour {first}").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choisissez le motif de votre demande.")
+    expect(page.get_by_role("combobox", name="Motif de la demande")).to_be_visible()  # the fold open again
+    parent.step("derogation a completer")
+    parent.back_and_refresh(gone="Choisissez le motif de votre demande.")
+
+    go_to(parent, "Mon compte")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Mon compte")
+    page.get_by_label("Mot de passe actuel").fill(family.password)
+    page.get_by_label("Nouveau mot de passe", exact=True).fill("une autre phrase de passe bien longue")
+    page.get_by_label("Confirmer le nouveau mot de passe").fill("une autre phrase de passe")
+    page.get_by_role("button", name="Changer mon mot de passe").click()
+    mismatch = "Les deux mots de passe ne sont pas identiques"
+    expect(page.get_by_role("alert")).to_contain_text(mismatch)
+    parent.step("mot de passe a corriger")
+    parent.back_and_refresh(gone=mismatch)
 
 
 def downloaded_certificate(parent: Journey, first_name: str, artifacts: Path) -> bytes:
