@@ -23,25 +23,11 @@ from pathlib import Path
 import httpx
 
 from bench.event_hop import percentile
-from bench.logins import IDENTITY, PASSWORD, forwarded
+from bench.logins import IDENTITY, forwarded, registered_accounts
 
 RESULTS = Path(__file__).parent / "results"
 ROUTES = {"password-reset": "/auth/password-reset", "activation-resend": "/auth/activation/resend"}
 PER_ADDRESS = 3  # each route's hourly limit per email address
-
-
-async def pending_accounts(client: httpx.AsyncClient, count: int) -> list[str]:
-    run = uuid.uuid4().hex[:8]
-    emails = [f"enum.{run}.{i}@example.org" for i in range(count)]
-    sem = asyncio.Semaphore(4)
-
-    async def register(email: str) -> None:
-        async with sem:
-            r = await client.post("/auth/register", json={"email": email, "password": PASSWORD, "display_name": "Banc Essai"}, headers=forwarded())
-            r.raise_for_status()
-
-    await asyncio.gather(*(register(e) for e in emails))
-    return emails
 
 
 async def timed(client: httpx.AsyncClient, path: str, email: str) -> float:
@@ -55,7 +41,7 @@ async def timed(client: httpx.AsyncClient, path: str, email: str) -> float:
 async def measure(accounts: int, gap_ms: float, identity: str = IDENTITY) -> dict[str, dict[str, float]]:
     figures: dict[str, dict[str, float]] = {}
     async with httpx.AsyncClient(base_url=identity, timeout=30) as client:
-        existing = await pending_accounts(client, accounts)
+        existing = await registered_accounts(client, accounts, prefix="enum", concurrency=4)
         await asyncio.sleep(2)  # let the registrations' events go out before timing anything
         for route, path in ROUTES.items():
             samples: dict[str, list[float]] = {"existing": [], "unknown": []}

@@ -35,10 +35,11 @@ def forwarded() -> dict[str, str]:
     return {"X-Forwarded-For": f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250}"}
 
 
-async def activated_accounts(client: httpx.AsyncClient, count: int) -> list[str]:
+async def registered_accounts(client: httpx.AsyncClient, count: int, *, prefix: str, concurrency: int) -> list[str]:
+    """Registers ``count`` new accounts (pending activation); returns their emails."""
     run = uuid.uuid4().hex[:8]
-    emails = [f"bench.{run}.{i}@example.org" for i in range(count)]
-    sem = asyncio.Semaphore(8)
+    emails = [f"{prefix}.{run}.{i}@example.org" for i in range(count)]
+    sem = asyncio.Semaphore(concurrency)
 
     async def register(email: str) -> None:
         async with sem:
@@ -46,6 +47,11 @@ async def activated_accounts(client: httpx.AsyncClient, count: int) -> list[str]
             r.raise_for_status()
 
     await asyncio.gather(*(register(e) for e in emails))
+    return emails
+
+
+async def activated_accounts(client: httpx.AsyncClient, count: int) -> list[str]:
+    emails = await registered_accounts(client, count, prefix="bench", concurrency=8)
     wanted = set(emails)
     tokens: dict[str, str] = {}
     deadline = time.monotonic() + 60
