@@ -125,9 +125,10 @@ class IdentityStore:
 
     async def write_decoy(self, kind: str, link: OneTimeLink, events: list[dict[str, Any]]) -> None:
         """The write ``add_activation_link`` / ``add_reset_link`` would make, on the decoy
-        document: a link (kept to the same few) and the events, blanked to the same size (the
-        address typed is nobody's to keep) and never relayed."""
-        blanked = [{**e, "value": bytes(len(e["value"]))} for e in events]
+        document: a link (kept to the same few) and the events, blanked to the same size and
+        never relayed. The key is blanked too: for a resend to an account already active it is
+        that account's id, which this document would otherwise keep past the account's erasure."""
+        blanked = [{**e, "key": "0" * len(e["key"] or ""), "value": bytes(len(e["value"]))} for e in events]
         await self.timing_decoys.update_one(
             {"_id": DECOY_ID},
             {"$push": {f"{kind}_links": {"$each": [asdict(link)], "$slice": -KEEP_LINKS},
