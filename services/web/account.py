@@ -19,13 +19,14 @@ from services.web.api import (
     CONFIRMATION_MISMATCH,
     CONFIRMATION_MISSING,
     EMAIL_INVALID,
+    FORGOTTEN,
     PASSWORD_REFUSED,
     RESET_REQUEST,
     Identity,
     _email_error,
     _new_link,
     _outcome,
-    forgotten_refusal,
+    link_refusal,
 )
 from services.web.clients import IdentityAnswer, IdentityUnavailable, ServiceClient, service_client
 from services.web.csrf import ProtectedForm
@@ -241,7 +242,7 @@ async def logout(request: Request, form: ProtectedForm, identity: Identity) -> R
 
 @router.get(RESET_REQUEST, response_class=HTMLResponse, summary="Forgotten password (form)")
 async def forgotten_password(request: Request) -> HTMLResponse:
-    refused = forgotten_refusal(request)  # a spent link, or a request refused: why, once
+    refused = link_refusal(request, FORGOTTEN)  # a spent link, or a request refused: why, once
     if refused is not None:
         return refused
     return _outcome(request, title="Mot de passe oublié", heading="Mot de passe oublié",

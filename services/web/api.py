@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -38,6 +39,8 @@ CONFIRMATION_MISSING = "Saisissez à nouveau le mot de passe pour le confirmer."
 CONFIRMATION_MISMATCH = "Les deux mots de passe ne sont pas identiques. Saisissez-les à nouveau."
 PASSWORD_REFUSED = "Ce mot de passe ne peut pas être utilisé. Choisissez-en un autre."
 PASSWORD_SET = "Votre mot de passe est modifié. Connectez-vous avec votre nouveau mot de passe."
+INCOMPLETE_LINK = ("Le lien que vous avez suivi est incomplet : il a peut-être été coupé par votre messagerie. "
+                   "Copiez l'adresse complète du lien reçu par email, ou demandez un nouveau lien ci-dessous.")
 
 
 def _valid_token(value: str | None) -> str | None:
@@ -66,25 +69,62 @@ def _outcome(
     return render(request, "outcome.html", context, status_code=status_code, headers=headers)
 
 
+# ---- the emailed links' refusals --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinkPage:
+    """A page where an emailed link's refusals land (post/redirect/get), with its « Recevoir un
+    nouveau lien » form: a spent or broken link, an address refused, too many requests."""
+
+    path: str  # the page (GET) that shows the refusal once
+    form: str  # its name for flash.refuse
+    action: str  # where its form asks for a new link
+
+
+FORGOTTEN = LinkPage(RESET_REQUEST, "mot-de-passe-oublie", RESET_REQUEST)
+ACTIVATION_REFUSED = LinkPage("/activation", "activation", ACTIVATION_RESEND)
+
+
+def link_refused(request: Request, page: LinkPage, status_code: int, *, title: str, heading: str,
+                 message: str | None = None, email: str = "", error: str | None = None,
+                 headers: dict[str, str] | None = None) -> Response:
+    """303 to ``page``, which says why once, with that status, and offers a new link."""
+    fields = {"title": title, "heading": heading, "message": message, "email": email[:254], "error": error}
+    return flash.refuse(request, page.path, page.form, status_code, fields, headers) or _outcome(
+        request, title=title, heading=heading, message=message, tone="erreur",
+        new_link=_new_link(page.action, email=email, error=error), status_code=status_code, headers=headers)
+
+
+def link_refusal(request: Request, page: LinkPage) -> HTMLResponse | None:
+    """The refusal ``link_refused`` left for ``page``, if any (once)."""
+    refused = flash.refusal(request, page.form)
+    if refused is None:
+        return None
+    f = {k: (str(v) if v is not None else None) for k, v in refused.fields.items()}
+    return _outcome(request, title=f.get("title") or "", heading=f.get("heading") or "", message=f.get("message"),
+                    tone="erreur", new_link=_new_link(page.action, email=f.get("email") or "", error=f.get("error")),
+                    status_code=refused.status_code, headers=refused.headers or None)
+
+
 # ---- activation ------------------------------------------------------------------------------
 
 def _activation_link_incomplete(request: Request) -> HTMLResponse:
     return _outcome(
         request, title="Lien d'activation incomplet", heading="Lien d'activation incomplet", tone="erreur",
-        message=(
-            "Le lien que vous avez suivi est incomplet : il a peut-être été coupé par votre messagerie. "
-            "Copiez l'adresse complète du lien reçu par email, ou demandez un nouveau lien ci-dessous."
-        ),
-        new_link=_new_link(ACTIVATION_RESEND), status_code=400,
+        message=INCOMPLETE_LINK, new_link=_new_link(ACTIVATION_RESEND), status_code=400,
     )
+
+
+def _activation_refused(request: Request, title: str, message: str, status_code: int) -> Response:
+    return link_refused(request, ACTIVATION_REFUSED, status_code, title=title, heading=title, message=message)
 
 
 @router.get("/activation", response_class=HTMLResponse, summary="Activation page (the emailed link)")
 async def activation_page(request: Request, jeton: str | None = None) -> HTMLResponse:
     # Only a form here: mail scanners fetch links, and a GET must not use the single-use token.
     token = _valid_token(jeton)
-    if token is None:
-        return _activation_link_incomplete(request)
+    if token is None:  # a link cut short, or where a refused activation or request leads
+        return link_refusal(request, ACTIVATION_REFUSED) or _activation_link_incomplete(request)
     return render(request, "activation.html", {"jeton": token})
 
 
@@ -95,7 +135,7 @@ ACTIVATED = "Votre espace est activé. Connectez-vous avec votre adresse email e
 async def activate(request: Request, form: ProtectedForm, identity: Identity) -> Response:
     token = _valid_token(form.get("jeton"))
     if token is None:
-        return _activation_link_incomplete(request)
+        return _activation_refused(request, "Lien d'activation incomplet", INCOMPLETE_LINK, 400)
     answer = await identity.activate(token)
     # As the manual says: back to the home page, to log in from there (post/redirect/get).
     if answer.status == 200:
@@ -103,12 +143,10 @@ async def activate(request: Request, form: ProtectedForm, identity: Identity) ->
     if answer.status == 409:
         return flash.redirect(request, "/", answer.detail, tone="info")
     if answer.status == 410:
-        return _outcome(request, title="Lien d'activation expiré", heading="Lien d'activation expiré",
-                        message=answer.detail, tone="erreur", new_link=_new_link(ACTIVATION_RESEND), status_code=410)
+        return _activation_refused(request, "Lien d'activation expiré", answer.detail, 410)
     if answer.status == 422:  # a token identity's own format check refused: the link is broken
-        return _activation_link_incomplete(request)
-    return _outcome(request, title="Lien d'activation non valide", heading="Lien d'activation non valide",
-                    message=answer.detail, tone="erreur", new_link=_new_link(ACTIVATION_RESEND), status_code=400)
+        return _activation_refused(request, "Lien d'activation incomplet", INCOMPLETE_LINK, 400)
+    return _activation_refused(request, "Lien d'activation non valide", answer.detail, 400)
 
 
 @router.post(ACTIVATION_RESEND, response_class=HTMLResponse, summary="Ask for a new activation link")
@@ -128,37 +166,10 @@ def _reset_link_problem(request: Request, title: str, message: str, status_code:
                     new_link=_new_link(RESET_REQUEST), status_code=status_code)
 
 
-FORGOTTEN = "mot-de-passe-oublie"  # the refusals the forgotten-password page shows (flash.refuse)
-
-
-def forgotten_refused(request: Request, status_code: int, *, title: str, heading: str, message: str | None = None,
-                      email: str = "", error: str | None = None, headers: dict[str, str] | None = None) -> Response:
-    """Post/redirect/get for the reset pages' refusals (a spent link, an address refused, too many
-    requests): 303 to « Mot de passe oublié », whose form asks for a new link, saying why once."""
-    fields = {"title": title, "heading": heading, "message": message, "email": email[:254], "error": error}
-    return flash.refuse(request, RESET_REQUEST, FORGOTTEN, status_code, fields, headers) or _outcome(
-        request, title=title, heading=heading, message=message, tone="erreur",
-        new_link=_new_link(RESET_REQUEST, email=email, error=error), status_code=status_code, headers=headers)
-
-
-def forgotten_refusal(request: Request) -> HTMLResponse | None:
-    """The refusal ``forgotten_refused`` left for the forgotten-password page, once."""
-    refused = flash.refusal(request, FORGOTTEN)
-    if refused is None:
-        return None
-    f = {k: (str(v) if v is not None else None) for k, v in refused.fields.items()}
-    return _outcome(request, title=f.get("title") or "Mot de passe oublié", heading=f.get("heading") or "Mot de passe oublié",
-                    message=f.get("message"), tone="erreur",
-                    new_link=_new_link(RESET_REQUEST, email=f.get("email") or "", error=f.get("error")),
-                    status_code=refused.status_code, headers=refused.headers or None)
-
-
 def _reset_link_refused(request: Request, title: str, message: str, status_code: int) -> Response:
-    return forgotten_refused(request, status_code, title=title, heading=title, message=message)
+    return link_refused(request, FORGOTTEN, status_code, title=title, heading=title, message=message)
 
 
-INCOMPLETE_LINK = ("Le lien que vous avez suivi est incomplet : il a peut-être été coupé par votre messagerie. "
-                   "Copiez l'adresse complète du lien reçu par email, ou demandez un nouveau lien ci-dessous.")
 
 
 def _reset_link_incomplete(request: Request) -> HTMLResponse:
@@ -251,19 +262,15 @@ async def _ask_for_link(
         answer = await call(email)
         if answer.status == 202:
             return flash.redirect(request, done_page, answer.detail)
+        page = FORGOTTEN if action == RESET_REQUEST else ACTIVATION_REFUSED
         if answer.status == 429:
             headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
-            if action == RESET_REQUEST:
-                return forgotten_refused(request, 429, title="Trop de demandes", heading="Trop de demandes",
-                                         message=answer.detail, headers=headers)
-            return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=answer.detail,
-                            tone="erreur", status_code=429, headers=headers)
+            return link_refused(request, page, 429, title="Trop de demandes", heading="Trop de demandes",
+                                message=answer.detail, headers=headers)
         error = EMAIL_INVALID
-    if action == RESET_REQUEST:
-        return forgotten_refused(request, 422, title=f"Erreur : {form_heading}", heading=form_heading, email=email,
-                                 error=error)
-    return _outcome(request, title=f"Erreur : {form_heading}", heading=form_heading,
-                    new_link=_new_link(action, email=email, error=error), status_code=422)
+    page = FORGOTTEN if action == RESET_REQUEST else ACTIVATION_REFUSED
+    return link_refused(request, page, 422, title=f"Erreur : {form_heading}", heading=form_heading, email=email,
+                        error=error)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Home page")

@@ -235,6 +235,25 @@ def test_an_expired_or_unknown_activation_link_offers_a_new_link(
     assert "csrf_token" in page.hidden()
 
 
+def test_a_refused_activation_or_new_link_request_answers_with_a_redirect_and_says_why_once(
+    client: TestClient, identity: FakeIdentity
+) -> None:
+    identity.answer("/auth/activation", 410, "Ce lien d'activation a expiré.", can_resend=True)
+    posted = client.post("/activation", data=activation_form(client), follow_redirects=False)
+    assert posted.status_code == 303 and posted.headers["location"] == "/activation"  # post/redirect/get
+    expired = client.get("/activation")
+    assert expired.status_code == 410 and "Ce lien d'activation a expiré." in shown(expired)
+    assert "/activation/nouveau-lien" in accessible(expired).forms
+    afresh = client.get("/activation")  # a refresh: the page for a link cut short, not the refusal again
+    assert "Ce lien d'activation a expiré." not in shown(afresh)
+    typo = client.post("/activation/nouveau-lien", data={"csrf_token": Page(afresh.text).hidden()["csrf_token"],
+                                                         "email": "pas-une-adresse"}, follow_redirects=False)
+    assert typo.status_code == 303 and typo.headers["location"] == "/activation"
+    refused = client.get("/activation")
+    assert refused.status_code == 422 and 'value="pas-une-adresse"' in refused.text
+    accessible(refused)
+
+
 def test_an_activation_link_already_used_says_so_and_offers_to_log_in(client: TestClient, identity: FakeIdentity) -> None:
     identity.answer("/auth/activation", 409, USED)
     response = client.post("/activation", data=activation_form(client))
