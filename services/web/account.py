@@ -86,11 +86,18 @@ def _register_form(
     return render(request, "register.html", context, status_code=status_code)
 
 
+def _too_many_requests(request: Request, message: str, headers: dict[str, str] | None) -> HTMLResponse:
+    return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=message, tone="erreur",
+                    status_code=429, headers=headers)
+
+
 @router.get(REGISTER, response_class=HTMLResponse, summary="Create my space (form)")
 async def register_page(request: Request) -> HTMLResponse:
     refused = flash.refusal(request, "creer-mon-espace")
     if refused is not None:
         fields = refused.fields
+        if refused.status_code == 429:
+            return _too_many_requests(request, str(fields.get("problem") or ""), refused.headers or None)
         return _register_form(request, email=str(fields.get("email", "")), display_name=str(fields.get("display_name", "")),
                               errors=dict(fields.get("errors") or {}), status_code=refused.status_code)
     return _register_form(request)
@@ -119,8 +126,8 @@ async def register(request: Request, form: ProtectedForm, identity: Identity) ->
             return RedirectResponse(f"{CHECK_EMAIL}?{urlencode({'email': email})}", status_code=303)
         if answer.status == 429:
             headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
-            return _outcome(request, title="Trop de demandes", heading="Trop de demandes", message=answer.detail,
-                            tone="erreur", status_code=429, headers=headers)
+            return flash.refuse(request, REGISTER, "creer-mon-espace", 429, {"problem": answer.detail}, headers) or (
+                _too_many_requests(request, answer.detail, headers))
         errors = _register_refusal(answer)
     # Post/redirect/get for the refusal too (the passwords are not carried back).
     fields = {"email": email, "display_name": name, "errors": errors}

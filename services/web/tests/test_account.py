@@ -182,9 +182,12 @@ def test_too_many_registrations_say_so(client: TestClient, services: FakeService
     services.answer(IDENTITY, "/auth/register", 429, {"detail": TOO_MANY}, {"Retry-After": "60"})
     form = {**form_of(client, "/creer-mon-espace"), "email": "a@exemple.fr", "display_name": "A",
             "password": PASSWORD, "confirmation": PASSWORD}
-    response = client.post("/creer-mon-espace", data=form)
+    posted = client.post("/creer-mon-espace", data=form)
+    assert posted.status_code == 303 and posted.headers["location"] == "/creer-mon-espace"  # post/redirect/get
+    response = client.get("/creer-mon-espace")
     assert response.status_code == 429 and response.headers["retry-after"] == "60"
     assert TOO_MANY in shown(response)
+    assert TOO_MANY not in shown(client.get("/creer-mon-espace"))  # a refresh: the form again
 
 
 # ---- connexion -------------------------------------------------------------------------------
