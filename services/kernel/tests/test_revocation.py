@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
+import pytest
+
+from services.kernel import runtime
 from services.kernel.auth import RevokedAccounts
+from services.kernel.settings import CommonSettings
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -53,3 +59,44 @@ async def test_revocations_nobody_asks_about_again_do_not_pile_up() -> None:
     clock[0] = NOW + timedelta(minutes=21)
     revoked.revoke("late", clock[0])
     assert len(revoked._until) == 1 and await revoked.is_revoked("late")
+
+
+class UnreachableThenReachableTail:
+    """Stands for KafkaTail: Kafka refuses the first connection, then serves one deletion."""
+
+    starts = 0
+
+    def __init__(self, bootstrap: str, topics: list[str], client_id: str, since_ms: int, auth: object = None) -> None:
+        self.delivered = False
+
+    async def start(self) -> None:
+        type(self).starts += 1
+        if type(self).starts == 1:
+            raise ConnectionError("Kafka unreachable")
+
+    async def fetch(self, timeout_ms: int) -> list[SimpleNamespace]:
+        if self.delivered:
+            await asyncio.sleep(timeout_ms / 1000)
+            return []
+        self.delivered = True
+        return [SimpleNamespace(key=b"a-1", value=deleted_event("a-1", datetime.now(UTC)))]
+
+    async def stop(self) -> None:
+        pass
+
+
+async def test_the_revocation_feed_keeps_trying_while_kafka_is_down_and_fills_the_set_once_it_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime.kafka, "KafkaTail", UnreachableThenReachableTail)
+    revoked = RevokedAccounts(timedelta(minutes=20))
+    feed = asyncio.create_task(runtime.feed_revocations(CommonSettings(), revoked))
+    try:
+        await asyncio.sleep(0.05)
+        assert UnreachableThenReachableTail.starts == 1 and not feed.done()
+        assert not await revoked.is_revoked("a-1")
+        for _ in range(40):  # the retry waits 0.5 s after the first failure
+            if await revoked.is_revoked("a-1"):
+                break
+            await asyncio.sleep(0.05)
+        assert await revoked.is_revoked("a-1")
+    finally:
+        feed.cancel()
