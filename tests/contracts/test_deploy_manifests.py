@@ -1,7 +1,7 @@
 """The compose file and the Kubernetes manifests are never run here (no Docker engine, no
 cluster), so nothing else notices when an edit breaks their YAML or forgets a component: these
 tests parse them and check that each names every service of services/ and every component the
-local runner starts."""
+local runner starts, and that Prometheus scrapes every service in both."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def test_the_kustomization_applies_every_manifest_beside_it() -> None:
     listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
     beside = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert beside - listed == set()
+
+
+def test_compose_prometheus_scrapes_every_service() -> None:
+    jobs = {job["job_name"] for job in yaml.safe_load((ROOT / "deploy/compose/prometheus.yml").read_text())["scrape_configs"]}
+    assert set(SERVICES) - jobs == set()
+
+
+def test_the_kubernetes_service_monitor_selects_every_service() -> None:
+    [monitor] = [d for d in k8s_documents() if d.get("kind") == "ServiceMonitor" and d["metadata"]["name"] == "ecp-services"]
+    [names] = [e["values"] for e in monitor["spec"]["selector"]["matchExpressions"] if e["key"] == "app.kubernetes.io/name"]
+    assert set(SERVICES) - set(names) == set()
