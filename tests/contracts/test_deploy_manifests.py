@@ -5,6 +5,7 @@ local runner starts, and that Prometheus scrapes every service in both."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,21 @@ def test_the_kubernetes_service_monitor_selects_every_service() -> None:
     [monitor] = [d for d in k8s_documents() if d.get("kind") == "ServiceMonitor" and d["metadata"]["name"] == "ecp-services"]
     [names] = [e["values"] for e in monitor["spec"]["selector"]["matchExpressions"] if e["key"] == "app.kubernetes.io/name"]
     assert set(SERVICES) - set(names) == set()
+
+
+def test_the_kubernetes_kafka_topics_are_generated_from_the_current_topics_file() -> None:
+    path = K8S / "operators/gen_kafka_topics.py"
+    spec = importlib.util.spec_from_file_location("gen_kafka_topics", path)
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert generator.OUT.read_text() == generator.render(), f"stale: run .local/venv/bin/python {path.relative_to(ROOT)}"
+
+
+def test_every_kubernetes_kafka_topic_keeps_its_messages_only_as_long_as_the_topics_file_says() -> None:
+    doc = yaml.safe_load((ROOT / "schemas/topics.yaml").read_text())
+    hours = {t["name"]: t.get("retention_hours", doc["defaults"]["retention_hours"]) for t in doc["topics"]}
+    topics = {d["metadata"]["name"]: d["spec"]["config"] for d in k8s_documents() if d.get("kind") == "KafkaTopic"}
+    for name, retention in hours.items():
+        for topic in (name, name + ".dlq"):
+            assert topics[topic]["retention.ms"] == retention * 3600 * 1000, topic
