@@ -5,7 +5,6 @@ local runner starts, and that Prometheus scrapes every service in both."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +65,6 @@ def test_the_kubernetes_service_monitor_selects_every_service() -> None:
     [monitor] = [d for d in k8s_documents() if d.get("kind") == "ServiceMonitor" and d["metadata"]["name"] == "ecp-services"]
     [names] = [e["values"] for e in monitor["spec"]["selector"]["matchExpressions"] if e["key"] == "app.kubernetes.io/name"]
     assert set(SERVICES) - set(names) == set()
-
-
-def test_the_kubernetes_kafka_topics_are_generated_from_the_current_topics_file() -> None:
-    path = K8S / "operators/gen_kafka_topics.py"
-    spec = importlib.util.spec_from_file_location("gen_kafka_topics", path)
-    assert spec and spec.loader
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    assert generator.OUT.read_text() == generator.render(), f"stale: run .local/venv/bin/python {path.relative_to(ROOT)}"
 
 
 def test_every_kubernetes_kafka_topic_keeps_its_messages_only_as_long_as_the_topics_file_says() -> None:

@@ -3,9 +3,12 @@ added in code without its ACL would be refused by the broker, a grant without co
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 from services.kernel.topics import load
 
@@ -35,11 +38,10 @@ def test_every_consumer_group_in_the_code_is_granted_to_its_service_and_no_other
         assert groups == granted.get(service, set()), service
 
 
-def test_the_kubernetes_kafka_users_are_generated_from_the_current_topics_file() -> None:
-    import importlib.util
-
-    path = ROOT / "deploy/k8s/operators/gen_kafka_users.py"
-    spec = importlib.util.spec_from_file_location("gen_kafka_users", path)
+@pytest.mark.parametrize("name", ["gen_kafka_users", "gen_kafka_topics"])
+def test_the_kubernetes_kafka_users_and_topics_are_generated_from_the_current_topics_file(name: str) -> None:
+    path = ROOT / f"deploy/k8s/operators/{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
