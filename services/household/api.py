@@ -353,6 +353,7 @@ async def queue(
     assigned: Annotated[Literal["me", "none"] | None, Query(description="Files I took, or files nobody holds")] = None,
     sort: Annotated[Literal["oldest", "newest"], Query()] = "oldest",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    submitted_until: Annotated[datetime | None, Query(description="Numbered mode: submitted at or before (« en retard »)")] = None,
     submitted_from: Annotated[datetime | None, Query(description="Inclusive (keyset mode)")] = None,
     submitted_to: Annotated[datetime | None, Query(description="Exclusive (keyset mode)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -362,10 +363,10 @@ async def queue(
     if cursor is None and submitted_from is None and submitted_to is None:
         rows, total = await household.search(
             query=q, assigned=assigned, agent_id=principal.account_id, status=None if status == "all" else status,
-            newest_first=sort == "newest", page=page, limit=limit)
+            newest_first=sort == "newest", page=page, limit=limit, submitted_until=submitted_until)
         return QueuePage(items=[_queue_item(r, now) for r in rows], total=total, total_capped=total >= MAX_COUNT,
                          page=page, pages=max(1, -(-total // limit)))
-    if status == "all" or q or assigned or sort != "oldest":
+    if status == "all" or q or assigned or sort != "oldest" or submitted_until:
         raise Invalid("La recherche et les filtres se combinent avec les pages numérotées, pas avec « cursor » ni les dates.")
     try:
         after = decode_cursor(cursor) if cursor else None

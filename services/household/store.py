@@ -234,6 +234,7 @@ class HouseholdStore:
         terms: list[str] = (),  # type: ignore[assignment]
         assigned_to: str | None = None,
         unassigned_at: datetime | None = None,
+        submitted_until: datetime | None = None,
         newest_first: bool = False,
         page: int = 1,
         limit: int = 20,
@@ -252,6 +253,8 @@ class HouseholdStore:
         if unassigned_at is not None:
             # A lease that ended counts as no lease: "until" absent or in the past.
             filter_["assignment.until"] = {"$not": {"$gt": unassigned_at}}
+        if submitted_until is not None:  # « en retard »: waiting since that instant or before
+            filter_["submitted_at"] = {"$lte": submitted_until}
         direction = -1 if newest_first else 1
         cursor = (self.dossiers.find(filter_, QUEUE_FIELDS)
                   .sort([("submitted_at", direction), ("_id", direction)])

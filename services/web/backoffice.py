@@ -130,6 +130,8 @@ def _page(request: Request, template: str, context: dict[str, Any], status_code:
 
 QUEUE_STATUSES_ALL = {**QUEUE_STATUSES, "all": "Tous les états"}
 ASSIGNMENT_FILTERS = {"": "Tous", "moi": "Pris par moi", "libres": "Libres (personne ne les examine)"}
+DELAY_FILTERS = {"": "Tous", "retard": "En retard seulement"}
+NEVER = "1970-01-01T00:00:00+00:00"  # a bound no file is before: nothing is overdue
 SORTS = {"anciens": "Les plus anciens d'abord", "recents": "Les plus récents d'abord"}
 MAX_QUERY = 200
 
@@ -143,13 +145,15 @@ async def staff_names(services: ServiceClient, agent: CurrentAgent) -> dict[str,
     return {str(m.get("account_id")): str(m.get("display_name") or "") for m in reply.body.get("items", []) if isinstance(m, dict)}
 
 
-async def overdue_files(services: ServiceClient, agent: CurrentAgent) -> set[str]:
-    """Ids of the files waiting longer than the threshold of working days (the insights service); an
-    insights service that does not answer leaves the queue without its « En retard » marks."""
+async def overdue_since(services: ServiceClient, agent: CurrentAgent) -> dict[str, str]:
+    """Id → waiting since, of the files waiting longer than the threshold of working days (the
+    insights service); an insights service that does not answer leaves the queue without its
+    « En retard » marks (and the filter finds none)."""
     reply = await services.get("insights", "/overdue", agent.access_token)
     if reply.status != 200:
-        return set()
-    return {str(f.get("dossier_id")) for f in reply.body.get("files", []) if isinstance(f, dict)}
+        return {}
+    return {str(f.get("dossier_id")): str(f.get("waiting_since")) for f in reply.body.get("files", [])
+            if isinstance(f, dict) and f.get("waiting_since")}
 
 
 def agent_label(names: dict[str, str], agent_id: Any) -> str:
@@ -172,21 +176,30 @@ def _pager(path: str, filters: dict[str, Any], page: int, pages: int) -> dict[st
 
 @router.get(QUEUE, response_class=HTMLResponse, summary="Back-office: files to review (search, filters, sort, numbered pages)")
 async def queue(request: Request, agent: CurrentAgent, services: Services, statut: str = "submitted", q: str = "",
-                attribution: str = "", tri: str = "anciens", page: str = "1", fin: str = "") -> HTMLResponse:
+                attribution: str = "", tri: str = "anciens", page: str = "1", fin: str = "", delai: str = "") -> HTMLResponse:
     status = statut if statut in QUEUE_STATUSES_ALL else "submitted"
     query = " ".join(q.split())[:MAX_QUERY]
     assigned = attribution if attribution in ASSIGNMENT_FILTERS else ""
     sort = tri if tri in SORTS else "anciens"
     number = _page_number(page)
-    filters = {"q": query, "statut": status, "attribution": assigned, "tri": sort}
+    late = delai == "retard"
+    filters = {"q": query, "statut": status, "attribution": assigned, "tri": sort, "delai": "retard" if late else ""}
     params: dict[str, Any] = {"status": status, "limit": PAGE_SIZE, "page": number,
                               "sort": "newest" if sort == "recents" else "oldest"}
     if query:
         params["q"] = query
     if assigned:
         params["assigned"] = "me" if assigned == "moi" else "none"
-    reply, names, overdue = await asyncio.gather(services.get("household", "/review/queue", agent.access_token, params=params),
-                                                 staff_names(services, agent), overdue_files(services, agent))
+    if late:
+        # The overdue files are the oldest waiting: each was submitted at or before the newest of them.
+        overdue = await overdue_since(services, agent)
+        params.update(status="submitted", submitted_until=max(overdue.values(), default=NEVER))
+        reply, names = await asyncio.gather(services.get("household", "/review/queue", agent.access_token, params=params),
+                                            staff_names(services, agent))
+    else:
+        reply, names, overdue = await asyncio.gather(
+            services.get("household", "/review/queue", agent.access_token, params=params), staff_names(services, agent),
+            overdue_since(services, agent))
     body = _checked(request, reply)
     items = [i for i in body.get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
     rows = []
@@ -197,7 +210,7 @@ async def queue(request: Request, agent: CurrentAgent, services: Services, statu
                      "holder": agent_label(names, holder) if holder else "", "mine": holder == agent.account_id})
     total, pages = int(body.get("total") or 0), int(body.get("pages") or 1)
     context: dict[str, Any] = {
-        "statuses": QUEUE_STATUSES_ALL, "assignments": ASSIGNMENT_FILTERS, "sorts": SORTS, "filters": filters, "rows": rows,
+        "statuses": QUEUE_STATUSES_ALL, "assignments": ASSIGNMENT_FILTERS, "sorts": SORTS, "delays": DELAY_FILTERS, "filters": filters, "rows": rows,
         "total": total, "total_capped": bool(body.get("total_capped")), **_pager(QUEUE, filters, number, pages),
         "errors": [], "field_errors": {}, "problem": None,
         "done": "Aucun autre dossier libre n'attend d'examen pour le moment." if fin else None,

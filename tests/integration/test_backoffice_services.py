@@ -5,6 +5,8 @@ kept out of every new route."""
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -60,15 +62,22 @@ async def submitted_file(first_name: str, last_name: str) -> tuple[Household, di
 
 async def test_a_file_gets_a_short_reference_and_is_found_by_it_by_a_childs_name_and_by_email(staff: Any) -> None:
     _, _, marie = staff["marie"]
-    household, dossier = await submitted_file("Éloïse", "Quintard")
+    last_name = f"Quintard{uuid.uuid4().hex[:6]}"  # a name of this run only
+    household, dossier = await submitted_file("Éloïse", last_name)
     try:
         reference = dossier["reference"]
         assert re.fullmatch(r"MSL-\d{4}-\d{6}", reference), reference
-        for query in (reference, reference.lower(), reference.rsplit("-", 1)[1].lstrip("0"), "eloise quintard", "QUINTARD",
+        for query in (reference, reference.lower(), reference.rsplit("-", 1)[1].lstrip("0"), f"eloise {last_name}", last_name.upper(),
                       household.family.email):
             page = (await marie.get("/review/queue", params={"q": query, "status": "all"})).json()
             assert [item["id"] for item in page["items"]] == [dossier["id"]], query
             assert page["items"][0]["reference"] == reference and page["total"] == 1 and page["pages"] == 1
+        at = dossier["submitted_at"]
+        late = (await marie.get("/review/queue", params={"q": last_name, "submitted_until": at})).json()
+        assert dossier["id"] in [i["id"] for i in late["items"]]  # « en retard »: submitted at or before the bound
+        earlier = (datetime.fromisoformat(at) - timedelta(seconds=1)).isoformat()
+        not_late = (await marie.get("/review/queue", params={"q": last_name, "submitted_until": earlier})).json()
+        assert dossier["id"] not in [i["id"] for i in not_late["items"]]
         nobody = (await marie.get("/review/queue", params={"q": "quintard-inconnu-xyz"})).json()
         assert nobody["items"] == [] and nobody["total"] == 0
         review = (await marie.get(f"/review/dossiers/{dossier['id']}")).json()
@@ -94,16 +103,17 @@ async def test_an_agent_takes_a_file_the_others_see_who_and_cannot_decide_until_
     _, marie_id, marie = staff["marie"]
     _, paul_id, paul = staff["paul"]
     _, _, admin = staff["admin"]
-    household, dossier = await submitted_file("Noé", "Vasseur")
+    name = f"Vasseur{uuid.uuid4().hex[:6]}"
+    household, dossier = await submitted_file("Noé", name)
     dossier_id = dossier["id"]
     try:
         taken = await marie.post(f"/review/dossiers/{dossier_id}/assignment")
         assert taken.status_code == 200 and taken.json()["agent_id"] == marie_id
         seen = (await paul.get(f"/review/dossiers/{dossier_id}")).json()
         assert seen["assignment"]["agent_id"] == marie_id
-        mine = (await marie.get("/review/queue", params={"assigned": "me", "q": "vasseur"})).json()
+        mine = (await marie.get("/review/queue", params={"assigned": "me", "q": name})).json()
         assert [i["id"] for i in mine["items"]] == [dossier_id] and mine["items"][0]["assignment"]["agent_id"] == marie_id
-        free = (await paul.get("/review/queue", params={"assigned": "none", "q": "vasseur"})).json()
+        free = (await paul.get("/review/queue", params={"assigned": "none", "q": name})).json()
         assert free["items"] == []
 
         refused = await paul.post(f"/review/dossiers/{dossier_id}/assignment")
@@ -117,7 +127,7 @@ async def test_an_agent_takes_a_file_the_others_see_who_and_cannot_decide_until_
         assert handed.status_code == 200 and handed.json()["agent_id"] == paul_id
         assert (await marie.post(f"/review/dossiers/{dossier_id}/validate", json={})).status_code == 409
         assert (await paul.delete(f"/review/dossiers/{dossier_id}/assignment")).status_code == 204
-        free = (await marie.get("/review/queue", params={"assigned": "none", "q": "vasseur"})).json()
+        free = (await marie.get("/review/queue", params={"assigned": "none", "q": name})).json()
         assert [i["id"] for i in free["items"]] == [dossier_id]
 
         assert (await marie.post(f"/review/dossiers/{dossier_id}/assignment")).status_code == 200

@@ -253,8 +253,8 @@ def test_the_queue_lists_references_families_who_examines_each_and_its_total(age
     assert "En cours d'examen par Marie Dupont" in text and "<td>Par vous</td>" in text and "<td>Libre</td>" in text
     assert "45 dossiers, page 2 sur 3." in text
     assert f"/agents/dossiers/{DOSSIER_ID}" in page.links
-    assert "/agents/dossiers?q=&statut=submitted&attribution=&tri=anciens&page=1" in page.links
-    assert "/agents/dossiers?q=&statut=submitted&attribution=&tri=anciens&page=3" in page.links
+    assert "/agents/dossiers?q=&statut=submitted&attribution=&tri=anciens&delai=&page=1" in page.links
+    assert "/agents/dossiers?q=&statut=submitted&attribution=&tri=anciens&delai=&page=3" in page.links
     assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query == {
         "status": ["submitted"], "limit": ["20"], "page": ["2"], "sort": ["oldest"]}
     assert services.to(HOUSEHOLD, f"/review/dossiers/{DOSSIER_ID}", "GET") == []  # one call for the whole page
@@ -839,3 +839,19 @@ def test_an_admin_sees_the_team_invites_and_deactivates(client: TestClient, serv
 def test_an_agent_sees_the_team_without_any_admin_action(agent: TestClient, services: FakeServices) -> None:
     text = shown(agent.get("/agents/equipe"))
     assert "<td>Marie Dupont</td>" in text and "Désactiver" not in text and "Inviter un agent" not in text
+
+
+def test_the_late_filter_asks_for_the_files_waiting_since_the_newest_overdue_one_and_marks_them(
+    agent: TestClient, services: FakeServices
+) -> None:
+    services.answer("GET", 8106, "/overdue", 200, {"threshold_working_days": 10, "files": [
+        {"dossier_id": DOSSIER_ID, "waiting_since": "2027-02-01T08:00:00+00:00", "working_days_waiting": 30},
+        {"dossier_id": "d-2", "waiting_since": "2027-02-20T08:00:00+00:00", "working_days_waiting": 16}]})
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, QUEUE_PAGE)
+    response = agent.get("/agents/dossiers", params={"delai": "retard", "statut": "all"})
+    query = services.to(HOUSEHOLD, "/review/queue", "GET")[0].query
+    assert query["status"] == ["submitted"] and query["submitted_until"] == ["2027-02-20T08:00:00+00:00"]
+    assert shown(response).count("En retard</span>") == 2
+    services.answer("GET", 8106, "/overdue", 200, {"threshold_working_days": 10, "files": []})
+    agent.get("/agents/dossiers", params={"delai": "retard"})
+    assert services.to(HOUSEHOLD, "/review/queue", "GET")[1].query["submitted_until"] == ["1970-01-01T00:00:00+00:00"]
