@@ -130,7 +130,7 @@ def _page(request: Request, template: str, context: dict[str, Any], status_code:
 
 QUEUE_STATUSES_ALL = {**QUEUE_STATUSES, "all": "Tous les états"}
 ASSIGNMENT_FILTERS = {"": "Tous", "moi": "Pris par moi", "libres": "Libres (personne ne les examine)"}
-DELAY_FILTERS = {"": "Tous", "retard": "En retard seulement"}
+DELAY_FILTERS = {"": "Tous", "retard": "Délai dépassé (dossiers en retard)"}
 NEVER = "1970-01-01T00:00:00+00:00"  # a bound no file is before: nothing is overdue
 SORTS = {"anciens": "Les plus anciens d'abord", "recents": "Les plus récents d'abord"}
 MAX_QUERY = 200
