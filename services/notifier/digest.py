@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pymongo.errors import DuplicateKeyError
-
 from schemas.contracts.insights import DossierOverdue
 from services.kernel.envelope import CloudEvent
 from services.kernel.logging import get_logger
@@ -25,6 +23,7 @@ from services.kernel.mongo import as_utc
 from services.kernel.runtime import ConsumerSpec
 from services.notifier.render import RenderedMail, build_message, environment
 from services.notifier.settings import NotifierSettings
+from services.notifier.store import OverdueDigestStore
 
 log = get_logger(__name__)
 OVERDUE_GROUP = "notifier-overdue"
@@ -39,8 +38,7 @@ class OverdueDigest:
     def __init__(self, settings: NotifierSettings, db: Any, mailer: Any,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.settings = settings
-        self.files = db["overdue_files"]
-        self.digests = db["overdue_digests"]
+        self.store = OverdueDigestStore(db)
         self.mailer = mailer
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
@@ -50,14 +48,17 @@ class OverdueDigest:
         return ConsumerSpec(OVERDUE_GROUP, [DossierOverdue.topic], {DossierOverdue: self.on_overdue})
 
     async def ensure_indexes(self) -> None:
-        await self.files.create_index([("digest", 1), ("waiting_since", 1)])
+        await self.store.ensure_indexes()
+
+    async def purge(self, before: datetime) -> dict[str, int]:
+        return await self.store.purge(before=before)
 
     async def on_overdue(self, event: CloudEvent[DossierOverdue]) -> None:
         d = event.data
         # Keyed by event id: a redelivered event (or a resend after insights' crash) is one file.
-        await self.files.update_one({"_id": event.id}, {"$setOnInsert": {
+        await self.store.record_overdue(event.id, {
             "dossier_id": d.dossier_id, "waiting_since": d.waiting_since, "working_days_waiting": d.working_days_waiting,
-            "threshold_working_days": d.threshold_working_days, "detected_at": d.detected_at, "digest": None}}, upsert=True)
+            "threshold_working_days": d.threshold_working_days, "detected_at": d.detected_at})
 
     async def run(self) -> None:
         while True:
@@ -75,22 +76,15 @@ class OverdueDigest:
             return None
         digest_id = f"overdue-{local.date().isoformat()}"
         lease = timedelta(seconds=self.settings.delivery_lease_s)
-        try:
-            await self.digests.insert_one({"_id": digest_id, "status": "sending", "leased_until": now + lease})
-        except DuplicateKeyError:
-            taken = await self.digests.find_one_and_update(
-                {"_id": digest_id, "status": "sending", "leased_until": {"$lt": now}},
-                {"$set": {"leased_until": now + lease}})
-            if taken is None:
-                return None  # sent already, or being sent by another process
-        files = await self.files.find({"digest": {"$in": [None, digest_id]}}).sort("waiting_since", 1).to_list(None)
+        if not await self.store.claim_digest(digest_id, now=now, lease=lease):
+            return None  # sent already, or being sent by another process
+        files = await self.store.files_for_digest(digest_id)
         if files:
-            await self.files.update_many({"_id": {"$in": [f["_id"] for f in files]}}, {"$set": {"digest": digest_id}})
             message = build_message(self.render(files, now), sender=self.settings.sender,
                                     recipient=self.settings.service_mailbox, display_name="Service Scolaire et Périscolaire",
                                     event_id=digest_id, date=now)
             await self.mailer.send(message, self.settings.service_mailbox)
-        await self.digests.update_one({"_id": digest_id}, {"$set": {"status": "sent", "sent_at": now, "files": len(files)}})
+        await self.store.digest_sent(digest_id, now=now, files=len(files))
         log.info("overdue digest sent", digest_id=digest_id, files=len(files))
         return digest_id
 

@@ -32,10 +32,12 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
 
     async def purge() -> dict[str, int]:
         now = datetime.now(UTC)
-        return await app.state.store.purge(
-            deliveries_before=now - timedelta(days=settings.delivery_log_retention_days),
+        log_before = now - timedelta(days=settings.delivery_log_retention_days)
+        purged = await app.state.store.purge(
+            deliveries_before=log_before,
             tombstones_before=now - timedelta(days=settings.recipient_tombstone_days),
         )
+        return {**purged, **await app.state.digest.purge(log_before)}
 
     runtime.every(settings.purge_interval_s, purge, "notifier retention purge")
 

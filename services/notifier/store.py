@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.kernel.mongo import Database, is_duplicate_key
 from services.kernel.outbox import new_document_with_events, with_events
@@ -231,3 +231,56 @@ class NotifierStore:
         projection = {"outbox": 0, "outbox_pending": 0, "outbox_lease": 0, "to": 0, "owner": 0, "lease_until": 0}
         cursor = self.deliveries.find({"account_id": account_id}, projection).sort("created_at", -1).limit(limit)
         return [d async for d in cursor]
+
+
+class OverdueDigestStore:
+    """The overdue files the insights service announced, and the day's digest claims.
+
+    ``overdue_files``: one document per DossierOverdue (its event id is the id, so a redelivery
+    is one file), with the digest that listed it. ``overdue_digests``: one document per Paris day
+    (``overdue-<day>``), inserted before talking SMTP so two replicas or a restart never send twice.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.files = db["overdue_files"]
+        self.digests = db["overdue_digests"]
+
+    async def ensure_indexes(self) -> None:
+        await self.files.create_index([("digest", 1), ("waiting_since", 1)])
+
+    async def record_overdue(self, event_id: str, file: dict[str, Any]) -> None:
+        await self.files.update_one({"_id": event_id}, {"$setOnInsert": {**file, "digest": None}}, upsert=True)
+
+    async def claim_digest(self, digest_id: str, *, now: datetime, lease: timedelta) -> bool:
+        """True when this process may send the day's digest: it is new, or a send was abandoned
+        (its lease expired); False when it was sent or is being sent by another process."""
+        try:
+            await self.digests.insert_one({"_id": digest_id, "status": "sending", "leased_until": now + lease})
+            return True
+        except DuplicateKeyError:
+            pass
+        taken = await self.digests.find_one_and_update(
+            {"_id": digest_id, "status": "sending", "leased_until": {"$lt": now}},
+            {"$set": {"leased_until": now + lease}})
+        return taken is not None
+
+    async def files_for_digest(self, digest_id: str) -> list[dict[str, Any]]:
+        """The files no digest listed yet (or this one, resumed), oldest wait first; marks them as its."""
+        files = await self.files.find({"digest": {"$in": [None, digest_id]}}).sort("waiting_since", 1).to_list(None)
+        if files:
+            await self.files.update_many({"_id": {"$in": [f["_id"] for f in files]}}, {"$set": {"digest": digest_id}})
+        return files
+
+    async def digest_sent(self, digest_id: str, *, now: datetime, files: int) -> None:
+        await self.digests.update_one({"_id": digest_id}, {"$set": {"status": "sent", "sent_at": now, "files": files}})
+
+    async def purge(self, *, before: datetime) -> dict[str, int]:
+        """Forgets digests sent before ``before`` and the files they listed (the delivery log's
+        retention: the digest is an email the Service received)."""
+        old = await self.digests.find({"status": "sent", "sent_at": {"$lt": before}}, {"_id": 1}).to_list(None)
+        ids = [d["_id"] for d in old]
+        if not ids:
+            return {"overdue_files": 0, "overdue_digests": 0}
+        files = await self.files.delete_many({"digest": {"$in": ids}})
+        digests = await self.digests.delete_many({"_id": {"$in": ids}})
+        return {"overdue_files": files.deleted_count, "overdue_digests": digests.deleted_count}

@@ -60,3 +60,17 @@ async def test_one_digest_a_day_lists_each_overdue_file_once_from_the_digest_hou
     assert await digest.send_due() == "overdue-2027-03-10"
     assert len(outbox.sent) == 2 and "d-0001" not in text_of(outbox.sent[1][1]) and "d-0003" in text_of(outbox.sent[1][1])
     assert str(outbox.sent[1][1]["Subject"]) == "1 dossier en attente depuis trop longtemps"
+
+
+async def test_digests_past_the_delivery_logs_retention_are_forgotten_with_the_files_they_listed(db: Any) -> None:
+    now = {"at": datetime(2027, 3, 9, 6, 5, tzinfo=UTC)}
+    digest = OverdueDigest(NotifierSettings(service_mailbox="scolaire@ville.example.fr", digest_hour=7), db, Outbox(),
+                           clock=lambda: now["at"])
+    await digest.ensure_indexes()
+    await digest.on_overdue(overdue("d-0101"))
+    assert await digest.send_due() == "overdue-2027-03-09"
+    await digest.on_overdue(overdue("d-0102"))  # not in a digest yet: kept whatever its age
+
+    assert await digest.purge(datetime(2027, 3, 9, 0, 0, tzinfo=UTC)) == {"overdue_files": 0, "overdue_digests": 0}
+    assert await digest.purge(datetime(2028, 3, 9, 0, 0, tzinfo=UTC)) == {"overdue_files": 1, "overdue_digests": 1}
+    assert [f["dossier_id"] for f in await db["overdue_files"].find().to_list(None)] == ["d-0102"]
