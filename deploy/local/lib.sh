@@ -42,6 +42,26 @@ log() { printf '\033[1m[ecp]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[ecp] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # apt_install PKG...: installs the Debian packages that are missing (apt-get update once per run).
+# Builds PACKAGE of Go module MODULE@VERSION into OUTPUT with LDFLAGS (build log: LOG). Used for
+# the modules whose go.mod has a `replace` directive, which `go install module@version` refuses:
+# the module is downloaded through the Go module proxy and built from a writable copy of it (the
+# module cache is read-only), which is removed afterwards. Go's build cache makes rebuilds quick.
+go_build_module() {
+  local module="$1" version="$2" package="$3" output="$4" ldflags="$5" build_log="$6" dir src
+  command -v go >/dev/null 2>&1 || die "go is required to build $module"
+  dir="$(go mod download -json "$module@$version" 2>>"$build_log" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
+    || die "cannot download $module@$version, see $build_log"
+  src="$ECP_CACHE/go-build-$(basename "$module")-src"
+  rm -rf "$src" && cp -r "$dir" "$src" && chmod -R u+w "$src" || die "cannot copy $dir to $src"
+  mkdir -p "$(dirname "$output")"
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ldflags" \
+      -o "$output.tmp" "$package") >>"$build_log" 2>&1 \
+    || die "$module build failed, see $build_log"
+  mv "$output.tmp" "$output"
+  rm -rf "$src"
+}
+
 apt_install() {
   local missing=()
   for pkg in "$@"; do

@@ -24,21 +24,10 @@ _jaeger_version_ok() {
 
 install_jaeger() {
   _jaeger_version_ok && return 0
-  command -v go >/dev/null 2>&1 || die "go is required to build Jaeger"
-  local module="github.com/jaegertracing/jaeger" dir src="$ECP_CACHE/jaeger-src-$JAEGER_VERSION"
+  local module="github.com/jaegertracing/jaeger"
   log "building Jaeger $JAEGER_VERSION from the Go module proxy (about 10 minutes cold)"
-  if [ ! -f "$src/go.mod" ]; then
-    dir="$(go mod download -json "$module@$JAEGER_VERSION" 2>>"$ECP_LOGS/jaeger-build.log" \
-      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-    [ -n "$dir" ] && [ -f "$dir/go.mod" ] || die "could not download $module@$JAEGER_VERSION, see $ECP_LOGS/jaeger-build.log"
-    rm -rf "$src.tmp" && cp -r "$dir" "$src.tmp" && chmod -R u+w "$src.tmp" && mv "$src.tmp" "$src"
-  fi
-  mkdir -p "$ECP_LOCAL/bin"
-  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath \
-      -ldflags "-s -w -X $module/internal/version.latestVersion=$JAEGER_VERSION" \
-      -o "$JAEGER_BIN.tmp" ./cmd/jaeger) >>"$ECP_LOGS/jaeger-build.log" 2>&1 \
-    || die "Jaeger build failed, see $ECP_LOGS/jaeger-build.log"
-  mv "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+  go_build_module "$module" "$JAEGER_VERSION" ./cmd/jaeger "$JAEGER_BIN" \
+    "-s -w -X $module/internal/version.latestVersion=$JAEGER_VERSION" "$ECP_LOGS/jaeger-build.log"
   _jaeger_version_ok || die "Jaeger built but '$JAEGER_BIN version' does not report $JAEGER_VERSION"
 }
 

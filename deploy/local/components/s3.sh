@@ -59,21 +59,9 @@ install_s3() {
   if _weed_version_ok; then
     return 0
   fi
-  command -v go >/dev/null 2>&1 || die "go is required to build SeaweedFS"
-  mkdir -p "$ECP_LOCAL/bin"
   log "building SeaweedFS $SEAWEEDFS_VERSION (go build, about 8 minutes cold)"
-  local dir src="$ECP_CACHE/seaweedfs-src"
-  dir="$(go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" 2>>"$ECP_LOGS/s3-build.log" \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
-    || die "cannot download $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION, see $ECP_LOGS/s3-build.log"
-  # The module cache is read-only: build from a writable copy, removed afterwards.
-  rm -rf "$src" && cp -r "$dir" "$src" && chmod -R u+w "$src" || die "cannot copy $dir to $src"
-  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath \
-      -ldflags "-s -w -X $SEAWEEDFS_MODULE/weed/util/version.COMMIT=$SEAWEEDFS_COMMIT" \
-      -o "$WEED_BIN.tmp" ./weed) >>"$ECP_LOGS/s3-build.log" 2>&1 \
-    || die "SeaweedFS build failed, see $ECP_LOGS/s3-build.log"
-  mv "$WEED_BIN.tmp" "$WEED_BIN"
-  rm -rf "$src"
+  go_build_module "$SEAWEEDFS_MODULE" "$SEAWEEDFS_VERSION" ./weed "$WEED_BIN" \
+    "-s -w -X $SEAWEEDFS_MODULE/weed/util/version.COMMIT=$SEAWEEDFS_COMMIT" "$ECP_LOGS/s3-build.log"
   _weed_version_ok || die "SeaweedFS built but '$WEED_BIN version' does not report $SEAWEEDFS_COMMIT"
 }
 
