@@ -1,4 +1,5 @@
-"""Contract of the events the enrolment service publishes on `enrolment.enrolment.v1`, keyed by enrolment id.
+"""Contract of the events the enrolment service publishes on `enrolment.enrolment.v1`, keyed by enrolment id,
+and on `enrolment.school.v1` (a school's capacities), keyed by school id.
 
 They carry ids, the school, the level and the school year; never the child's name, birth date
 or address (readers that need them hold their own projection of the household's file).
@@ -14,6 +15,7 @@ from pydantic import Field
 from services.kernel.envelope import EventData, event_type
 
 TOPIC = "enrolment.enrolment.v1"
+SCHOOL_TOPIC = "enrolment.school.v1"
 
 LevelCode = Literal["TPS", "PS", "MS", "GS", "CP", "CE1", "CE2", "CM1", "CM2"]
 ReasonCategory = Literal["travail_des_parents", "mode_de_garde", "fratrie", "medical", "autre"]
@@ -98,3 +100,25 @@ class DerogationDecided(EventData):
     reason: str | None = Field(default=None, description="French text for the family; required when refused.")
     decided_at: datetime
     decided_by: str | None = Field(default=None, description="The agent who decided (a staff account id; names: identity's GET /staff).")
+
+
+@event_type
+class SchoolCapacityChanged(EventData):
+    """The number of seats of a school for a level changed: for one school year (an agent's change),
+    or the default every school year has unless it has its own (`school_year` null: a school's
+    creation, its default capacities, and each school's first announcement). Written with the
+    change itself (the school's or the seat counter's embedded outbox)."""
+
+    event_type = "SchoolCapacityChanged"
+    topic = SCHOOL_TOPIC
+
+    school_id: str
+    school_name: str
+    level: LevelCode
+    school_year: str | None = Field(pattern=r"^\d{4}-\d{4}$", description=(
+        "The school year the capacity is for, e.g. \"2027-2028\"; null: the default of every school year "
+        "without a capacity of its own."))
+    capacity: int = Field(ge=0)
+    previous_capacity: int | None = Field(default=None, ge=0, description="The capacity before; null when announced for the first time.")
+    changed_at: datetime
+    changed_by: str | None = Field(default=None, description="The agent who changed it (a staff account id); null for the town's initial data.")

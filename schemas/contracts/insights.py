@@ -72,6 +72,9 @@ class SchoolLevelFigures(Part):
     waiting: OpenCount = Field(description="Waiting for an agent's decision.")
     derogations_asked: OpenCount
     derogations_granted: OpenCount
+    capacity: int | None = Field(default=None, ge=0, description=(
+        "Seats of the level that school year (enrolment's SchoolCapacityChanged), null when not announced; "
+        "published as is: a number of seats, not of people."))
 
 
 @event_type

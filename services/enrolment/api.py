@@ -414,7 +414,8 @@ async def put_school(
 ) -> SchoolView:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", school_id):
         raise Invalid("Identifiant d'école invalide : lettres minuscules, chiffres et tirets.")
-    doc = await svc.put_school(school_id, {**body.model_dump(mode="json"), "capacity": {k.value: v for k, v in body.capacity.items()}})
+    doc = await svc.put_school(school_id, {**body.model_dump(mode="json"), "capacity": {k.value: v for k, v in body.capacity.items()}},
+                              by=principal.account_id)
     return SchoolView.of(doc)
 
 

@@ -16,10 +16,11 @@ import secrets
 import unicodedata
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 # ---- levels ------------------------------------------------------------------------------------
 
@@ -536,6 +537,38 @@ def initials(first_name: str | None, last_name: str | None) -> str:
 
 def seat_id(school_id: str, level: Level | str, school_year: int) -> str:
     return f"{school_id}:{Level(level).value}:{school_year}"
+
+
+@dataclass(frozen=True)
+class CapacityChange:
+    """One level's capacity, new or different: what a SchoolCapacityChanged event says.
+    ``school_year`` None is the school's default (every year without a capacity of its own)."""
+
+    level: str
+    school_year: int | None
+    capacity: int
+    previous: int | None
+
+
+def capacity_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[CapacityChange]:
+    """The changes from a school's capacities ``before`` (None: a school never announced) to
+    ``after``: its defaults (``capacity``, per level) and its own capacities per school year
+    (``capacities``, {"2027": {level: n}}). Nothing for a level whose capacity stayed the same,
+    so writing a school again announces nothing."""
+    old = before or {}
+    changes = [CapacityChange(level, None, int(n), _maybe_int(old.get("capacity", {}).get(level)) if before else None)
+               for level, n in sorted(after.get("capacity", {}).items())
+               if before is None or _maybe_int(old.get("capacity", {}).get(level)) != int(n)]
+    for year, levels in sorted(after.get("capacities", {}).items()):
+        old_year = old.get("capacities", {}).get(year, {})
+        changes += [CapacityChange(level, int(year), int(n), _maybe_int(old_year.get(level)) if before else None)
+                    for level, n in sorted(levels.items())
+                    if before is None or _maybe_int(old_year.get(level)) != int(n)]
+    return changes
+
+
+def _maybe_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def certificate_key(enrolment_id: str) -> str:

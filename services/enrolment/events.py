@@ -1,4 +1,4 @@
-"""Events the enrolment service publishes on `enrolment.enrolment.v1`: their models are the contract in
+"""Events the enrolment service publishes on `enrolment.enrolment.v1` and `enrolment.school.v1`: their models are the contract in
 `schemas.contracts.enrolment`; what stays here is the service's own side of publishing them.
 """
 
@@ -11,11 +11,15 @@ from schemas.contracts.enrolment import (
     EnrolmentConfirmed,
     EnrolmentRefused,
     DerogationDecided,
+    SCHOOL_TOPIC,
+    SchoolCapacityChanged,
 )
 
 
 # The aggregate documents whose embedded outbox the relay publishes.
 OUTBOX_COLLECTION = "enrolments"
+# A school's default capacities and each year's seat counter carry their SchoolCapacityChanged.
+CAPACITY_OUTBOX_COLLECTIONS = ["schools", "seats"]
 
 __all__ = [
     "TOPIC",
@@ -25,5 +29,8 @@ __all__ = [
     "EnrolmentConfirmed",
     "EnrolmentRefused",
     "DerogationDecided",
+    "SCHOOL_TOPIC",
+    "SchoolCapacityChanged",
     "OUTBOX_COLLECTION",
+    "CAPACITY_OUTBOX_COLLECTIONS",
 ]

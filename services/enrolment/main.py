@@ -46,6 +46,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
         await retry_forever(enrolment.withdraw_erased_derogations, "withdraw erased accounts' dérogations")
         if settings.load_sample_data:
             await retry_forever(enrolment.load_sample_data, "enrolment sample data")
+        await retry_forever(enrolment.announce_capacities, "announce the schools' capacities")
         await asyncio.gather(enrolment.run_certificate_worker(), enrolment.run_seat_repair())
 
     app.state.background = asyncio.create_task(background(), name="enrolment-background")
@@ -85,7 +86,7 @@ def create_app() -> FastAPI:
             "out-of-sector requests (dérogations) and certificats d'inscription."
         ),
         routers=[api.router],
-        outbox_collections=[events.OUTBOX_COLLECTION],
+        outbox_collections=[events.OUTBOX_COLLECTION, *events.CAPACITY_OUTBOX_COLLECTIONS],
         consumers=consumers,
         on_start=open_clients,
         on_stop=close_clients,

@@ -4,9 +4,12 @@ atomically, so the code runs on a standalone mongod.
 
 Collections of `ecp_enrolment`:
 - `enrolments`: the aggregate (embedded outbox); unique `slot` = child:year while not refused.
-- `schools`: reference data, with the default capacity per level and per-year overrides.
+- `schools`: reference data, with the default capacity per level and per-year overrides; embedded
+  outbox (SchoolCapacityChanged of its defaults, written with them; `capacity_announced` once
+  its capacities were announced).
 - `seats`: one counter per (school, level, year): capacity, count, free. A seat is taken by a
-  conditional ``$inc`` on ``free > 0``; that single-document update is the whole race.
+  conditional ``$inc`` on ``free > 0``; that single-document update is the whole race. Embedded
+  outbox: a capacity change carries its SchoolCapacityChanged.
 - `sector_maps`: one document per imported map version (its segments and validation report);
   `sector_current`: the one document naming the current version (switching maps is one update).
 - `dossiers`: projection of household's DossierValidated events.
@@ -88,8 +91,24 @@ class EnrolmentStore:
     async def all_schools(self) -> list[dict[str, Any]]:
         return [s async for s in self.schools.find({}).sort("_id", 1)]
 
-    async def put_school(self, school: dict[str, Any]) -> None:
-        await self.schools.replace_one({"_id": school["_id"]}, school, upsert=True)
+    async def put_school(self, school: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Creates or replaces the school's fields with the capacity events they cause, in one
+        write ($set, not a replacement: events still waiting in its outbox stay)."""
+        fields = {k: v for k, v in school.items() if k != "_id"}
+        await self.schools.update_one({"_id": school["_id"]},
+                                      with_events({"$set": {**fields, "capacity_announced": True}}, events), upsert=True)
+
+    async def announce_school(self, school_id: str, events: list[dict[str, Any]]) -> bool:
+        """Writes the first announcement of a school's capacities, once: conditional on the mark
+        set in the same write (a second start, or two at once, announce nothing)."""
+        result = await self.schools.update_one({"_id": school_id, "capacity_announced": {"$ne": True}},
+                                               with_events({"$set": {"capacity_announced": True}}, events))
+        return result.modified_count == 1
+
+    async def set_year_capacity(self, school_id: str, year: int, level: str, capacity: int) -> None:
+        """The school's own capacity for a year, used when that year's seat counter is created
+        (the counter holds the capacity once it exists, and announces its changes)."""
+        await self.schools.update_one({"_id": school_id}, {"$set": {f"capacities.{year}.{level}": capacity}})
 
     async def insert_school_if_absent(self, school: dict[str, Any]) -> None:
         try:
@@ -98,7 +117,7 @@ class EnrolmentStore:
             pass
 
     async def seat(self, seat_id: str) -> dict[str, Any] | None:
-        return await self.seats.find_one({"_id": seat_id})
+        return await self.seats.find_one({"_id": seat_id}, NO_OUTBOX)
 
     async def seats_of(self, school_id: str, school_year: int) -> list[dict[str, Any]]:
         return [s async for s in self.seats.find({"school_id": school_id, "school_year": school_year})]
@@ -151,11 +170,12 @@ class EnrolmentStore:
             {"_id": seat_id, f"holds.{holder}": {"$exists": True}}, {"$set": {f"holds.{holder}.checked": True}}
         )
 
-    async def change_capacity(self, seat_id: str, old: int, new: int) -> bool:
-        """Sets the capacity if it is still ``old`` and the seats taken fit in ``new``."""
+    async def change_capacity(self, seat_id: str, old: int, new: int, events: list[dict[str, Any]]) -> bool:
+        """Sets the capacity if it is still ``old`` and the seats taken fit in ``new``, with the
+        events announcing it in the same write."""
         result = await self.seats.update_one(
             {"_id": seat_id, "capacity": old, "free": {"$gte": old - new}},
-            {"$set": {"capacity": new}, "$inc": {"free": new - old}},
+            with_events({"$set": {"capacity": new}, "$inc": {"free": new - old}}, events),
         )
         return result.modified_count == 1
 

@@ -225,11 +225,34 @@ class EnrolmentService:
     async def school(self, school_id: str) -> dict[str, Any]:
         return await self._school(school_id)
 
-    async def put_school(self, school_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def put_school(self, school_id: str, body: dict[str, Any], *, by: str = "") -> dict[str, Any]:
         existing = await self.store.school(school_id)
         doc = self._school_doc(school_id, {**body, "capacities": existing.get("capacities", {}) if existing else {}})
-        await self.store.put_school(doc)
+        # A school not announced yet announces all its capacities; else only those that changed.
+        announced = existing if existing and existing.get("capacity_announced") else None
+        await self.store.put_school(doc, self._capacity_entries(doc, domain.capacity_changes(announced, doc), by=by))
+        self._events_queued()
         return doc
+
+    async def announce_capacities(self) -> int:
+        """Announces the capacities of every school not announced yet (the town's initial data, a
+        database from before the event existed): once per school, however often it runs."""
+        announced = 0
+        for school in await self.store.all_schools():
+            if not school.get("capacity_announced"):
+                entries = self._capacity_entries(school, domain.capacity_changes(None, school))
+                announced += await self.store.announce_school(school["_id"], entries)
+        if announced:
+            self._events_queued()
+        return announced
+
+    def _capacity_entries(self, school: dict[str, Any], changes: list[domain.CapacityChange], *, by: str = "") -> list[dict[str, Any]]:
+        now = self._now()
+        return self._entries(*(events.SchoolCapacityChanged(
+            school_id=school["_id"], school_name=school["name"], level=c.level,
+            school_year=None if c.school_year is None else domain.school_year_label(c.school_year),
+            capacity=c.capacity, previous_capacity=c.previous, changed_at=now, changed_by=by or None) for c in changes),
+            subject=school["_id"], correlation_id=None)
 
     async def set_capacity(self, school_id: str, year: int, level: Level, capacity: int, *, by: str = "") -> dict[str, Any]:
         school = await self._school(school_id)
@@ -237,11 +260,17 @@ class EnrolmentService:
         if level.value not in school["levels"]:
             raise Invalid(domain.LEVEL_NOT_OFFERED.format(school=school["name"], level=domain.level_label(level)))
         seat_id = domain.seat_id(school_id, level, year)
-        await self.store.ensure_seat(seat_id, school_id, level.value, year, capacity)
+        # The counter starts at the capacity in force, so the change is one write that announces it.
+        await self.store.ensure_seat(seat_id, school_id, level.value, year, before)
         for _ in range(10):
             seat = await self.store.seat(seat_id)
             assert seat is not None
-            if seat["capacity"] == capacity or await self.store.change_capacity(seat_id, seat["capacity"], capacity):
+            if seat["capacity"] == capacity:
+                break
+            change = domain.CapacityChange(level.value, year, capacity, seat["capacity"])
+            if await self.store.change_capacity(seat_id, seat["capacity"], capacity,
+                                                self._capacity_entries(school, [change], by=by)):
+                self._events_queued()
                 break
             seat = await self.store.seat(seat_id)
             if seat is not None and seat["count"] > capacity:
@@ -249,9 +278,7 @@ class EnrolmentService:
                     count=seat["count"], level=domain.level_label(level), label=domain.school_year_label(year)))
         else:
             raise Unavailable(domain.UNAVAILABLE)
-        capacities = school.get("capacities", {})
-        capacities.setdefault(str(year), {})[level.value] = capacity
-        await self.store.put_school({**school, "capacities": capacities})
+        await self.store.set_year_capacity(school_id, year, level.value, capacity)
         if by and before != capacity:
             now = self._now()
             await self._record("capacity_changed", by, now, f"capacity:{school_id}:{year}:{level.value}:{now.isoformat()}", None,

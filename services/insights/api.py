@@ -79,6 +79,8 @@ class SchoolLevel(BaseModel):
     waiting: int
     derogations_asked: int
     derogations_granted: int
+    school_name: str | None = Field(description="From enrolment's SchoolCapacityChanged; null before the school was announced")
+    capacity: int | None = Field(description="Seats of the level that school year (the year's own, else the school's default); null when not announced")
 
 
 class Schools(BaseModel):
@@ -130,11 +132,13 @@ async def files(agent: Agent, streams: Streams) -> Files:
     )
 
 
-@router.get("/schools", response_model=Schools, summary="Per school year, school and level: requested, confirmed, waiting, dérogations")
+@router.get("/schools", response_model=Schools,
+            summary="Per school year, school and level: requested, confirmed, waiting, dérogations, against capacity")
 async def schools(agent: Agent, streams: Streams) -> Schools:
     return Schools(generated_at=datetime.now(UTC),
                    rows=[SchoolLevel(**r) for r in domain.schools(
-                       streams.records("enrolments"), domain.deleted_accounts(streams.records("accounts")))])
+                       streams.records("enrolments"), domain.deleted_accounts(streams.records("accounts")),
+                       streams.records("schools"))])
 
 
 @router.get("/funnel", response_model=Funnel, summary="Families per step: registered → activated → file started → submitted → validated → enrolled")

@@ -1,10 +1,10 @@
 """The faust-streaming app: what the insights service reacts to, and the tables it keeps.
 
-Four agents read the public topics (never ``identity.mail.v1``) and fold each event into one
+Five agents read the public topics (never ``identity.mail.v1``) and fold each event into one
 record per aggregate (``domain.apply_*``) kept in a faust Table. Each Table is backed by its
 changelog topic ``<app id>-<table>-changelog`` and kept in memory: a restart rebuilds it from
 the changelog before the agents resume from the group's committed offsets. Nothing is read from
-another service's database. A fifth agent reads back the service's own DossierOverdue events to
+another service's database. A sixth agent reads back the service's own DossierOverdue events to
 mark each file announced (a table can only be written from a stream: faust refuses a write from a
 timer). The app is built by ``InsightsStreams`` (called in the lifespan): nothing at import time.
 """
@@ -55,7 +55,7 @@ def broker_credentials(auth: KafkaAuth) -> faust.SASLCredentials | None:
 class InsightsStreams:
     """The faust app, its tables and agents, and the two periodic jobs (overdue files, figures)."""
 
-    TABLES = ("accounts", "documents", "dossiers", "enrolments")
+    TABLES = ("accounts", "documents", "dossiers", "enrolments", "schools")
 
     def __init__(self, settings: InsightsSettings, calendar: WorkCalendar,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -81,11 +81,13 @@ class InsightsStreams:
         self._topics = {t: self.app.topic(t, key_type=bytes, value_type=bytes, key_serializer="raw",
                                           value_serializer="raw")
                         for t in (settings.account_topic, settings.document_topic, settings.dossier_topic,
-                                  settings.enrolment_topic, settings.overdue_topic, settings.figures_topic)}
+                                  settings.enrolment_topic, settings.school_topic, settings.overdue_topic,
+                                  settings.figures_topic)}
         self._agent(settings.account_topic, "accounts", domain.apply_account)
         self._agent(settings.document_topic, "documents", domain.apply_document)
         self._agent(settings.dossier_topic, "dossiers", domain.apply_dossier)
         self._agent(settings.enrolment_topic, "enrolments", domain.apply_enrolment)
+        self._agent(settings.school_topic, "schools", domain.apply_school)
         self._agent(settings.overdue_topic, "dossiers", domain.apply_dossier)
         # DossierOverdue ids sent but not read back yet: not sent twice by the next check.
         self._announced: set[str] = set()
@@ -193,7 +195,8 @@ class InsightsStreams:
         steps = domain.family_steps(self.records("accounts"), self.records("documents"), dossiers, enrolments)
         return domain.campaign_figures(self.settings.campaign, self.clock(), domain.files_by_status(dossiers),
                                        len(self.overdue_files()), domain.funnel(steps, self.calendar)["reached"],
-                                       domain.schools(enrolments, domain.deleted_accounts(self.records("accounts"))))
+                                       domain.schools(enrolments, domain.deleted_accounts(self.records("accounts")),
+                                                      self.records("schools")))
 
     # ------------------------------------------------------------------ what is published
 

@@ -140,6 +140,35 @@ def apply_enrolment(record: Record | None, name: str, event_id: str, data: Data)
     return _with_seen(new, event_id)
 
 
+def apply_school(record: Record | None, name: str, event_id: str, data: Data) -> Record | None:
+    """A school's capacities per level: its defaults and its own per school year. The school's
+    defaults and each year's counter are written (and relayed) separately by enrolment, so each
+    capacity keeps the time of its change and an older one arriving later is not applied."""
+    if _seen(record, event_id) or name != "SchoolCapacityChanged":
+        return None
+    new: Record = dict(record or {"school_id": data["school_id"], "defaults": {}, "years": {}})
+    new["school_name"] = data["school_name"]
+    at = _iso(data["changed_at"])
+    year = data.get("school_year")
+    scope = dict(new["defaults"] if year is None else new["years"].get(year, {}))
+    current = scope.get(data["level"])
+    if current is None or current["at"] <= at:
+        scope[data["level"]] = {"capacity": data["capacity"], "at": at}
+    if year is None:
+        new["defaults"] = scope
+    else:
+        new["years"] = {**new["years"], year: scope}
+    return _with_seen(new, event_id)
+
+
+def capacity(school: Record | None, school_year: str, level: str) -> int | None:
+    """The seats of a level in a school year: the year's own capacity, else the school's default."""
+    if school is None:
+        return None
+    own = school["years"].get(school_year, {}).get(level) or school["defaults"].get(level)
+    return None if own is None else int(own["capacity"])
+
+
 # ---------------------------------------------------------------- working days and overdue files
 
 
@@ -285,8 +314,12 @@ def deleted_accounts(accounts: Iterable[Record]) -> set[str]:
     return {a["account_id"] for a in accounts if a.get("deleted_at")}
 
 
-def schools(enrolments: Iterable[Record], deleted: Collection[str] = frozenset()) -> list[dict[str, Any]]:
-    """Per school year, school and level: requested, confirmed, waiting, dérogations asked and granted.
+def schools(enrolments: Iterable[Record], deleted: Collection[str] = frozenset(),
+            capacities: Iterable[Record] = ()) -> list[dict[str, Any]]:
+    """Per school year, school and level: requested, confirmed, waiting, dérogations asked and granted,
+    against the capacity (enrolment's SchoolCapacityChanged; None when not announced). Every level
+    of every school with a capacity is listed for each school year seen (in an enrolment or a
+    year's own capacity), so a school nobody asked for shows its free seats too.
     An erased account's enrolments still waiting are withdrawn by enrolment without an event of their
     own: they are left out here as there (``deleted``: the accounts with an AccountDeleted)."""
     rows: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
@@ -306,8 +339,16 @@ def schools(enrolments: Iterable[Record], deleted: Collection[str] = frozenset()
                 rows[(e["school_year"], asked_for, e["level"])]["derogations_granted"] += 1
         if e.get("status") == "confirmed":
             rows[(e["school_year"], e["school_id"], e["level"])]["confirmed"] += 1
+    by_school = {c["school_id"]: c for c in capacities}
+    years = {year for year, _, _ in rows} | {year for c in by_school.values() for year in c["years"]}
+    for school_id, c in by_school.items():
+        for year in years:
+            for level in {*c["defaults"], *c["years"].get(year, {})}:
+                rows[(year, school_id, level)].update()
     keys = ("requested", "confirmed", "waiting", "derogations_asked", "derogations_granted")
-    return [{"school_year": year, "school_id": school, "level": level, **{k: c[k] for k in keys}}
+    return [{"school_year": year, "school_id": school, "level": level,
+             "school_name": by_school[school]["school_name"] if school in by_school else None,
+             "capacity": capacity(by_school.get(school), year, level), **{k: c[k] for k in keys}}
             for (year, school, level), c in sorted(rows.items())]
 
 
@@ -376,5 +417,5 @@ def campaign_figures(campaign: str, now: datetime, status_counts: Mapping[str, i
         "overdue_files": masked(overdue_files),
         "funnel": {s: masked(reached.get(s, 0)) for s in FUNNEL_STEPS},
         "schools": [{"school_id": r["school_id"], "level": r["level"], "school_year": r["school_year"],
-                     **{k: masked(r[k]) for k in keys}} for r in school_rows],
+                     **{k: masked(r[k]) for k in keys}, "capacity": r.get("capacity")} for r in school_rows],
     }

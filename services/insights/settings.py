@@ -22,6 +22,7 @@ class InsightsSettings(CommonSettings):
     dossier_topic: str = household.TOPIC
     document_topic: str = documents.TOPIC
     enrolment_topic: str = enrolment.TOPIC
+    school_topic: str = enrolment.SCHOOL_TOPIC
     overdue_topic: str = insights.DOSSIER_TOPIC
     figures_topic: str = insights.CAMPAIGN_TOPIC
 

@@ -1,6 +1,6 @@
 """« Tableau de bord de la campagne » (agents only): the insights service's live tables, drawn as
-SVG bar charts on the server, each beside the table of its figures. Capacities come from the
-enrolment service (read on the agent's behalf, with the agent's token)."""
+SVG bar charts on the server, each beside the table of its figures. Capacities come with them:
+insights folds enrolment's SchoolCapacityChanged events into its school figures."""
 
 from __future__ import annotations
 
@@ -36,29 +36,18 @@ def correction_label(item: str) -> str:
     return f"Champ : {item}"
 
 
-def _capacity(school: dict[str, Any], level: str, school_year: str) -> int | None:
-    override = (school.get("capacities") or {}).get(school_year[:4], {})
-    value = override.get(level, (school.get("capacity") or {}).get(level))
-    return int(value) if isinstance(value, int) else None
-
-
-def school_rows(rows: list[dict[str, Any]], schools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_id = {s.get("id"): s for s in schools if isinstance(s, dict)}
-    shown = []
-    for r in rows:
-        school = by_id.get(r["school_id"], {})
-        shown.append({**r, "school_name": school.get("name") or r["school_id"],
-                      "capacity": _capacity(school, r["level"], r["school_year"]) if school else None})
-    return shown
+def school_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insights' rows; a school not announced yet by enrolment is shown by its id, without capacity."""
+    return [{**r, "school_name": r.get("school_name") or r["school_id"], "capacity": r.get("capacity")} for r in rows]
 
 
 @router.get(DASHBOARD, response_class=HTMLResponse, summary="Back-office: the campaign's dashboard (charts and tables)")
 async def dashboard(request: Request, agent: CurrentAgent, services: Services) -> HTMLResponse:
-    files_reply, schools_reply, funnel_reply, directory = await asyncio.gather(
+    files_reply, schools_reply, funnel_reply = await asyncio.gather(
         services.get("insights", "/files", agent.access_token), services.get("insights", "/schools", agent.access_token),
-        services.get("insights", "/funnel", agent.access_token), services.get("enrolment", "/schools", agent.access_token))
+        services.get("insights", "/funnel", agent.access_token))
     files, funnel = _checked(request, files_reply), _checked(request, funnel_reply)
-    schools = school_rows(_checked(request, schools_reply)["rows"], directory.body.get("items", []) if directory.status == 200 else [])
+    schools = school_rows(_checked(request, schools_reply)["rows"])
     days = files["per_day"][-DAYS_SHOWN:]
     by_status = files["by_status"]
     charts = {

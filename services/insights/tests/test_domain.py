@@ -104,11 +104,45 @@ def test_schools_count_requests_confirmations_waiting_and_derogations_per_level(
     waiting = fold(domain.apply_enrolment, [("EnrolmentRequested", "t1", enrolment("e3", "pending_agent", pending_reason="no_seat"))])
     rows = {r["school_id"]: r for r in domain.schools([granted, direct, waiting])}
     assert rows["elem-b"] == {"school_year": "2027-2028", "school_id": "elem-b", "level": "CP", "requested": 1,
-                                   "confirmed": 1, "waiting": 0, "derogations_asked": 1, "derogations_granted": 1}
+                                   "confirmed": 1, "waiting": 0, "derogations_asked": 1, "derogations_granted": 1,
+                                   "school_name": None, "capacity": None}
     assert (rows["elem-a"]["requested"], rows["elem-a"]["confirmed"], rows["elem-a"]["waiting"]) == (2, 1, 1)
     # The waiting one's family erased its account: enrolment withdrew it (no event), so do the figures.
     after_erasure = {r["school_id"]: r for r in domain.schools([granted, direct, waiting], {"acc-e3"})}
     assert (after_erasure["elem-a"]["requested"], after_erasure["elem-a"]["waiting"]) == (1, 0)
+
+
+def capacity_changed(level: str, capacity: int, when: str, year: str | None = None, school: str = "elem-a") -> dict[str, Any]:
+    return {"school_id": school, "school_name": "École " + school, "level": level, "school_year": year,
+            "capacity": capacity, "previous_capacity": None, "changed_at": at(when), "changed_by": None}
+
+
+def test_a_years_own_capacity_overrides_the_schools_default_and_other_years_keep_the_default() -> None:
+    school = fold(domain.apply_school, [("SchoolCapacityChanged", "k1", capacity_changed("CP", 50, "2026-09-01T08:00:00")),
+                                        ("SchoolCapacityChanged", "k2", capacity_changed("CP", 56, "2026-09-02T08:00:00", "2027-2028"))])
+    assert domain.capacity(school, "2027-2028", "CP") == 56
+    assert domain.capacity(school, "2028-2029", "CP") == 50
+    assert domain.capacity(school, "2027-2028", "CE1") is None
+
+
+def test_a_capacity_change_older_than_the_one_applied_is_not_applied_and_a_duplicate_changes_nothing() -> None:
+    newer = capacity_changed("CP", 60, "2026-09-03T08:00:00", "2027-2028")
+    school = domain.apply_school(None, "SchoolCapacityChanged", "k2", newer)
+    # The school's first announcement (relayed from another document) arrives after the agent's change.
+    school = domain.apply_school(school, "SchoolCapacityChanged", "k1", capacity_changed("CP", 56, "2026-09-01T08:00:00", "2027-2028"))
+    assert domain.capacity(school, "2027-2028", "CP") == 60
+    assert domain.apply_school(school, "SchoolCapacityChanged", "k2", newer) is None
+
+
+def test_every_level_with_a_capacity_is_listed_against_its_counts_even_when_nobody_asked_for_it() -> None:
+    school = fold(domain.apply_school, [("SchoolCapacityChanged", "k1", capacity_changed("CP", 50, "2026-09-01T08:00:00")),
+                                        ("SchoolCapacityChanged", "k2", capacity_changed("CE1", 30, "2026-09-01T08:00:00"))])
+    asked = fold(domain.apply_enrolment, [("EnrolmentRequested", "r1", enrolment("e1", "pending_agent", pending_reason="no_seat"))])
+    rows = {(r["school_year"], r["level"]): r for r in domain.schools([asked], capacities=[school])}
+    assert set(rows) == {("2027-2028", "CP"), ("2027-2028", "CE1")}
+    assert (rows[("2027-2028", "CP")]["capacity"], rows[("2027-2028", "CP")]["requested"]) == (50, 1)
+    assert (rows[("2027-2028", "CE1")]["capacity"], rows[("2027-2028", "CE1")]["requested"]) == (30, 0)
+    assert rows[("2027-2028", "CE1")]["school_name"] == "École elem-a"
 
 
 def test_the_funnel_counts_each_family_at_its_furthest_step_and_leaves_staff_out() -> None:

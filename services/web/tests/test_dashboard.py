@@ -29,19 +29,19 @@ FILES = {
 }
 SCHOOLS = {"generated_at": "2027-03-16T09:00:00Z", "rows": [
     {"school_year": "2027-2028", "school_id": "elem-jaures", "level": "CP", "requested": 30, "confirmed": 27, "waiting": 2,
-     "derogations_asked": 1, "derogations_granted": 0}]}
+     "derogations_asked": 1, "derogations_granted": 0, "school_name": "École élémentaire Jean-Jaurès", "capacity": 30},
+    {"school_year": "2027-2028", "school_id": "elem-new", "level": "CE1", "requested": 1, "confirmed": 0, "waiting": 1,
+     "derogations_asked": 0, "derogations_granted": 0, "school_name": None, "capacity": None}]}
 FUNNEL = {"generated_at": "2027-03-16T09:00:00Z",
           "reached": {"registered": 80, "activated": 75, "file_started": 70, "submitted": 57, "validated": 40, "enrolled": 27},
           "stopped_at": {"registered": 5, "activated": 5, "file_started": 13, "submitted": 17, "validated": 13, "enrolled": 27},
           "per_day": []}
-DIRECTORY = [{"id": "elem-jaures", "name": "École élémentaire Jean-Jaurès", "capacity": {"CP": 28}, "capacities": {"2027": {"CP": 30}}}]
 
 
 def answered(services: FakeServices) -> None:  # noqa: F811
     services.answer("GET", INSIGHTS, "/files", 200, FILES)
     services.answer("GET", INSIGHTS, "/schools", 200, SCHOOLS)
     services.answer("GET", INSIGHTS, "/funnel", 200, FUNNEL)
-    services.answer("GET", ENROLMENT, "/schools", 200, DIRECTORY)
 
 
 def test_the_dashboard_draws_each_chart_on_the_server_beside_the_table_of_its_figures(
@@ -55,7 +55,11 @@ def test_the_dashboard_draws_each_chart_on_the_server_beside_the_table_of_its_fi
     assert len(re.findall(r'<svg [^>]*role="img"', text)) == 4 == text.count("<table class=\"data\">") - 3
     assert '<th scope="row">En attente d\'examen</th><td>12</td>' in text
     assert "<td>École élémentaire Jean-Jaurès</td>" not in text and '<th scope="row">École élémentaire Jean-Jaurès</th>' in text
-    assert "<td>27</td><td>2</td><td>1</td><td>0</td><td>30</td>" in text  # confirmed, waiting, dérogations, capacity of 2027
+    assert "<td>27</td><td>2</td><td>1</td><td>0</td><td>30</td>" in text  # confirmed, waiting, dérogations, capacity (insights')
+    # A school enrolment has not announced yet: its id, and no capacity.
+    assert '<th scope="row">elem-new</th><td>CE1</td><td>2027-2028</td><td>1</td><td>0</td><td>1</td><td>0</td><td>0</td><td>—</td>' in text
+    # The capacities are insights' own: enrolment is not asked.
+    assert not [c for c in services.calls if c.port == ENROLMENT and c.path == "/schools"]
     assert "Pièce : justificatif de domicile" in text and "Champ : address.postcode" in text
     assert "1 dossier attend une décision du Service depuis plus de 5 jours ouvrés" in text
     assert '<th scope="row">15/03/2027</th><td>6</td><td>11</td>' in text
