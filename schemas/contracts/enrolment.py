@@ -63,7 +63,7 @@ class EnrolmentConfirmed(EventData):
     school_name: str
     level: LevelCode
     school_year: str = SchoolYear
-    reference: str = Field(description="The reference printed on the certificate, e.g. INS-2027-3F2B8C1D.")
+    reference: str = Field(description="The enrolment's short reference printed on the certificate, e.g. INS-2027-000123 (a counter per school year; enrolments made before it keep INS-2027-3F2B8C1D).")
     certificate_available: bool = True
     confirmed_at: datetime
 

@@ -74,6 +74,16 @@ def _year(svc: EnrolmentService, value: str | None) -> int:
     return year
 
 
+def _reference(value: str | None) -> str | None:
+    """An agent's search by reference, as stored; a 422 for what is not one."""
+    if not value or not value.strip():
+        return None
+    found = domain.reference_query(value)
+    if found is None:
+        raise Invalid(domain.REFERENCE_INVALID)
+    return found
+
+
 # ---- views ---------------------------------------------------------------------------------------
 
 
@@ -557,10 +567,12 @@ async def audit(
     principal: Staff, svc: Service,
     enrolment_id: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[Literal[tuple(domain.TRAIL_ACTIONS)] | None, Query()] = None,  # type: ignore[valid-type]
+    reference: Annotated[str | None, Query(max_length=40, description="An enrolment's reference, e.g. INS-2027-000123")] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> TrailPage:
-    rows, total = await svc.trail(enrolment_id=enrolment_id, action=action, page=page, limit=limit)
+    rows, total = await svc.trail(enrolment_id=enrolment_id, action=action, page=page, limit=limit,
+                                  reference=_reference(reference))
     items = [TrailEntry(id=r["_id"], at=r["at"], agent_id=r["agent_id"], action=r["action"],
                         label=domain.TRAIL_ACTIONS.get(r["action"], r["action"]), enrolment_id=r.get("enrolment_id"),
                         reference=r.get("reference"), school_id=r.get("school_id"), level=r.get("level"),
@@ -577,14 +589,16 @@ async def pending_decisions(
     school_year: Annotated[str | None, Query(max_length=12)] = None,
     level: Annotated[Level | None, Query()] = None,
     reason: Annotated[Literal[domain.PENDING_FILTERS] | None, Query()] = None,  # type: ignore[valid-type]
+    reference: Annotated[str | None, Query(max_length=40, description="An enrolment's reference, e.g. INS-2027-000123")] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> PendingPage:
+    wanted = _reference(reference)
     year = domain.parse_school_year(school_year) if school_year else None
     if school_year and year is None:
         _year(svc, school_year)
     rows, total = await svc.to_decide(school_id=school_id, year=year, level=level.value if level else None, kind=reason,
-                                      page=page, limit=limit)
+                                      page=page, limit=limit, reference=wanted)
     items = [PendingItem(**EnrolmentView.of(e).model_dump(), address=e.get("address"), kind=domain.pending_kind(e),
                          on_map=bool(e.get("sector_school_id")) and not e.get("outside_town")) for e in rows]
     return PendingPage(items=items, total=total, page=page, pages=_pages(total, limit))

@@ -503,9 +503,29 @@ def new_enrolment_id() -> str:
     return str(uuid.uuid4())
 
 
-def reference(enrolment_id: str, school_year: int) -> str:
-    """The reference printed on the certificate: short, stable, derived from the id."""
-    return f"INS-{school_year}-{enrolment_id.replace('-', '')[:8].upper()}"
+REFERENCE_DIGITS = 6
+REFERENCE_COUNTER = "enrolment-reference-{school_year}"
+
+
+def reference(school_year: int, number: int) -> str:
+    """The enrolment's short reference, e.g. ``INS-2027-000123``: the school year and a number
+    counted per school year (``REFERENCE_COUNTER``), so unique by construction and easy to read
+    out on the phone. Enrolments made before the counter keep theirs (``INS-2027-3F2B8C1D``)."""
+    return f"INS-{school_year}-{number:0{REFERENCE_DIGITS}d}"
+
+
+REFERENCE_INVALID = "Référence d'inscription invalide : par exemple INS-2027-000123."
+_TYPED_REFERENCE = re.compile(r"INS[\s-]*(\d{4})[\s-]*([0-9A-F]+)")
+
+
+def reference_query(text: str) -> str | None:
+    """The reference an agent typed, as stored (``ins 2027 123`` is ``INS-2027-000123``; an older
+    eight-character reference stays whole); None when it is not an enrolment reference."""
+    found = _TYPED_REFERENCE.fullmatch(text.strip().upper())
+    if found is None:
+        return None
+    year, number = found.groups()
+    return reference(int(year), int(number)) if number.isdigit() and len(number) <= REFERENCE_DIGITS else f"INS-{year}-{number}"
 
 
 # Crockford's base 32: no I, L, O or U, so a code read off paper is typed back unambiguously.
@@ -647,6 +667,11 @@ TRAIL_ACTIONS = {
     "sector_map_applied": "Carte scolaire appliquée",
 }
 PENDING_FILTERS = ("address_unknown", "no_seat", "derogation", "outside_town")
+
+
+def awaits_decision(enrolment: dict[str, Any]) -> bool:
+    """In « Inscriptions à décider »: waiting for an agent, or with a dérogation not yet decided."""
+    return enrolment.get("status") == Status.PENDING_AGENT or (enrolment.get("derogation") or {}).get("status") == "pending"
 
 
 def pending_kind(enrolment: dict[str, object]) -> str:

@@ -13,6 +13,7 @@ Collections of `ecp_enrolment`:
 - `sector_maps`: one document per imported map version (its segments and validation report);
   `sector_current`: the one document naming the current version (switching maps is one update).
 - `dossiers`: projection of household's DossierValidated events.
+- `counters`: one document per school year numbering its enrolments' short references.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.enrolment.domain import Status
-from services.kernel.mongo import Database, as_utc
+from services.kernel.mongo import Database, as_utc, next_number
 from services.kernel.outbox import applied_once, new_document_with_events, with_events
 
 ENROLMENTS = "enrolments"
@@ -34,6 +35,7 @@ MAPS = "sector_maps"
 CURRENT = "sector_current"
 DOSSIERS = "dossiers"
 TRAIL = "trail"
+COUNTERS = "counters"
 CURRENT_ID = "current"
 NO_OUTBOX = {"outbox": 0, "applied_events": 0}
 
@@ -51,6 +53,7 @@ class EnrolmentStore:
         self.current = db[CURRENT]
         self.dossiers = db[DOSSIERS]
         self.trail = db[TRAIL]
+        self.counters = db[COUNTERS]
 
     async def ensure_indexes(self) -> None:
         await self.enrolments.create_index("slot", unique=True)
@@ -64,6 +67,9 @@ class EnrolmentStore:
         await self.enrolments.create_index("verification_code")
         await self.trail.create_index([("at", -1), ("_id", -1)])
         await self.trail.create_index([("enrolment_id", 1), ("at", -1)])
+        # An agent's search by reference (« Inscriptions à décider », « Journal des décisions »).
+        await self.enrolments.create_index("reference")
+        await self.trail.create_index([("reference", 1), ("at", -1)])
 
     # ---- dossier projection ----------------------------------------------------------------
 
@@ -220,6 +226,13 @@ class EnrolmentStore:
     async def get(self, enrolment_id: str) -> dict[str, Any] | None:
         return await self.enrolments.find_one({"_id": enrolment_id}, NO_OUTBOX)
 
+    async def next_number(self, name: str) -> int:
+        """The next number of a counter (one per school year for references): atomic, never reused."""
+        return await next_number(self.counters, name)
+
+    async def with_reference(self, reference: str) -> list[dict[str, Any]]:
+        return [e async for e in self.enrolments.find({"reference": reference}, NO_OUTBOX).limit(10)]
+
     async def update(
         self, enrolment_id: str, expect: dict[str, Any], update: dict[str, Any], events: list[dict[str, Any]]
     ) -> dict[str, Any] | None:
@@ -332,11 +345,13 @@ class EnrolmentStore:
         except DuplicateKeyError:
             pass
 
-    async def trail_page(self, *, enrolment_id: str | None, action: str | None, page: int, limit: int
-                         ) -> tuple[list[dict[str, Any]], int]:
+    async def trail_page(self, *, enrolment_id: str | None, action: str | None, page: int, limit: int,
+                         reference: str | None = None) -> tuple[list[dict[str, Any]], int]:
         filter_: dict[str, Any] = {}
         if enrolment_id:
             filter_["enrolment_id"] = enrolment_id
+        if reference:
+            filter_["reference"] = reference
         if action:
             filter_["action"] = action
         rows = [e async for e in self.trail.find(filter_).sort([("at", -1), ("_id", -1)]).skip((page - 1) * limit).limit(limit)]

@@ -491,7 +491,7 @@ class EnrolmentService:
             status, reason = (Status.CONFIRMED, None) if seat else (Status.PENDING_AGENT, PendingReason.NO_SEAT)
         school_id = requested["_id"] if requested else sector["_id"] if sector else None
         doc: dict[str, Any] = {
-            "_id": enrolment_id, "reference": domain.reference(enrolment_id, year), "slot": slot,
+            "_id": enrolment_id, "reference": await self._new_reference(year), "slot": slot,
             "account_id": account_id, "dossier_id": dossier["_id"],
             "child": {k: child[k] for k in ("child_id", "first_name", "last_name", "birth_date")},
             "address": address, "school_year": year, "level": level.value,
@@ -743,13 +743,24 @@ class EnrolmentService:
             entry["school_id"] = school_id or enrolment.get("school_id")
         await self.store.record(entry)
 
-    async def trail(self, *, enrolment_id: str | None, action: str | None, page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        return await self.store.trail_page(enrolment_id=enrolment_id, action=action, page=page, limit=limit)
+    async def _new_reference(self, year: int) -> str:
+        number = await self.store.next_number(domain.REFERENCE_COUNTER.format(school_year=year))
+        return domain.reference(year, number)
+
+    async def trail(self, *, enrolment_id: str | None, action: str | None, page: int, limit: int,
+                    reference: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        return await self.store.trail_page(enrolment_id=enrolment_id, action=action, page=page, limit=limit,
+                                           reference=reference)
 
     async def to_decide(self, *, school_id: str | None, year: int | None, level: str | None, kind: str | None,
-                        page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """« Inscriptions à décider »: what waits for an agent, oldest first, filtered, one page."""
-        found = [e for e in await self.store.pending(school_id, year, limit=10_000)
+                        page: int, limit: int, reference: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """« Inscriptions à décider »: what waits for an agent, oldest first, filtered, one page.
+        A reference is one indexed look-up, then the same filters."""
+        candidates = ([e for e in await self.store.with_reference(reference) if domain.awaits_decision(e)
+                       and (not school_id or school_id in (e.get("school_id"), (e.get("derogation") or {}).get("requested_school_id")))
+                       and (year is None or e.get("school_year") == year)]
+                      if reference else await self.store.pending(school_id, year, limit=10_000))
+        found = [e for e in candidates
                  if (not level or e.get("level") == level) and (not kind or domain.pending_kind(e) == kind)]
         return found[(page - 1) * limit: page * limit], len(found)
 

@@ -18,9 +18,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
-
-from services.kernel.mongo import Database, is_duplicate_key
+from services.kernel.mongo import Database, is_duplicate_key, next_number
 from services.kernel.outbox import new_document_with_events, with_events
 
 DOSSIERS = "dossiers"
@@ -80,9 +78,7 @@ class HouseholdStore:
 
     async def next_number(self, name: str) -> int:
         """The next number of a counter (one per year for references): atomic, never reused."""
-        counter = await self.counters.find_one_and_update(
-            {"_id": name}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-        return int(counter["n"])
+        return await next_number(self.counters, name)
 
     # ---- projections ----------------------------------------------------------------------------
 

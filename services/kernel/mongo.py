@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
-from pymongo import monitoring
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo import ReturnDocument, monitoring
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, DuplicateKeyError, NetworkTimeout, ServerSelectionTimeoutError
 
 from services.kernel import telemetry
@@ -103,6 +103,15 @@ def as_utc(moment: datetime) -> datetime:
 
 async def ping(db: Database, timeout_s: float = 2.0) -> None:
     await asyncio.wait_for(db.command("ping"), timeout_s)
+
+
+async def next_number(counters: AsyncIOMotorCollection, name: str) -> int:
+    """The next number of a named counter (one per year for short references). One upserting
+    find-and-modify on one document: atomic across processes, a number is never given twice
+    (the server retries the upsert itself when two first numbers race on the same name)."""
+    counter = await counters.find_one_and_update(
+        {"_id": name}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+    return int(counter["n"])
 
 
 # The database is unreachable or too slow right now: worth retrying, and a 503 for a request.

@@ -42,6 +42,8 @@ MAX_CSV_BYTES = 900_000  # enrolment's limit for a sector-map file
 # Ids the services hand out (uuids, "map-…"): anything else is a 404 without a call.
 _ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
 _YEAR = re.compile(r"^\d{4}(-\d{4})?$")
+# An enrolment's reference as an agent may type it (enrolment reads it exactly: INS-2027-000123).
+_ENROLMENT_REF = re.compile(r"^INS[\s-]*\d{4}[\s-]*[0-9A-Z]{1,8}$", re.IGNORECASE)
 
 QUEUE_STATUSES = {
     "submitted": "En attente d'examen",
@@ -69,6 +71,7 @@ REFUSAL_REASON_MISSING = "Saisissez le motif du refus : il est communiqué à la
 CSV_MISSING = "Choisissez le fichier CSV de la carte scolaire."
 CSV_TOO_LARGE = "Le fichier de carte scolaire est trop volumineux (900 ko au plus)."
 YEAR_INVALID = "Saisissez une année scolaire comme 2027-2028."
+ENROLMENT_REF_INVALID = "Saisissez une référence d'inscription comme INS-2027-000123."
 PROBLEM_KINDS = {
     "malformed": "ligne illisible", "unknown_school": "école inconnue", "wrong_school_type": "type d'école incorrect",
     "overlap": "tronçons qui se chevauchent", "gap": "numéros non couverts",
@@ -529,10 +532,11 @@ async def _enrolments_page(
     request: Request, agent: CurrentAgent, services: ServiceClient, *, year: str = "", school: str = "",
     done: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None, status_code: int = 200, level: str = "", kind: str = "", page: int = 1,
+    ref: str = "",
 ) -> HTMLResponse:
     params = {"school_year": year} if year else {}
     wanted: dict[str, Any] = {**params, "page": page, "limit": PAGE_SIZE}
-    for name, value in (("school_id", school), ("level", level), ("reason", kind)):
+    for name, value in (("school_id", school), ("level", level), ("reason", kind), ("reference", ref)):
         if value:
             wanted[name] = value
     schools_reply, pending_reply = await asyncio.gather(
@@ -547,9 +551,9 @@ async def _enrolments_page(
     pending = [{**e, "requested_label": numeric_datetime(e.get("created_at"))}
                for e in body.get("items", []) if isinstance(e, dict) and _ID.match(str(e.get("id", "")))]
     total, pages = int(body.get("total") or 0), int(body.get("pages") or 1)
-    filters = {"annee": year, "ecole": school, "niveau": level, "motif": kind}
+    filters = {"annee": year, "ecole": school, "niveau": level, "motif": kind, **({"ref": ref} if ref else {})}
     context = {
-        "year": year, "school": school, "level": level, "kind": kind, "levels": LEVELS, "kinds": PENDING_KINDS,
+        "year": year, "school": school, "level": level, "kind": kind, "ref": ref, "levels": LEVELS, "kinds": PENDING_KINDS,
         "total": total, **_pager(ENROLMENTS, filters, page, pages),
         "export_link": f"/agents/exports/inscriptions.csv?{urlencode({'ecole': school, 'annee': year})}" if school else None,
         "overviews": [_checked(request, o) for o in overviews],
@@ -565,17 +569,18 @@ async def _enrolments_page(
 
 @router.get(ENROLMENTS, response_class=HTMLResponse, summary="Back-office: enrolments against capacity, pending decisions, dérogations")
 async def enrolments(request: Request, agent: CurrentAgent, services: Services, annee: str = "", ecole: str = "",
-                     fait: str = "", niveau: str = "", motif: str = "", page: str = "1") -> HTMLResponse:
-    year = annee.strip()
-    if year and not _YEAR.match(year):
-        errors = {"annee": YEAR_INVALID}
+                     fait: str = "", niveau: str = "", motif: str = "", page: str = "1", ref: str = "") -> HTMLResponse:
+    year, reference = annee.strip(), " ".join(ref.split())[:MAX_QUERY]
+    errors = {**({"annee": YEAR_INVALID} if year and not _YEAR.match(year) else {}),
+              **({"ref": ENROLMENT_REF_INVALID} if reference and not _ENROLMENT_REF.match(reference) else {})}
+    if errors:
         context = {"year": year, "school": "", "overviews": [], "names": {}, "schools": [], "decisions": [], "derogations": [],
                    "done": None, "problem": None, "errors": _ordered(errors), "field_errors": errors, "values": {},
-                   "level": "", "kind": "", "levels": LEVELS, "kinds": PENDING_KINDS, "total": 0, "page": 1, "pages": 1}
+                   "level": "", "kind": "", "ref": reference, "levels": LEVELS, "kinds": PENDING_KINDS, "total": 0, "page": 1, "pages": 1}
         return _page(request, "agent_enrolments.html", context, status_code=422)
     return await _enrolments_page(request, agent, services, year=year, school=ecole if _ID.match(ecole) else "", done=fait,
                                   level=niveau if niveau in LEVELS else "", kind=motif if motif in PENDING_KINDS else "",
-                                  page=_page_number(page))
+                                  page=_page_number(page), ref=reference)
 
 
 def _shown_filters(form: dict[str, str]) -> dict[str, str]:
@@ -653,12 +658,21 @@ TRAIL_ACTIONS = {
 
 
 @router.get(JOURNAL, response_class=HTMLResponse, summary="Back-office: who decided what and when (enrolments, capacities, sector map)")
-async def journal(request: Request, agent: CurrentAgent, services: Services, action: str = "", page: str = "1") -> HTMLResponse:
+async def journal(request: Request, agent: CurrentAgent, services: Services, action: str = "", page: str = "1",
+                  ref: str = "") -> HTMLResponse:
     chosen = action if action in TRAIL_ACTIONS else ""
+    reference = " ".join(ref.split())[:MAX_QUERY]
+    if reference and not _ENROLMENT_REF.match(reference):
+        errors = {"ref": ENROLMENT_REF_INVALID}
+        return _page(request, "agent_journal.html", {
+            "entries": [], "actions": TRAIL_ACTIONS, "action": chosen, "ref": reference, "total": 0, "errors": _ordered(errors),
+            "field_errors": errors, **_pager(JOURNAL, {"action": chosen}, 1, 1)}, status_code=422)
     number = _page_number(page)
     params: dict[str, Any] = {"page": number, "limit": 50}
     if chosen:
         params["action"] = chosen
+    if reference:
+        params["reference"] = reference
     reply, names, schools = await asyncio.gather(services.get("enrolment", "/audit", agent.access_token, params=params),
                                                  staff_names(services, agent),
                                                  services.get("enrolment", "/schools", agent.access_token))
@@ -668,9 +682,10 @@ async def journal(request: Request, agent: CurrentAgent, services: Services, act
                 "school": school_names.get(str(e.get("school_id")), e.get("school_id") or "")}
                for e in body.get("items", []) if isinstance(e, dict)]
     pages = int(body.get("pages") or 1)
+    filters = {"action": chosen, **({"ref": reference} if reference else {})}
     return _page(request, "agent_journal.html", {
-        "entries": entries, "actions": TRAIL_ACTIONS, "action": chosen, "total": int(body.get("total") or 0),
-        **_pager(JOURNAL, {"action": chosen}, number, pages)})
+        "entries": entries, "actions": TRAIL_ACTIONS, "action": chosen, "ref": reference, "total": int(body.get("total") or 0),
+        "errors": [], "field_errors": {}, **_pager(JOURNAL, filters, number, pages)})
 
 
 # ---- the staff directory (« Équipe ») --------------------------------------------------------------

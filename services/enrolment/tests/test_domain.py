@@ -66,7 +66,20 @@ def test_school_years_are_parsed_strictly(text: str | int, year: int | None) -> 
 
 def test_school_year_label_and_reference() -> None:
     assert domain.school_year_label(2027) == "2027-2028"
-    assert domain.reference("3f2b8c1d-6e4a-4b7f-9c0d-1a2b3c4d5e6f", 2027) == "INS-2027-3F2B8C1D"
+    assert domain.reference(2027, 123) == "INS-2027-000123"
+
+
+def test_a_reference_has_six_digits_per_year_and_grows_past_them_rather_than_repeat() -> None:
+    assert domain.reference(2028, 1) == "INS-2028-000001"
+    assert domain.reference(2027, 1_234_567) == "INS-2027-1234567"
+
+
+@pytest.mark.parametrize(("typed", "found"), [
+    ("INS-2027-000123", "INS-2027-000123"), (" ins-2027-123 ", "INS-2027-000123"), ("INS 2027 000123", "INS-2027-000123"),
+    ("ins-2027-3f2b8c1d", "INS-2027-3F2B8C1D"),  # enrolments made before counters keep their reference
+    ("", None), ("Dupont", None), ("INS-27-1", None), ("MSL-2027-000123", None)])
+def test_an_agent_finds_an_enrolment_by_its_reference_however_typed(typed: str, found: str | None) -> None:
+    assert domain.reference_query(typed) == found
 
 
 # ---- sector look-ups -------------------------------------------------------------------------
@@ -191,3 +204,10 @@ def test_french_dates_and_clean_text() -> None:
     assert domain.french_date(date(2023, 3, 1)) == "1er mars 2023"
     assert domain.french_date(date(2021, 12, 31)) == "31 décembre 2021"
     assert domain.clean_text("  Bonjour\x00\tle  monde ", 100) == "Bonjour le monde"
+
+
+def test_only_enrolments_an_agent_must_decide_are_in_the_list_to_decide() -> None:
+    assert domain.awaits_decision({"status": "pending_agent", "derogation": None})
+    assert domain.awaits_decision({"status": "confirmed", "derogation": {"status": "pending"}})
+    assert not domain.awaits_decision({"status": "confirmed", "derogation": {"status": "refused"}})
+    assert not domain.awaits_decision({"status": "refused"})

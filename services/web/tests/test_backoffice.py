@@ -590,6 +590,25 @@ def test_the_enrolments_to_decide_are_paged_filtered_and_show_the_familys_addres
         assert f"/agents/inscriptions?annee=&ecole=&niveau=CP&motif=address_unknown&page={n}" in page.links
 
 
+def test_an_agent_finds_an_enrolment_to_decide_by_its_reference(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    response = agent.get("/agents/inscriptions", params={"ref": "  ins-2027-000123 ", "niveau": "CP"})
+    page = accessible(response)
+    assert response.status_code == 200
+    assert services.to(ENROLMENT, "/pending-decisions", "GET")[0].query == {
+        "page": ["1"], "limit": ["20"], "level": ["CP"], "reference": ["ins-2027-000123"]}
+    assert 'value="ins-2027-000123"' in shown(response)
+    assert "/agents/inscriptions?annee=&ecole=&niveau=CP&motif=&ref=ins-2027-000123&page=2" in page.links
+
+
+def test_what_is_not_an_enrolment_reference_is_refused_before_asking_enrolment(agent: TestClient, services: FakeServices) -> None:
+    enrolment_answers(services)
+    response = agent.get("/agents/inscriptions", params={"ref": "Dupont"})
+    assert response.status_code == 422
+    assert "Saisissez une référence d'inscription comme INS-2027-000123." in shown(response)
+    assert services.to(ENROLMENT, "/pending-decisions", "GET") == []
+
+
 def test_exports_relay_the_services_csv_with_its_bom_and_semicolons(agent: TestClient, services: FakeServices) -> None:
     csv = "\ufeffRéférence;État\r\nMSL-2027-000123;Validé\r\n".encode()
     services.answer("GET", HOUSEHOLD, "/review/export.csv", 200, csv,
@@ -812,6 +831,22 @@ def test_the_journal_names_who_decided_what_and_when(agent: TestClient, services
     assert "École élémentaire Jean-Jaurès, CP (2027-2028)" in text and "Capacité 56 → 58" in text
     assert "<td>Agent agent-go</td>" in text  # an id the directory does not know
     assert services.to(ENROLMENT, "/audit", "GET")[0].query == {"page": ["1"], "limit": ["50"], "action": ["derogation_accepted"]}
+
+
+def test_the_journal_finds_an_enrolments_decisions_by_its_reference(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/schools", 200, SCHOOLS)
+    services.answer("GET", ENROLMENT, "/audit", 200, {"items": [], "total": 0, "page": 1, "pages": 1})
+    response = agent.get("/agents/journal", params={"ref": " INS-2027-000123 "})
+    assert response.status_code == 200 and 'value="INS-2027-000123"' in shown(response)
+    assert services.to(ENROLMENT, "/audit", "GET")[0].query == {"page": ["1"], "limit": ["50"], "reference": ["INS-2027-000123"]}
+
+
+def test_the_journal_refuses_what_is_not_an_enrolment_reference(agent: TestClient, services: FakeServices) -> None:
+    services.answer("GET", ENROLMENT, "/schools", 200, SCHOOLS)
+    response = agent.get("/agents/journal", params={"ref": "MSL-2027-000123"})
+    assert response.status_code == 422
+    assert "Saisissez une référence d'inscription comme INS-2027-000123." in shown(response)
+    assert services.to(ENROLMENT, "/audit", "GET") == []
 
 
 def test_an_admin_sees_the_team_invites_and_deactivates(client: TestClient, services: FakeServices) -> None:

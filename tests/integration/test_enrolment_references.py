@@ -1,0 +1,51 @@
+"""Enrolments' short references against the real servers: INS-<year>-<six digits> from a
+counter per school year, unique and increasing, found by the agents however typed in
+« Inscriptions à décider » and in the decision trail."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from tests.integration.test_enrolment import agent, child, coming_year, dossier_event, ensure_free, family, publish, unlocked
+
+
+async def test_enrolments_get_short_counted_references_that_agents_search_by() -> None:
+    staff = await agent()
+    f = await family()
+    try:
+        year = await coming_year(f)
+        for school in ("prim-curie", "mat-coquelicots", "mat-tilleuls"):
+            await ensure_free(staff, school, "PS", year, 3)
+        first_kid, second_kid = child("Aude", date(year - 3, 3, 3)), child("Basile", date(year - 3, 5, 5))
+        await publish(dossier_event(f.account_id, [first_kid, second_kid], number="12", street="rue des Lilas"))
+        await unlocked(f)
+        derogation = {"requested_school_id": "prim-curie", "reason_category": "fratrie", "reason_text": "Son frère est à Marie-Curie."}
+        asked = (await f.api.post("/enrolments", json={"child_id": first_kid.child_id, "school_year": year,
+                                                        "derogation": derogation})).json()
+        confirmed = (await f.api.post("/enrolments", json={"child_id": second_kid.child_id, "school_year": year})).json()
+
+        pattern = re.compile(rf"^INS-{year}-(\d{{6}})$")
+        numbers = [int(pattern.fullmatch(e["reference"]).group(1)) for e in (asked, confirmed)]  # type: ignore[union-attr]
+        assert numbers[1] > numbers[0]
+        mine = (await f.api.get("/enrolments")).json()
+        assert {e["reference"] for e in mine["enrolments"]} >= {asked["reference"], confirmed["reference"]}
+
+        # « Inscriptions à décider »: found by its reference typed loosely, alone on the page
+        typed = f"ins {year} {numbers[0]}"
+        found = (await staff.get("/pending-decisions", params={"reference": typed})).json()
+        assert [i["id"] for i in found["items"]] == [asked["id"]] and found["total"] == 1
+        # a confirmed enrolment is not waiting for anyone, even searched by its own reference
+        assert (await staff.get("/pending-decisions", params={"reference": confirmed["reference"]})).json()["total"] == 0
+        refused = await staff.get("/pending-decisions", params={"reference": "Dupont"})
+        assert refused.status_code == 422 and "INS-2027-000123" in refused.text
+
+        decided = await staff.post(f"/enrolments/{asked['id']}/derogation/decision", json={"decision": "refused",
+                                                                                          "reason": "Plus de place."})
+        assert decided.status_code == 200, decided.text
+        trail = (await staff.get("/audit", params={"reference": asked["reference"].lower()})).json()
+        assert [(e["action"], e["reference"]) for e in trail["items"]] == [("derogation_refused", asked["reference"])]
+        assert (await staff.get("/audit", params={"reference": "MSL-2027-000001"})).status_code == 422
+    finally:
+        await staff.aclose()
+        await f.close()
