@@ -204,6 +204,7 @@ class Eligibility(BaseModel):
     address_in_town: bool | None = Field(description="False: the address is outside the town, it has no sector school (see address_message).")
     address_message: str | None
     children: list[EligibleChild]
+    dossier_reference: str | None = Field(default=None, description="The family's file reference (household's MSL-2027-000123), as the last DossierValidated carried it.")
 
 
 class Verification(BaseModel):

@@ -365,6 +365,8 @@ class EnrolmentService:
             "address": data.address.model_dump(),
             "children": [{**c.model_dump(), "birth_date": _iso(c.birth_date)} for c in data.children],
             "validated_at": data.validated_at,
+            # The file's short reference, so the family's enrolment pages show it without asking household.
+            "reference": data.reference,
             "projected_at": self._now(),
         }
         applied = await self.store.project_dossier(doc, event_id)
@@ -416,7 +418,8 @@ class EnrolmentService:
         year = self._open_year(school_year)
         dossier = await self.store.dossier_of(account_id)
         base = {"school_year": domain.school_year_label(year), "school_year_start": year,
-                "school_year_title": domain.school_year_title(year, self.today()), "school_years": self._year_choices()}
+                "school_year_title": domain.school_year_title(year, self.today()), "school_years": self._year_choices(),
+                "dossier_reference": (dossier or {}).get("reference")}
         if dossier is None:
             return {**base, "unlocked": False, "message": domain.NOT_UNLOCKED, "children": [],
                     "address_in_town": None, "address_message": None}

@@ -31,7 +31,7 @@ from services.web.api import (
 from services.web.clients import IdentityAnswer, IdentityUnavailable, ServiceClient, service_client
 from services.web.csrf import ProtectedForm
 from services.web.dates import french_date
-from services.web.pages import render
+from services.web.pages import remember_file_reference, render
 from services.web.session import CurrentUser
 
 router = APIRouter()
@@ -327,6 +327,7 @@ async def dashboard(request: Request, user: CurrentUser, services: Services) -> 
         dossier = {}
     elif dossier_reply.status == 200:
         dossier = dict(dossier_reply.body)
+        remember_file_reference(request, dossier.get("reference"))
         dossier["label"] = str(dossier_reply.body.get("status_label"))
     else:
         dossier = None  # household unreachable: the page says so, the rest still shows

@@ -25,7 +25,7 @@ from services.web.clients import ServiceClient, ServiceReply, service_client
 from services.web.dates import TOWN_ZONE, french_date, french_datetime
 from services.web.csrf import ProtectedForm
 from services.web.errors import BadForm, PageError
-from services.web.pages import render
+from services.web.pages import remember_file_reference, render
 from services.web.session import CurrentUser
 
 router = APIRouter()
@@ -169,6 +169,7 @@ async def my_file(request: Request, services: ServiceClient, token: str) -> dict
     """The family's file as household shows it, None when there is none yet."""
     reply = await services.get("household", "/dossier", token)
     if reply.status == 200:
+        remember_file_reference(request, reply.body.get("reference"))
         return reply.body
     if reply.status == 404:
         return None

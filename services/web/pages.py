@@ -57,6 +57,7 @@ def render(
         name,
         {"town_name": request.app.state.settings.town_name, "csrf_field": csrf_field,
          "navigation": navigation(request), "signed_in": signed_in(request), "flash_notice": flash.take(request),
+         "file_reference": getattr(request.state, "file_reference", None),
          "password_rule": PASSWORD_RULE,
          **(context or {})},
         status_code=status_code,
@@ -68,6 +69,13 @@ def render(
         response.headers["Cache-Control"] = "no-store"
     flash.consume(request, response)  # a notice read by this page is shown once
     return response
+
+
+def remember_file_reference(request: Request, reference: object) -> None:
+    """The family's file reference, read from the answer the page already asked for (household's
+    file, or enrolment's eligibility), shown in the header of the page rendered for this request."""
+    if isinstance(reference, str) and reference:
+        request.state.file_reference = reference
 
 
 def signed_in(request: Request) -> bool:

@@ -22,7 +22,7 @@ from services.web.clients import ServiceClient, ServiceReply, service_client
 from services.web.dates import french_date
 from services.web.csrf import ProtectedForm
 from services.web.errors import BadForm, PageError
-from services.web.pages import render
+from services.web.pages import remember_file_reference, render
 from services.web.session import CurrentUser
 
 router = APIRouter()
@@ -128,6 +128,7 @@ async def _enrolment_data(request: Request, services: ServiceClient, token: str,
         return await _enrolment_data(request, services, token)
     if eligible.status != 200 or mine.status != 200 or schools.status != 200:
         raise EnrolmentUnavailable()
+    remember_file_reference(request, eligible.body.get("dossier_reference"))
     enrolments = [e for e in mine.body.get("enrolments", []) if isinstance(e, dict)]
     by_id = {s["id"]: s for s in schools.body.get("items", []) if isinstance(s, dict) and "id" in s}
     return eligible.body, enrolments, by_id

@@ -10,6 +10,18 @@ from datetime import date
 from tests.integration.test_enrolment import agent, child, coming_year, dossier_event, ensure_free, family, publish, unlocked
 
 
+async def test_the_schooling_pages_read_the_files_reference_from_enrolments_projection() -> None:
+    f = await family()
+    try:
+        year = await coming_year(f)
+        event = dossier_event(f.account_id, [child("Capucine", date(year - 6, 6, 6))])
+        # as household's DossierValidated carries it
+        await publish(event.model_copy(update={"data": event.data.model_copy(update={"reference": "MSL-2027-004321"})}))
+        assert (await unlocked(f))["dossier_reference"] == "MSL-2027-004321"
+    finally:
+        await f.close()
+
+
 async def test_enrolments_get_short_counted_references_that_agents_search_by() -> None:
     staff = await agent()
     f = await family()

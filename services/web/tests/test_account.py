@@ -326,6 +326,15 @@ def test_a_tampered_session_cookie_is_no_session(client: TestClient, services: F
     assert services.calls == []
 
 
+def test_my_space_shows_the_files_reference_in_the_header_once_there_is_one(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services)
+    dashboard_answers(services, dossier=200)
+    services.answer(HOUSEHOLD, "/dossier", 200, {"status": "validated", "status_label": "Validé", "reference": "MSL-2027-000123",
+                                                 "children": []})
+    header = shown(client.get("/mon-espace")).split("</header>", 1)[0]
+    assert 'Dossier n° <strong class="ref">MSL-2027-000123</strong>' in header
+
+
 def test_my_space_greets_and_says_no_file_declared_yet(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
     dashboard_answers(services)

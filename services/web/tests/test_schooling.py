@@ -115,6 +115,17 @@ def test_before_the_file_is_validated_the_page_explains_why_and_links_to_my_spac
     assert response.headers["cache-control"] == "no-store"
 
 
+def test_the_schooling_page_shows_the_files_reference_that_enrolment_was_told(client: TestClient, services: FakeServices) -> None:
+    logged_in(client, services)
+    enrolment_answers(services, [child("c1", "Léa")])
+    services.answer(ENROLMENT, "/enrolments/eligible", 200, {
+        "unlocked": True, "school_year": "2027-2028", "school_year_start": 2027, "children": [child("c1", "Léa")],
+        "message": None, "dossier_reference": "MSL-2027-000123"})
+    header = shown(client.get("/inscription-scolaire")).split("</header>", 1)[0]
+    assert 'Dossier n° <strong class="ref">MSL-2027-000123</strong>' in header
+    assert not [c for c in services.calls if c[1] == "/dossier"]  # no call to household for it
+
+
 def test_each_child_shows_its_level_sector_school_and_an_enrol_button(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
     baby = child("c2", "Tom", level=None, label=None, message="Votre enfant, né·e en 2026, pourra être inscrit·e en petite section à la rentrée 2029.")
