@@ -10,7 +10,8 @@
 # StandardAuthorizer denies what schemas/topics.yaml does not grant; start_kafka provisions the
 # topics, the principals' SCRAM credentials and their ACLs (python -m services.kernel.topics).
 #
-# Cluster mode: `make up KAFKA_NODES=3` (remembered in $ECP_RUN/kafka-nodes until `make down`):
+# Cluster mode: `make up KAFKA_NODES=3` (remembered in $ECP_RUN/kafka-nodes until `make down`,
+# or until KAFKA_NODES=1 is given to `make up` / `ecp start kafka` with Kafka stopped):
 # nodes kafka-1..3 in $ECP_DATA/kafka-N, node N's ports are the single node's + (N-1)*100
 # (client 9092/9192/9292, controller 9093/9193/9293, internal 9094/9194/9294), replication 3,
 # min.insync.replicas 2. Operators use deploy/local/bin/kafka-cli (the operator principal).
@@ -213,8 +214,10 @@ stop_kafka() {
     pid_alive "$name" && { kill -TERM -- "-$(cat "$ECP_RUN/$name.pid")" 2>/dev/null || true; }
   done
   for ((n = ECP_KAFKA_NODES; n >= 1; n--)); do stop_pid "$(_kafka_node_name "$n")"; done
-  rm -f "$ECP_RUN/kafka-nodes"  # `make up` without KAFKA_NODES is a single broker again
 }
+
+# forget_kafka_mode: `ecp down` ends the cluster mode (a stop/start of Kafka alone keeps it).
+forget_kafka_mode() { rm -f "$ECP_RUN/kafka-nodes"; }
 
 # One node of the cluster mode: `ecp start|stop kafka-2` (the fault runs kill and restart one).
 for _n in 1 2 3; do
