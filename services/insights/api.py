@@ -123,7 +123,7 @@ async def files(agent: Agent, streams: Streams) -> Files:
     return Files(
         generated_at=now,
         by_status=domain.files_by_status(dossiers),
-        per_day=[DayCounts(**d) for d in domain.per_day(dossiers, streams.calendar)],
+        per_day=[DayCounts(**d) for d in streams.per_day()],
         decision_delays=[WeekDelays(**w) for w in domain.decision_delays(dossiers, streams.calendar)],
         backlog=[Backlog(**b) for b in domain.backlog(dossiers, now)],
         corrections=Corrections(**domain.corrections(dossiers, streams.document_kinds())),

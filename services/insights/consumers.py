@@ -6,7 +6,9 @@ changelog topic ``<app id>-<table>-changelog`` and kept in memory: a restart reb
 the changelog before the agents resume from the group's committed offsets. Nothing is read from
 another service's database. A sixth agent reads back the service's own DossierOverdue events to
 mark each file announced (a table can only be written from a stream: faust refuses a write from a
-timer). The app is built by ``InsightsStreams`` (called in the lifespan): nothing at import time.
+timer). The files submitted and decided per day are a tumbling windowed table (one-day windows,
+the town's days), counted as the file events are folded. The app is built by ``InsightsStreams``
+(called in the lifespan): nothing at import time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -78,6 +80,15 @@ class InsightsStreams:
             consumer_auto_offset_reset="earliest",
         )
         self.tables = {name: self.app.Table(name, partitions=3) for name in self.TABLES}
+        # Files submitted and decided per day: faust tumbling one-day windows, keyed by the count and
+        # the source partition ("submitted:2"). A table's changelog entry goes to the partition of
+        # the event being processed, so a key written from one source partition only stays whole in
+        # its changelog (a key "submitted" written from all three would be three values there, the
+        # last one read winning at a rebuild); the API sums the partitions. Windows are cut on the
+        # event's own time (submission, decision) read as the town's wall clock (window_timestamp).
+        self._window_time = 0.0
+        self.day_counts = self.app.Table("files_per_day", default=int, partitions=3).tumbling(
+            timedelta(days=1), expires=timedelta(days=settings.day_windows_kept)).relative_to(lambda event: self._window_time)
         self._topics = {t: self.app.topic(t, key_type=bytes, value_type=bytes, key_serializer="raw",
                                           value_serializer="raw")
                         for t in (settings.account_topic, settings.document_topic, settings.dossier_topic,
@@ -127,9 +138,24 @@ class InsightsStreams:
             return "unchanged"
         table[key] = updated
         self.events_applied += 1
+        if table is self.tables["dossiers"]:
+            self._count_per_day(event.name, event.data.model_dump(), message.message.partition)
         if event.name == "DossierOverdue":
             self._announced.discard(event.id)
         return "applied"
+
+    def _count_per_day(self, name: str, data: dict[str, Any], partition: int) -> None:
+        """Adds the file event to its day's window: only once the record applied it, so an event
+        delivered twice (found in the record's applied ids) is counted once."""
+        counted = domain.day_count(name, data)
+        if counted is None:
+            return
+        kind, moment = counted
+        self._window_time = domain.window_timestamp(moment, self.calendar.zone)
+        key = f"{kind}:{partition}"
+        # value(), not current(): faust's current() reads the window of the Kafka message's timestamp,
+        # ignoring relative_to; value() reads the window relative_to chooses, the one written.
+        self.day_counts[key] = self.day_counts[key].value() + 1
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -180,6 +206,10 @@ class InsightsStreams:
 
     def records(self, table: str) -> list[Record]:
         return list(self.tables[table].values())
+
+    def per_day(self) -> list[dict[str, Any]]:
+        """Files submitted and decided per day (the town's days), from the windowed table."""
+        return domain.per_day(self.day_counts.table.data.items())
 
     def document_kinds(self) -> dict[str, str]:
         return {d["document_id"]: d["kind"] for d in self.records("documents")}

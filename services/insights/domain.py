@@ -244,15 +244,39 @@ def files_by_status(dossiers: Iterable[Record]) -> dict[str, int]:
     return counts
 
 
-def per_day(dossiers: Iterable[Record], calendar: WorkCalendar) -> list[dict[str, Any]]:
-    """Tumbling one-day windows (Paris days): submissions (resubmissions included) and decisions."""
+DAY_COUNTS = ("submitted", "decided")
+DECISIONS = {"CorrectionRequested": "requested_at", "DossierValidated": "validated_at", "DossierRejected": "rejected_at"}
+
+
+def day_count(name: str, data: Data) -> tuple[str, datetime] | None:
+    """Which per-day count a file event adds one to, and when: a submission (resubmissions
+    included) or a decision (corrections asked, validated, rejected); None for any other event."""
+    if name == "HouseholdSubmitted":
+        return "submitted", parse_time(_iso(data["submitted_at"]))
+    if name in DECISIONS:
+        return "decided", parse_time(_iso(data[DECISIONS[name]]))
+    return None
+
+
+def window_timestamp(moment: datetime, zone: ZoneInfo) -> float:
+    """The time faust's tumbling windows are given: the town's wall-clock time read as if it were
+    UTC. Faust cuts one-day windows at UTC midnights (epoch multiples of 86,400 s), so they are
+    then the town's days, daylight saving changes included (a 23- or 25-hour day is one window)."""
+    return moment.astimezone(zone).replace(tzinfo=UTC).timestamp()
+
+
+def window_day(start: float) -> str:
+    """The town's day of a one-day window, from its start (a window_timestamp)."""
+    return datetime.fromtimestamp(start, UTC).date().isoformat()
+
+
+def per_day(windows: Iterable[tuple[tuple[str, tuple[float, float]], int]]) -> list[dict[str, Any]]:
+    """The per-day counts from the windowed table's entries ((``<count>:<partition>``, window), n),
+    summed over the source partitions, by day."""
     days: dict[str, Counter[str]] = defaultdict(Counter)
-    for d in dossiers:
-        for at in d.get("submissions", ()):
-            days[calendar.local_day(parse_time(at)).isoformat()]["submitted"] += 1
-        for decision in d.get("decisions", ()):
-            days[calendar.local_day(parse_time(decision["at"])).isoformat()]["decided"] += 1
-    return [{"day": day, "submitted": c["submitted"], "decided": c["decided"]} for day, c in sorted(days.items())]
+    for (key, (start, _end)), n in windows:
+        days[window_day(start)][key.split(":", 1)[0]] += int(n)
+    return [{"day": day, **{k: c[k] for k in DAY_COUNTS}} for day, c in sorted(days.items())]
 
 
 def _percentile(values: list[float], share: float) -> float:

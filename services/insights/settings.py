@@ -27,6 +27,8 @@ class InsightsSettings(CommonSettings):
     figures_topic: str = insights.CAMPAIGN_TOPIC
 
     timezone: str = "Europe/Paris"
+    # Days a per-day window of files submitted and decided is kept (faust drops older windows).
+    day_windows_kept: int = 400
     # A submitted file waiting longer than this many working days (weekends and French public
     # holidays excluded) is overdue: one DossierOverdue per file, waiting spell and threshold.
     overdue_working_days: int = 5

@@ -1,4 +1,4 @@
-"""A synthetic campaign for the insights app on throwaway topics: N families through the four
+"""A synthetic campaign for the insights app on throwaway topics: N families through the five
 public event types, built with the contracts' own models, and the figures they must give. Used
 by the crash test (tests/integration/test_insights.py) and the benchmark (bench/insights.py), which
 point a private insights app (its own app id) at these topics, never at the real ones."""
@@ -9,17 +9,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaProducer
 
 from schemas.contracts.documents import DocumentUploaded
-from schemas.contracts.enrolment import EnrolmentConfirmed, EnrolmentRequested
+from schemas.contracts.enrolment import EnrolmentConfirmed, EnrolmentRequested, SchoolCapacityChanged
 from schemas.contracts.household import Address, Child, DossierValidated, HouseholdSubmitted
 from schemas.contracts.identity import AccountActivated, AccountRegistered
 from services.kernel.envelope import EventData, event_json, new_event
 from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR, create_test_topic, delete_topics
 
-SOURCES = ("account", "document", "dossier", "enrolment")
+SOURCES = ("account", "document", "dossier", "enrolment", "school")
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Topics:
     document: str
     dossier: str
     enrolment: str
+    school: str
     overdue: str
     figures: str
 
@@ -42,7 +44,8 @@ class Topics:
         names = [getattr(self, n) for n in (*SOURCES, "overdue", "figures")]
         names += [n + ".dlq" for n in names]
         if app_id:
-            names += [f"{app_id}-{table}-changelog" for table in ("accounts", "documents", "dossiers", "enrolments")]
+            names += [f"{app_id}-{table}-changelog"
+                      for table in ("accounts", "documents", "dossiers", "enrolments", "schools", "files_per_day")]
             names.append(f"{app_id}-__assignor-__leader")
         for name in names:
             try:
@@ -55,11 +58,12 @@ class Topics:
 class Campaign:
     """What the generated families did: 1 in 4 stops after activation, the others submit; of
     those, 1 in 3 waits (and, being submitted 12 days ago, is overdue), the rest are validated and
-    enrolled in CP."""
+    enrolled in CP at Jean-Jaurès, whose CP has `capacity` seats."""
 
     families: int
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     school_year: str = "2027-2028"
+    capacity: int = 500
 
     def family(self, i: int) -> str:
         return f"fam-{i:07d}"
@@ -83,9 +87,31 @@ class Campaign:
     def expected_overdue(self) -> set[str]:
         return {f"dos-{i:07d}" for i in range(self.families) if self.waits(i)}
 
+    @property
+    def submitted_at(self) -> datetime:
+        return self.now - timedelta(days=12)
+
+    @property
+    def validated_at(self) -> datetime:
+        return self.submitted_at + timedelta(hours=5)
+
+    @property
+    def expected_per_day(self) -> list[dict[str, object]]:
+        """Files submitted and decided per Paris day."""
+        paris = ZoneInfo("Europe/Paris")
+        days: dict[str, dict[str, int]] = {}
+        for moment, count, n in ((self.submitted_at, "submitted", sum(self.submits(i) for i in range(self.families))),
+                                 (self.validated_at, "decided", self.expected_status["validated"])):
+            day = days.setdefault(moment.astimezone(paris).date().isoformat(), {"submitted": 0, "decided": 0})
+            day[count] += n
+        return [{"day": day, **c} for day, c in sorted(days.items())]
+
     def events(self) -> Iterator[tuple[str, str, EventData]]:
         """(source, key, data) in each aggregate's order."""
-        long_ago = self.now - timedelta(days=12)
+        long_ago = self.submitted_at
+        yield "school", "elem-jaures", SchoolCapacityChanged(
+            school_id="elem-jaures", school_name="École élémentaire Jean-Jaurès", level="CP", school_year=None,
+            capacity=self.capacity, changed_at=long_ago)
         for i in range(self.families):
             account, dossier = self.family(i), f"dos-{i:07d}"
             yield "account", account, AccountRegistered(account_id=account, email=f"{account}@example.org",
@@ -104,7 +130,7 @@ class Campaign:
                 continue
             child = f"child-{i:07d}"
             yield "dossier", dossier, DossierValidated(
-                dossier_id=dossier, account_id=account, document_ids=[document], validated_at=long_ago + timedelta(hours=5),
+                dossier_id=dossier, account_id=account, document_ids=[document], validated_at=self.validated_at,
                 address=Address(number="12", street="rue des Lilas", postcode="45190", town="Montclair-sur-Loire"),
                 children=[Child(child_id=child, first_name="Léa", last_name="Martin", birth_date="2021-03-14")])
             enrolment = f"enr-{i:07d}"

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from faust.windows import TumblingWindow
+
 from services.insights import domain
 from services.insights.workdays import french_calendar
 
@@ -169,8 +171,34 @@ def test_open_figures_publish_counts_below_five_as_less_than_five() -> None:
     assert figures["overdue_files"] == "<5" and figures["funnel"]["registered"] == 40 and figures["funnel"]["enrolled"] == "<5"
 
 
-def test_tumbling_days_are_paris_days() -> None:
-    record = fold(domain.apply_dossier, [("HouseholdSubmitted", "e1", submitted("d1", "2026-09-01T22:30:00")),
-                                         ("DossierRejected", "e2", {"dossier_id": "d1", "account_id": "a", "reason": "x",
-                                                                    "rejected_at": at("2026-09-02T08:00:00")})])
-    assert domain.per_day([record], PARIS) == [{"day": "2026-09-02", "submitted": 1, "decided": 1}]
+def window_of(moment: str) -> tuple[float, float]:
+    """The one-day tumbling window faust itself puts that moment in."""
+    [window] = TumblingWindow(86400).ranges(domain.window_timestamp(at(moment), PARIS.zone))
+    return window
+
+
+def test_tumbling_days_are_paris_days_across_both_daylight_saving_changes() -> None:
+    # 22:30 UTC on 1 September is 00:30 on the 2nd in Paris (summer time, UTC+2).
+    assert domain.window_day(window_of("2026-09-01T22:30:00")[0]) == "2026-09-02"
+    assert domain.window_day(window_of("2026-09-01T21:59:00")[0]) == "2026-09-01"
+    # Winter time (UTC+1): 23:00 UTC on 31 December is already New Year's Day.
+    assert domain.window_day(window_of("2026-12-31T23:00:00")[0]) == "2027-01-01"
+    # 29 March 2026 has 23 hours in Paris, 25 October 2026 has 25: each is one window.
+    assert window_of("2026-03-28T23:00:00") == window_of("2026-03-29T21:59:00")
+    assert window_of("2026-10-24T22:00:00") == window_of("2026-10-25T22:59:00")
+    assert window_of("2026-10-25T23:00:00") != window_of("2026-10-25T22:59:00")
+
+
+def test_submissions_resubmissions_and_decisions_are_counted_and_nothing_else() -> None:
+    assert domain.day_count("HouseholdSubmitted", submitted("d1", "2026-09-01T22:30:00"))[0] == "submitted"
+    for name, field in (("CorrectionRequested", "requested_at"), ("DossierValidated", "validated_at"),
+                        ("DossierRejected", "rejected_at")):
+        assert domain.day_count(name, {field: at("2026-09-02T08:00:00")}) == ("decided", at("2026-09-02T08:00:00"))
+    assert domain.day_count("DossierOverdue", {"waiting_since": at("2026-09-02T08:00:00")}) is None
+
+
+def test_the_per_day_counts_sum_the_windows_of_every_source_partition() -> None:
+    windows = [(("submitted:0", window_of("2026-09-01T22:30:00")), 2), (("submitted:2", window_of("2026-09-02T08:00:00")), 3),
+               (("decided:1", window_of("2026-09-02T09:00:00")), 1), (("submitted:1", window_of("2026-09-01T08:00:00")), 4)]
+    assert domain.per_day(windows) == [{"day": "2026-09-01", "submitted": 4, "decided": 0},
+                                       {"day": "2026-09-02", "submitted": 5, "decided": 1}]
