@@ -82,6 +82,7 @@ class EnrolmentRefused(EventData):
     reason: str = Field(min_length=1)
     refused_at: datetime
     decided_by: str | None = Field(default=None, description="The agent who refused (a staff account id; names: identity's GET /staff).")
+    reference: str | None = Field(default=None, description="The enrolment's short reference, e.g. INS-2027-000123, quoted in the family's email.")
 
 
 @event_type
@@ -100,6 +101,7 @@ class DerogationDecided(EventData):
     reason: str | None = Field(default=None, description="French text for the family; required when refused.")
     decided_at: datetime
     decided_by: str | None = Field(default=None, description="The agent who decided (a staff account id; names: identity's GET /staff).")
+    reference: str | None = Field(default=None, description="The enrolment's short reference, e.g. INS-2027-000123, quoted in the family's email.")
 
 
 @event_type

@@ -636,7 +636,7 @@ class EnrolmentService:
                 raise Invalid(domain.REASON_REQUIRED)
             data = events.EnrolmentRefused(enrolment_id=enrolment_id, account_id=enrolment["account_id"],
                                            child_id=enrolment["child"]["child_id"], school_year=label, reason=reason, refused_at=now,
-                                           decided_by=agent_id)
+                                           decided_by=agent_id, reference=enrolment.get("reference"))
             updated = await self.store.update(
                 enrolment_id, {"status": Status.PENDING_AGENT.value},
                 {"$set": {"status": Status.REFUSED.value, "refusal_reason": reason, "decided_by": agent_id, "decided_at": now,
@@ -690,7 +690,7 @@ class EnrolmentService:
         decided = events.DerogationDecided(
             enrolment_id=enrolment_id, account_id=enrolment["account_id"], child_id=enrolment["child"]["child_id"],
             requested_school_id=derogation["requested_school_id"], decision="accepted" if accepted else "refused",
-            reason=reason or None, decided_at=now, decided_by=agent_id,
+            reason=reason or None, decided_at=now, decided_by=agent_id, reference=enrolment.get("reference"),
         )
         decision_fields = {"derogation.status": "accepted" if accepted else "refused", "derogation.decision_reason": reason or None,
                            "derogation.decided_at": now, "derogation.decided_by": agent_id, "updated_at": now}

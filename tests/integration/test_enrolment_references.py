@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 
-from tests.integration.test_enrolment import agent, child, coming_year, dossier_event, ensure_free, family, publish, unlocked
+from tests.integration.identity_client import logged_in, person, registered_and_activated, wait_for_event
+from tests.integration.polling import eventually
+from tests.integration.test_enrolment import (
+    TOPIC, Family, agent, child, coming_year, dossier_event, ensure_free, family, publish, unlocked,
+)
+from tests.integration.test_notifier import mail, mails_to
 
 
 async def test_the_schooling_pages_read_the_files_reference_from_enrolments_projection() -> None:
@@ -24,7 +30,9 @@ async def test_the_schooling_pages_read_the_files_reference_from_enrolments_proj
 
 async def test_enrolments_get_short_counted_references_that_agents_search_by() -> None:
     staff = await agent()
-    f = await family()
+    identity, email = person()
+    account_id = await registered_and_activated(identity, email)
+    f = Family(account_id, (await logged_in(identity, email))["access_token"], identity)
     try:
         year = await coming_year(f)
         for school in ("prim-curie", "mat-coquelicots", "mat-tilleuls"):
@@ -55,6 +63,14 @@ async def test_enrolments_get_short_counted_references_that_agents_search_by() -
         decided = await staff.post(f"/enrolments/{asked['id']}/derogation/decision", json={"decision": "refused",
                                                                                           "reason": "Plus de place."})
         assert decided.status_code == 200, decided.text
+        event = await wait_for_event(TOPIC, lambda e: e["type"].endswith("DerogationDecided") and e["subject"] == asked["id"])
+        assert event["data"]["reference"] == asked["reference"]
+
+        async def refusal_email() -> dict[str, Any] | None:
+            found = [m for m in await mails_to(email) if "dérogation scolaire est refusée" in m["Subject"]]
+            return await mail(found[0]["ID"]) if found else None
+        sent = await eventually(refusal_email, "the dérogation refusal email")
+        assert f"Référence à rappeler : {asked['reference']}" in sent["Text"]
         trail = (await staff.get("/audit", params={"reference": asked["reference"].lower()})).json()
         assert [(e["action"], e["reference"]) for e in trail["items"]] == [("derogation_refused", asked["reference"])]
         assert (await staff.get("/audit", params={"reference": "MSL-2027-000001"})).status_code == 422
