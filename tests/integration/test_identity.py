@@ -56,7 +56,9 @@ async def test_login_before_activation_says_so_and_offers_a_new_link_only_to_the
         assert "pas encore activé" in pending.json()["detail"]
         wrong = await client.post("/auth/login", json={"email": email, "password": "pas le bon mot de passe"})
         assert wrong.status_code == 401
-        assert wrong.json() == {"detail": "Adresse email ou mot de passe incorrect."}
+        # One wrong guess of the ten this address may make on this account; the right password
+        # given before activation was not counted.
+        assert wrong.json() == {"detail": "Adresse email ou mot de passe incorrect.", "attempts_left": 9}
 
 
 async def test_expired_used_and_tampered_activation_links_each_get_a_clear_answer(db_client) -> None:
