@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.integration.conftest import ROOT
 from tests.integration.kafka_tools import read_all
+from tests.integration.polling import eventually
 from tests.integration.test_enrolment import TOPIC, agent, certificate_link, child, coming_year, dossier_event, ensure_free, family, publish, unlocked
 
 ECP = str(ROOT / "deploy/local/ecp")
@@ -60,7 +61,10 @@ async def test_a_crash_between_confirmation_and_certificate_still_issues_it_once
         # A kill during the render leaves its lease, which must expire first (30 s).
         link = await certificate_link(f.api, enrolment_id, timeout_s=90)
         assert link["filename"].endswith(".pdf")
-        await asyncio.sleep(2)  # the relay publishes the event with the recorded certificate
+        # The relay publishes the event with the recorded certificate; the killed process may have
+        # held the enrolment's outbox lease, which must expire first (30 s) as well.
+        await eventually(lambda: confirmations_of(enrolment_id), "EnrolmentConfirmed on the topic", timeout_s=60)
+        await asyncio.sleep(2)  # a second publication, if there were one, would be there by now
         confirmed = await confirmations_of(enrolment_id)
         assert len(confirmed) == 1 and confirmed[0]["data"]["certificate_available"] is True
     finally:
