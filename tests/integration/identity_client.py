@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from services.kernel.envelope import TYPE_PREFIX
 from tests.integration.kafka_tools import read_all
 
 IDENTITY = "http://127.0.0.1:8101"
@@ -47,7 +48,7 @@ async def link_token(event_type: str, email: str, *, exclude: set[str] = frozens
     event = await wait_for_event(
         "identity.mail.v1",
         # .get: the topic also holds malformed events that tests of the dead-letter path publish.
-        lambda e: e["type"].removeprefix("fr.montclair-sur-loire.ecp.") == event_type and e["data"].get("email") == email and e["data"]["link"] not in exclude,
+        lambda e: e["type"].removeprefix(TYPE_PREFIX) == event_type and e["data"].get("email") == email and e["data"]["link"] not in exclude,
     )
     return event["data"]["link"].split("jeton=")[1], event
 

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from jsonschema import Draft202012Validator
 
 from services.kernel import mongo
+from services.kernel.envelope import TYPE_PREFIX
 from tests.integration.conftest import ROOT
 from tests.integration.identity_client import GATEWAY, GOOD_PASSWORD
 from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR, read_all
@@ -253,7 +254,7 @@ async def test_the_whole_lifecycle_with_the_correction_loop_validation_and_a_cha
         return found if len(found) == 6 else None
 
     found = await eventually(all_events, "six events on household.dossier.v1")
-    assert [e["type"].removeprefix("fr.montclair-sur-loire.ecp.") for e in found] == [
+    assert [e["type"].removeprefix(TYPE_PREFIX) for e in found] == [
         "HouseholdSubmitted", "CorrectionRequested", "HouseholdSubmitted", "DossierValidated", "HouseholdSubmitted", "DossierValidated",
     ]
     assert [e["data"]["resubmission"] for e in found if e["type"] == "fr.montclair-sur-loire.ecp.HouseholdSubmitted"] == [False, True, True]
@@ -328,7 +329,7 @@ async def test_replayed_events_change_nothing(household: Household, agent: httpx
 
     # re-send the document's upload and clean verdict, and the file's submission, twice each
     records = [r for r in await read_all(DOCUMENTS_TOPIC) if r.key == docs["proof_of_address"]]
-    types = [json.loads(r.value)["type"].removeprefix("fr.montclair-sur-loire.ecp.") for r in records]
+    types = [json.loads(r.value)["type"].removeprefix(TYPE_PREFIX) for r in records]
     assert types == ["DocumentUploaded", "DocumentScanned", "DocumentDeleted"]
     submission = [r for r in await read_all(TOPIC) if r.key == dossier["id"]][0]
     before = await household_db["dossiers"].find_one({"_id": dossier["id"]}, {"outbox": 0})
