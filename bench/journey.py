@@ -460,13 +460,14 @@ SERVICE_PORTS = {name: int(os.environ.get(f"ECP_{name.upper()}_PORT", port))
                  for name, port in (("identity", 8101), ("household", 8102), ("documents", 8103), ("notifier", 8104), ("enrolment", 8105))}
 
 
-async def db_commands() -> dict[str, dict[str, int]]:
-    """Each service's database commands so far (its own port: the gateway does not forward /internal/)."""
-    counts: dict[str, dict[str, int]] = {}
+async def db_commands(what: str = "db-commands") -> dict[str, dict[str, Any]]:
+    """Each service's database commands so far (its own port: the gateway does not forward
+    /internal/); ``what="db-time"``: the milliseconds its driver waited for each instead."""
+    counts: dict[str, dict[str, Any]] = {}
     async with httpx.AsyncClient(timeout=5) as http:
         for name, port in SERVICE_PORTS.items():
             try:
-                response = await http.get(f"http://127.0.0.1:{port}/internal/db-commands")
+                response = await http.get(f"http://127.0.0.1:{port}/internal/{what}")
                 response.raise_for_status()
                 counts[name] = response.json()
             except httpx.HTTPError:
@@ -474,7 +475,7 @@ async def db_commands() -> dict[str, dict[str, int]]:
     return counts
 
 
-def commands_between(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+def commands_between(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """What each service sent between two snapshots (a restart in between counts from zero)."""
     delta: dict[str, dict[str, int]] = {}
     for name, now in after.items():
@@ -499,6 +500,7 @@ class Round:
     # Per service, command → count during the round, and what its idle background sent per second.
     commands: dict[str, dict[str, int]] = field(default_factory=dict)
     background_commands_per_s: dict[str, dict[str, float]] = field(default_factory=dict)
+    db_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # per service, command → ms waited
 
 
 async def run_round(families: int, concurrency: int, settings: Settings, run_id: str,
@@ -526,6 +528,7 @@ async def run_round(families: int, concurrency: int, settings: Settings, run_id:
     idle_commands = await db_commands()
     background = await background_cpu(settings.idle_s)
     round_commands = await db_commands()
+    round_db_ms = await db_commands("db-time")
     idle_rate = {name: {k: n / settings.idle_s for k, n in c.items()} for name, c in commands_between(idle_commands, round_commands).items()}
     sampler = ProcessSampler()
     busy_before = machine_busy_s()
@@ -537,6 +540,7 @@ async def run_round(families: int, concurrency: int, settings: Settings, run_id:
     elapsed = time.perf_counter() - start
     processes = await sampler.stop()
     commands = commands_between(round_commands, await db_commands())
+    db_ms = commands_between(round_db_ms, await db_commands("db-time"))
     for group, p in processes.items():
         p["background_cpu_s"] = round(background.get(group, 0.0) * elapsed, 2)
         p["cpu_s_net"] = round(max(0.0, p["cpu_s"] - p["background_cpu_s"]), 2)
@@ -546,7 +550,7 @@ async def run_round(families: int, concurrency: int, settings: Settings, run_id:
     await agent.client.close()
     await mailpit.close()
     return Round(len(journeys), concurrency, journeys, recorder, elapsed, processes, mailbox, settings.poll_s * 1000,
-                 commands, idle_rate)
+                 commands, idle_rate, db_ms)
 
 
 async def settled_mailbox(mailpit: Mailpit, journeys: list[Journey], quiet_s: float = 3.0, timeout_s: float = 120) -> dict[str, list[dict[str, Any]]]:
@@ -604,6 +608,18 @@ def commands_per_journey(r: Round, completed: int) -> dict[str, dict[str, float]
     return figures
 
 
+def slowest_commands(r: Round, completed: int, top: int = 12) -> list[dict[str, Any]]:
+    """The commands the services waited longest for, in ms per journey (as each driver measured,
+    background included), with their count per journey and mean: where the database's time goes."""
+    if not completed:
+        return []
+    rows = [{"service": name, "command": k, "ms_per_journey": round(ms / completed, 1),
+             "per_journey": round(r.commands.get(name, {}).get(k, 0) / completed, 2),
+             "mean_ms": round(ms / max(1, r.commands.get(name, {}).get(k, 0)), 2)}
+            for name, per in r.db_ms.items() for k, ms in per.items()]
+    return sorted(rows, key=lambda row: -row["ms_per_journey"])[:top]
+
+
 def round_figures(r: Round) -> dict[str, Any]:
     done = [j for j in r.journeys if j.finished]
     unlock = [j.unlocked_at - j.validated_at for j in done if j.unlocked_at and j.validated_at]
@@ -629,6 +645,7 @@ def round_figures(r: Round) -> dict[str, Any]:
         "email_hops": emails,
         "processes": r.processes,
         "db_commands_per_journey": commands_per_journey(r, len(done)),
+        "db_ms_per_journey": slowest_commands(r, len(done)),
         "background_db_commands_per_s": {name: round(sum(c.values()), 1) for name, c in r.background_commands_per_s.items()},
         # What the system's own processes burn per journey (background removed), and the rate two
         # cores could sustain at that cost if nothing else ran on the machine.
@@ -830,6 +847,10 @@ def print_round(f: dict[str, Any], base: dict[str, Any] | None) -> None:
     for name, c in sorted(f["db_commands_per_journey"].items(), key=lambda kv: -kv[1]["total"]):
         top = ", ".join(f"{k} {v:g}" for k, v in list(c.items())[1:9])
         print(f"| {name} | {c['total']} | {f['background_db_commands_per_s'].get(name, 0)} | {top} |")
+    print("\n| slowest database commands | service | ms waited per journey | per journey | mean ms |")
+    print("|---|---|---:|---:|---:|")
+    for row in f.get("db_ms_per_journey", []):
+        print(f"| {row['command']} | {row['service']} | {row['ms_per_journey']} | {row['per_journey']} | {row['mean_ms']} |")
 
 
 def print_baselines(base: dict[str, Any]) -> None:

@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 
 from services.documents.domain import LIVE_STATUSES, Status
-from services.kernel.mongo import Database, as_utc
+from services.kernel.mongo import Database, as_utc, update_and_read
 from services.kernel.outbox import new_document_with_events, with_events
 
 DOCUMENTS = "documents"
@@ -101,11 +101,11 @@ class DocumentsStore:
             if held is not None and as_utc(held["until"]) >= now:
                 continue  # being scanned elsewhere
             still_free = {SCAN_LEASE: {"$exists": False}} if held is None else {f"{SCAN_LEASE}.token": held["token"]}
-            leased = await self.documents.find_one_and_update(
+            leased = await update_and_read(
+                self.documents,
                 {"_id": candidate["_id"], "status": Status.PENDING, **still_free},
                 {"$set": {SCAN_LEASE: {"token": uuid.uuid4().hex, "until": now + lease}}},
                 projection={"outbox": 0},
-                return_document=ReturnDocument.AFTER,
             )
             if leased is not None:
                 return leased

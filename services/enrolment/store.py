@@ -21,11 +21,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.enrolment.domain import Status
-from services.kernel.mongo import Database, as_utc, next_number
+from services.kernel.mongo import Database, as_utc, next_number, update_and_read
 from services.kernel.outbox import applied_once, new_document_with_events, with_events
 
 ENROLMENTS = "enrolments"
@@ -237,10 +236,8 @@ class EnrolmentStore:
         self, enrolment_id: str, expect: dict[str, Any], update: dict[str, Any], events: list[dict[str, Any]]
     ) -> dict[str, Any] | None:
         """Applies ``update`` (with its events) if the enrolment still matches ``expect``."""
-        return await self.enrolments.find_one_and_update(
-            {"_id": enrolment_id, **expect}, with_events(update, events),
-            projection=NO_OUTBOX, return_document=ReturnDocument.AFTER,
-        )
+        return await update_and_read(self.enrolments, {"_id": enrolment_id, **expect}, with_events(update, events),
+                                     projection=NO_OUTBOX)
 
     async def of_account(self, account_id: str) -> list[dict[str, Any]]:
         cursor = self.enrolments.find({"account_id": account_id}, NO_OUTBOX).sort("created_at", -1)
@@ -293,10 +290,11 @@ class EnrolmentStore:
         due and nobody leased it since it was read: two workers never render the same one at once."""
         lease = candidate.get("certificate_lease_until")
         still = {"certificate_lease_until": {"$exists": False}} if lease is None else {"certificate_lease_until": lease}
-        return await self.enrolments.find_one_and_update(
+        return await update_and_read(
+            self.enrolments,
             {"_id": candidate["_id"], "status": Status.CONFIRMED.value, "certificate_due": True, **still},
             {"$set": {"certificate_lease_until": until}},
-            projection=NO_OUTBOX, return_document=ReturnDocument.AFTER,
+            projection=NO_OUTBOX,
         )
 
     async def slot_taken(self, slot: str) -> bool:

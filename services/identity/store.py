@@ -9,7 +9,7 @@ from typing import Any
 
 from services.identity.domain import AccountState, LinkStatus, OneTimeLink
 from services.identity.tokens import SigningKey
-from services.kernel.mongo import Database, is_duplicate_key
+from services.kernel.mongo import Database, is_duplicate_key, update_and_read
 from services.kernel.outbox import new_document_with_events, with_events
 
 ACCOUNTS = "accounts"
@@ -241,7 +241,8 @@ class IdentityStore:
 
     async def use_refresh_token(self, token_hash: str, now: datetime) -> tuple[str, dict[str, Any] | None]:
         """Marks the token used; returns ("ok", doc), ("reused", doc) or ("invalid", None)."""
-        doc = await self.refresh_tokens.find_one_and_update(
+        doc = await update_and_read(
+            self.refresh_tokens,
             {"_id": token_hash, "used": False, "revoked": False, "expires_at": {"$gt": now}},
             {"$set": {"used": True, "used_at": now}},
         )
@@ -270,13 +271,14 @@ class IdentityStore:
         """Counts one attempt; returns the count in the current window and when it ends.
         ``scope`` (an account's email hash) lets ``clear_limits`` find the account's counters."""
         counter, ends = self._window(key, window, now)
-        doc = await self.rate_limits.find_one_and_update(
+        # The count read back may include a concurrent attempt's: it errs on the side of limiting.
+        doc = await update_and_read(
+            self.rate_limits,
             {"_id": counter},
             {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends, **({"scope": scope} if scope else {})}},
             upsert=True,
-            return_document=True,
         )
-        return int(doc["count"]), ends
+        return int(doc["count"]) if doc else 1, ends
 
     async def unhit(self, key: str, window: timedelta, now: datetime) -> None:
         """Takes back one attempt of the current window (one that turned out not to count)."""

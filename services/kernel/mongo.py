@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
 from pymongo import ReturnDocument, monitoring
@@ -20,29 +21,45 @@ PROCESSED_COLLECTION = "processed_events"
 
 
 class CommandCounts(monitoring.CommandListener):
-    """How many commands this process sent to the database, by command name and collection.
+    """How many commands this process sent to the database, and how long they took (as seen by
+    the driver), by command name and collection.
 
     The journey benchmark reads them before and after a round (``/internal/db-commands``) to
-    tell which service spends how many round trips per journey, and on what."""
+    tell which service spends how many round trips per journey, on what, and which are slow."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # motor calls listeners from its worker threads
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._micros: Counter[tuple[str, str]] = Counter()
+        self._pending: dict[int, tuple[str, str]] = {}  # request id (unique in the process) → key
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
+        key = (event.command_name, _collection(event))
         with self._lock:
-            self._counts[(event.command_name, _collection(event))] += 1
+            self._counts[key] += 1
+            self._pending[event.request_id] = key
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        self._done(event)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+        self._done(event)
+
+    def _done(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
+        with self._lock:
+            key = self._pending.pop(event.request_id, None)
+            if key is not None:
+                self._micros[key] += event.duration_micros
 
     def snapshot(self) -> dict[str, int]:
         """``{"find accounts": 12, "ping": 3, ...}``, since the process started."""
         with self._lock:
             return {f"{name} {collection}".strip(): n for (name, collection), n in sorted(self._counts.items())}
+
+    def durations_ms(self) -> dict[str, float]:
+        """``{"find accounts": 14.2, ...}``: milliseconds spent waiting for each, since the start."""
+        with self._lock:
+            return {f"{name} {collection}".strip(): round(us / 1000, 3) for (name, collection), us in sorted(self._micros.items())}
 
 
 def _collection(event: monitoring.CommandStartedEvent) -> str:
@@ -105,10 +122,36 @@ async def ping(db: Database, timeout_s: float = 2.0) -> None:
     await asyncio.wait_for(db.command("ping"), timeout_s)
 
 
+async def update_and_read(
+    collection: AsyncIOMotorCollection,
+    filter_: Mapping[str, Any],
+    update: Mapping[str, Any],
+    *,
+    projection: Mapping[str, Any] | None = None,
+    upsert: bool = False,
+) -> dict[str, Any] | None:
+    """Applies ``update`` to the document whose ``_id`` ``filter_`` names if it still matches
+    ``filter_`` (or inserts it, with ``upsert``), then reads it back; None when it did not match.
+
+    Used instead of ``find_one_and_update`` on collections that grow: the local database server
+    (SecantusDB) re-applies a findAndModify's write with ``{_id, $and: [query]}``, a filter its
+    planner answers by reading the whole collection (40 ms of its CPU at 5,000 documents, and
+    growing), where an update and a read on ``_id`` cost under a millisecond each. The read may
+    already see a later write than this one: callers use it for fields they own (a lease they
+    set, the values they wrote) or that never change."""
+    result = await collection.update_one(filter_, update, upsert=upsert)
+    if not result.matched_count and result.upserted_id is None:
+        return None
+    document_id = result.upserted_id if result.upserted_id is not None else filter_["_id"]
+    return await collection.find_one({"_id": document_id}, projection)
+
+
 async def next_number(counters: AsyncIOMotorCollection, name: str) -> int:
     """The next number of a named counter (one per year for short references). One upserting
     find-and-modify on one document: atomic across processes, a number is never given twice
-    (the server retries the upsert itself when two first numbers race on the same name)."""
+    (the server retries the upsert itself when two first numbers race on the same name). Not
+    ``update_and_read``: the number read must be the one this increment made; the counters
+    collection holds a few documents, so the local server's collection read costs nothing."""
     counter = await counters.find_one_and_update(
         {"_id": name}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
     return int(counter["n"])

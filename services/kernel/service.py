@@ -96,6 +96,10 @@ def _db_commands_router() -> APIRouter:
     async def db_commands() -> dict[str, int]:
         return mongo.command_counts.snapshot()
 
+    @router.get("/internal/db-time")
+    async def db_time() -> dict[str, float]:
+        return mongo.command_counts.durations_ms()
+
     return router
 
 

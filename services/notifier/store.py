@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.kernel.mongo import Database, is_duplicate_key
+from services.kernel.mongo import Database, is_duplicate_key, update_and_read
 from services.kernel.outbox import new_document_with_events, with_events
 from services.notifier.batching import BulkBatcher
 from services.notifier.domain import DeliveryStatus
@@ -101,9 +101,7 @@ class NotifierStore:
         if registered_at is not None:
             update["$min"] = {"registered_at": registered_at}
         try:
-            return await self.recipients.find_one_and_update(
-                {"_id": account_id, "deleted": {"$ne": True}}, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
+            return await update_and_read(self.recipients, {"_id": account_id, "deleted": {"$ne": True}}, update, upsert=True)
         except Exception as exc:
             if is_duplicate_key(exc):  # the tombstone of an erased account: never resurrect it
                 return None
@@ -173,15 +171,15 @@ class NotifierStore:
             return Claim(ClaimState.NEW, 1, now)
         except AlreadyClaimed:
             pass
-        taken = await self.deliveries.find_one_and_update(
-            {
-                "_id": document["_id"],
-                "status": DeliveryStatus.SENDING,
-                "$or": [{"owner": owner}, {"lease_until": {"$lt": now}}],
-            },
-            {"$set": {"owner": owner, "lease_until": now + lease, "updated_at": now}, "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
+        # Ours already, or abandoned: two conditional updates, as a $or would make the local
+        # database server read every delivery (see kernel.mongo.update_and_read).
+        resume = {"$set": {"owner": owner, "lease_until": now + lease, "updated_at": now}, "$inc": {"attempts": 1}}
+        taken = None
+        for still_resumable in ({"owner": owner}, {"lease_until": {"$lt": now}}):
+            taken = await update_and_read(
+                self.deliveries, {"_id": document["_id"], "status": DeliveryStatus.SENDING, **still_resumable}, resume)
+            if taken is not None:
+                break
         if taken is not None:
             return Claim(ClaimState.RESUMED, int(taken["attempts"]), taken["created_at"])
         existing = await self.deliveries.find_one({"_id": document["_id"]}, {"status": 1})
@@ -194,14 +192,14 @@ class NotifierStore:
     ) -> int:
         """A transient failure: keep the lease, show the error in the log and, when another
         attempt follows at once, count it. Returns the attempts so far (0 if the lease was lost)."""
-        doc = await self.deliveries.find_one_and_update(
+        doc = await update_and_read(
+            self.deliveries,
             {"_id": delivery_id, "status": DeliveryStatus.SENDING, "owner": owner},
             {
                 "$set": {"last_error": error, "lease_until": now + lease, "updated_at": now},
                 "$inc": {"attempts": 1 if next_attempt else 0},
             },
-            {"attempts": 1},
-            return_document=ReturnDocument.AFTER,
+            projection={"attempts": 1},
         )
         return int(doc["attempts"]) if doc else 0
 
@@ -259,10 +257,10 @@ class OverdueDigestStore:
             return True
         except DuplicateKeyError:
             pass
-        taken = await self.digests.find_one_and_update(
+        taken = await self.digests.update_one(
             {"_id": digest_id, "status": "sending", "leased_until": {"$lt": now}},
             {"$set": {"leased_until": now + lease}})
-        return taken is not None
+        return taken.matched_count == 1
 
     async def files_for_digest(self, digest_id: str) -> list[dict[str, Any]]:
         """The files no digest listed yet (or this one, resumed), oldest wait first; marks them as its."""

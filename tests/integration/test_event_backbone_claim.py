@@ -79,9 +79,15 @@ class RecordedFilters:
         self.filters += [r._filter for r in requests]
         return await self._coll.bulk_write(requests, *args, **kwargs)
 
-    async def find_one_and_update(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    # No find_one_and_update here: a claim that used one would fail on this spy. The local server
+    # answers its write with a read of the whole collection (see kernel.mongo.update_and_read).
+    async def update_one(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         self.filters.append(filter_)
-        return await self._coll.find_one_and_update(filter_, *args, **kwargs)
+        return await self._coll.update_one(filter_, *args, **kwargs)
+
+    async def find_one(self, filter_: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self.filters.append(filter_)
+        return await self._coll.find_one(filter_, *args, **kwargs)
 
     async def create_index(self, *args: Any, **kwargs: Any) -> Any:
         return await self._coll.create_index(*args, **kwargs)
@@ -138,6 +144,23 @@ async def test_the_scanner_leases_due_documents_soonest_first_never_one_held_and
         held = await documents._coll.find_one({"_id": "held"})
         assert held[SCAN_LEASE]["token"] == "t-alive"
         assert not any({"$or", "$nor", "$where"} & operators(f) for f in documents.filters)
+    finally:
+        await db_client.drop_database(name)
+
+
+async def test_update_and_read_gives_the_document_as_written_or_none_when_its_condition_no_longer_holds(db_client: Any) -> None:
+    name = f"ecp_test_update_and_read_{uuid.uuid4().hex[:8]}"
+    coll = db_client[name]["leases"]
+    try:
+        await coll.insert_one({"_id": "a", "owner": None, "attempts": 0, "note": "kept"})
+        taken = await mongo.update_and_read(coll, {"_id": "a", "owner": None}, {"$set": {"owner": "me"}, "$inc": {"attempts": 1}},
+                                            projection={"note": 0})
+        assert taken == {"_id": "a", "owner": "me", "attempts": 1}
+        assert await mongo.update_and_read(coll, {"_id": "a", "owner": None}, {"$set": {"owner": "you"}}) is None
+        assert (await coll.find_one({"_id": "a"}))["owner"] == "me"
+        created = await mongo.update_and_read(coll, {"_id": "b"}, {"$inc": {"attempts": 1}}, upsert=True)
+        again = await mongo.update_and_read(coll, {"_id": "b"}, {"$inc": {"attempts": 1}}, upsert=True)
+        assert (created, again) == ({"_id": "b", "attempts": 1}, {"_id": "b", "attempts": 2})
     finally:
         await db_client.drop_database(name)
 
