@@ -9,6 +9,7 @@ and decide but never edit family data. Every answer other than success is
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from services.household import domain
 from services.household.domain import Decision, Status
-from services.household.store import MAX_COUNT, BadCursor, decode_cursor, encode_cursor
+from services.household.store import BadCursor, decode_cursor, encode_cursor
 from services.household.usecases import (
     Conflict,
     Forbidden,
@@ -31,6 +32,8 @@ from services.household.usecases import (
 from services.kernel.auth import Principal, require_role
 
 router = APIRouter()
+# A school id as enrolment hands them out (uuids, "ecole-…").
+SCHOOL_ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 DocumentId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
@@ -352,6 +355,8 @@ async def queue(
     q: Annotated[str, Query(max_length=200, description="A reference, a family or child's name, an email")] = "",
     assigned: Annotated[Literal["me", "none"] | None, Query(description="Files I took, or files nobody holds")] = None,
     sort: Annotated[Literal["oldest", "newest"], Query()] = "oldest",
+    school: Annotated[str | None, Query(max_length=80, description=(
+        "A school id (enrolment's): files with a child enrolled in it or asking for it (enrolment's events)"))] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     submitted_until: Annotated[datetime | None, Query(description="Numbered mode: submitted at or before (« en retard »)")] = None,
     submitted_from: Annotated[datetime | None, Query(description="Inclusive (keyset mode)")] = None,
@@ -360,13 +365,15 @@ async def queue(
     cursor: Annotated[str | None, Query(max_length=300, description="Keyset mode: oldest first, by date range")] = None,
 ) -> QueuePage:
     now = datetime.now(UTC)
+    if school is not None and not SCHOOL_ID.match(school):
+        raise Invalid("Le paramètre « school » n'est pas un identifiant d'école valide.")
     if cursor is None and submitted_from is None and submitted_to is None:
-        rows, total = await household.search(
+        rows, total, capped = await household.search(
             query=q, assigned=assigned, agent_id=principal.account_id, status=None if status == "all" else status,
-            newest_first=sort == "newest", page=page, limit=limit, submitted_until=submitted_until)
-        return QueuePage(items=[_queue_item(r, now) for r in rows], total=total, total_capped=total >= MAX_COUNT,
+            newest_first=sort == "newest", page=page, limit=limit, submitted_until=submitted_until, school=school)
+        return QueuePage(items=[_queue_item(r, now) for r in rows], total=total, total_capped=capped,
                          page=page, pages=max(1, -(-total // limit)))
-    if status == "all" or q or assigned or sort != "oldest" or submitted_until:
+    if status == "all" or q or assigned or sort != "oldest" or submitted_until or school:
         raise Invalid("La recherche et les filtres se combinent avec les pages numérotées, pas avec « cursor » ni les dates.")
     try:
         after = decode_cursor(cursor) if cursor else None
@@ -462,3 +469,75 @@ async def export(
     data = await household.export(None if status == "all" else status)
     return Response(data, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="dossiers-{status}.csv"', "Cache-Control": "no-store"})
+
+
+# ---- the preset correction reasons (« Motifs de correction ») -----------------------------------
+
+
+class PresetReason(BaseModel):
+    id: str
+    text: str
+
+
+class CorrectionReasons(BaseModel):
+    version: int = Field(description="Send it back with a change: 409 if the list changed since")
+    reasons: list[PresetReason] = Field(description="In the order agents see them")
+    updated_at: datetime | None = None
+    updated_by: str | None = Field(default=None, description="The admin's account id (none for the first list)")
+
+
+class PresetReasonIn(BaseModel):
+    id: DocumentId | None = Field(default=None, description="A reason of the list, kept (its text edited if changed); omit for a new one")
+    # Checked by the rules for a French reason each (empty, too long, twice in the list): only a bound here.
+    text: Annotated[str, StringConstraints(max_length=2000)]
+
+
+class CorrectionReasonsIn(BaseModel):
+    """The whole list as the admin wants it: reasons not named are removed, the order is kept."""
+
+    reasons: list[PresetReasonIn] = Field(max_length=200)
+    version: int | None = Field(default=None, description="The version you read: 409 if the list changed since")
+
+
+class EditedReason(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class ReasonsChange(BaseModel):
+    at: datetime
+    action: Literal["seeded", "changed"]
+    label: str
+    agent_id: str | None = Field(default=None, description="The admin who changed the list (none for the first list)")
+    version: int | None = None
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    edited: list[EditedReason] = Field(default_factory=list)
+    reordered: bool = False
+
+
+def _reasons_view(document: dict[str, Any]) -> dict[str, Any]:
+    return {"version": document["version"], "reasons": [{"id": r["id"], "text": r["text"]} for r in document.get("reasons") or []],
+            "updated_at": document.get("updated_at"), "updated_by": document.get("updated_by")}
+
+
+@router.get("/review/correction-reasons", response_model=CorrectionReasons, tags=["review"],
+            summary="The preset reasons an agent picks when asking a family to correct a document", responses=_responses(503))
+async def correction_reasons(principal: Agent, household: Service) -> dict[str, Any]:
+    return _reasons_view(await household.correction_reasons())
+
+
+@router.put("/review/correction-reasons", response_model=CorrectionReasons, tags=["review"],
+            summary="Replace the preset reasons: add, edit, reorder, remove (admins only; recorded with who and when)",
+            responses=_responses(409, 422, 503))
+async def change_correction_reasons(body: CorrectionReasonsIn, principal: Admin, household: Service) -> dict[str, Any]:
+    wanted = [{"id": r.id, "text": r.text} for r in body.reasons]
+    return _reasons_view(await household.change_correction_reasons(principal.account_id, wanted, expected_version=body.version))
+
+
+@router.get("/review/correction-reasons/history", response_model=list[ReasonsChange], tags=["review"],
+            summary="Every change of the preset reasons, newest first: when, which admin, what", responses=_responses(503))
+async def correction_reasons_history(principal: Agent, household: Service) -> list[dict[str, Any]]:
+    document = await household.correction_reasons(with_history=True)
+    return [{**entry, "label": domain.REASON_LABELS.get(entry.get("action", ""), str(entry.get("action")))}
+            for entry in reversed(document.get("history") or [])]

@@ -542,3 +542,81 @@ def export_csv(rows: list[dict[str, Any]], day: Callable[[Any], str]) -> bytes:
         ])
     text = "\r\n".join(";".join(_cell(str(v)) for v in line) for line in lines) + "\r\n"
     return "\ufeff".encode() + text.encode("utf-8")
+
+
+# ---- preset correction reasons (the back-office's editable list) ----------------------------------
+
+# The list the Service starts with; admins then edit it in the back-office (« Motifs de correction »).
+DEFAULT_CORRECTION_REASONS = (
+    "Document illisible", "Document expiré", "Nom différent de celui déclaré",
+    "Justificatif de domicile de plus de 3 mois", "Document incomplet (une page manque)", "Ce n'est pas le document attendu",
+)
+# A preset reason is completed by the agent's precision (500 characters) within a correction's
+# 2,000; thirty presets is already more than a drop-down list an agent reads at a glance.
+MAX_CORRECTION_REASONS = 30
+MAX_CORRECTION_REASON_LENGTH = 150
+REASONS_CHANGED_MEANWHILE = ("La liste des motifs a été modifiée entre-temps par un autre administrateur. "
+                             "Rechargez la page et recommencez.")
+REASON_LABELS = {"seeded": "Liste initiale", "changed": "Liste modifiée"}
+
+
+def clean_reason(text: str) -> str:
+    """A reason as stored: its words separated by single spaces (a pasted line break or a
+    double space would show in the family's email)."""
+    return " ".join(text.split())
+
+
+def correction_reasons_problems(texts: list[str]) -> list[str]:
+    """Why a list of preset reasons cannot be kept, in French (empty when it can): an empty
+    reason, one too long, two that read the same (accents, case and spaces ignored), too many, none."""
+    problems: list[str] = []
+    if not texts:
+        problems.append("Gardez au moins un motif dans la liste : les agents choisissent parmi eux.")
+    if len(texts) > MAX_CORRECTION_REASONS:
+        problems.append(f"La liste compte au plus {MAX_CORRECTION_REASONS} motifs : supprimez-en avant d'en ajouter.")
+    seen: dict[str, int] = {}
+    for position, text in enumerate(texts, start=1):
+        if not text:
+            problems.append(f"Le motif n° {position} est vide : saisissez-le ou supprimez-le.")
+        elif len(text) > MAX_CORRECTION_REASON_LENGTH:
+            problems.append(f"Le motif n° {position} dépasse {MAX_CORRECTION_REASON_LENGTH} caractères : raccourcissez-le.")
+        key = normalise(text)
+        if text and key in seen:
+            problems.append(f"Le motif « {text} » figure déjà dans la liste (n° {seen[key]}).")
+        seen.setdefault(key, position)
+    return problems
+
+
+def new_reasons(texts: list[str]) -> list[dict[str, str]]:
+    return [{"id": new_id(), "text": text} for text in texts]
+
+
+def apply_reasons(current: list[dict[str, str]], wanted: list[dict[str, str | None]]) -> list[dict[str, str]]:
+    """The new list: an entry with the ``id`` of a current reason keeps it (its text edited if it
+    changed), one without an id is a new reason; the current ones not named are removed. Raises
+    ``UnknownItem`` for an id the list does not have (removed meanwhile), or named twice."""
+    known = {r["id"] for r in current}
+    result: list[dict[str, str]] = []
+    named: set[str] = set()
+    for entry in wanted:
+        reason_id = entry.get("id")
+        if reason_id and (reason_id not in known or reason_id in named):
+            raise UnknownItem("Un des motifs modifiés n'est plus dans la liste (supprimé entre-temps ?). "
+                              "Rechargez la page et recommencez.")
+        if reason_id:
+            named.add(reason_id)
+        result.append({"id": reason_id or new_id(), "text": clean_reason(entry.get("text") or "")})
+    return result
+
+
+def reasons_change(before: list[dict[str, str]], after: list[dict[str, str]]) -> dict[str, Any]:
+    """What a change did, for the list's history: texts added and removed, texts edited (from, to)
+    and whether the kept reasons changed order. Empty when nothing changed."""
+    old, new = {r["id"]: r["text"] for r in before}, {r["id"]: r["text"] for r in after}
+    change: dict[str, Any] = {
+        "added": [new[i] for i in new if i not in old],
+        "removed": [old[i] for i in old if i not in new],
+        "edited": [{"from": old[i], "to": new[i]} for i in new if i in old and old[i] != new[i]],
+        "reordered": [i for i in old if i in new] != [i for i in new if i in old],
+    }
+    return {k: v for k, v in change.items() if v}

@@ -28,6 +28,8 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
     # In the background: the service answers meanwhile, and the older files get theirs in seconds.
     app.state.reference_backfill = asyncio.create_task(
         retry_forever(app.state.household.backfill_references, "household references"))
+    app.state.reasons_seed = asyncio.create_task(
+        retry_forever(app.state.household.seed_correction_reasons, "household correction reasons"))
 
     async def purge() -> dict[str, int]:
         now = datetime.now(UTC)
@@ -35,6 +37,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
                                                audit_before=now - timedelta(days=settings.audit_retention_days))
 
     runtime.every(settings.purge_interval_s, purge, "household retention purge")
+    runtime.every(settings.count_settle_interval_s, store.settle_pending, "household queue counts")
 
 
 def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:

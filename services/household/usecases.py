@@ -231,8 +231,9 @@ class HouseholdService:
         return await self._db(self.store.queue(**kwargs))
 
     async def search(self, *, query: str = "", assigned: str | None = None, agent_id: str = "",
-                     **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
-        """``assigned``: "me" (files leased to ``agent_id``), "none" (free ones), or None (all)."""
+                     **kwargs: Any) -> tuple[list[dict[str, Any]], int, bool]:
+        """``assigned``: "me" (files leased to ``agent_id``), "none" (free ones), or None (all).
+        Returns the page, the total and whether the total is capped."""
         return await self._db(self.store.search(
             terms=domain.query_terms(query),
             assigned_to=agent_id if assigned == "me" else None,
@@ -375,6 +376,54 @@ class HouseholdService:
         if not document_ids or self.http is None:
             return {}
         return dict(await asyncio.gather(*(one(d) for d in document_ids)))
+
+    # ---- the preset correction reasons (« Motifs de correction ») ------------------------------
+
+    def _first_reasons(self, now: datetime) -> dict[str, Any]:
+        texts = list(domain.DEFAULT_CORRECTION_REASONS)
+        return {"reasons": domain.new_reasons(texts), "version": 1, "updated_at": now,
+                "history": [{"at": now, "action": "seeded", "actor": "system", "version": 1, "added": texts}]}
+
+    async def seed_correction_reasons(self) -> bool:
+        """The list the Service starts with, written once (run at start; a list already there,
+        edited or not, is left alone)."""
+        return await self.store.seed_correction_reasons(self._first_reasons(self._now()))
+
+    async def correction_reasons(self, *, with_history: bool = False) -> dict[str, Any]:
+        document = await self._db(self.store.preset_reasons(with_history=with_history))
+        if document is None:  # asked before the start's seeding ran
+            await self._db(self.store.seed_correction_reasons(self._first_reasons(self._now())))
+            document = await self._db(self.store.preset_reasons(with_history=with_history))
+        return document
+
+    async def change_correction_reasons(
+        self, agent_id: str, wanted: list[dict[str, str | None]], *, expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """An admin's new list (added, edited, reordered or removed reasons, see
+        ``domain.apply_reasons``), written with who changed what and when; nothing is recorded
+        when nothing changed."""
+        document = await self.correction_reasons()
+        if expected_version is not None and expected_version != document["version"]:
+            raise Conflict(domain.REASONS_CHANGED_MEANWHILE)
+        try:
+            reasons = domain.apply_reasons(document["reasons"], wanted)
+        except domain.UnknownItem as exc:
+            raise Conflict(exc.message) from None
+        problems = domain.correction_reasons_problems([r["text"] for r in reasons])
+        if problems:
+            raise Invalid(" ".join(problems), problems)
+        change = domain.reasons_change(document["reasons"], reasons)
+        if not change:
+            return document
+        now = self._now()
+        version = document["version"] + 1
+        entry = {"at": now, "action": "changed", "actor": "agent", "agent_id": agent_id, "version": version, **change}
+        fields = {"reasons": reasons, "updated_at": now, "updated_by": agent_id}
+        if not await self._db(self.store.replace_preset_reasons(document["version"], fields, entry)):
+            raise Conflict(domain.REASONS_CHANGED_MEANWHILE)
+        log.info("correction reasons changed", agent_id=agent_id, version=version, **{k: len(v) for k, v in change.items()
+                                                                                       if isinstance(v, list)})
+        return {**document, **fields, "version": version}
 
     # ---- events ---------------------------------------------------------------------------------
 

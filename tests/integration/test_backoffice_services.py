@@ -180,13 +180,18 @@ async def test_families_get_403_on_every_new_agent_route() -> None:
         identity = httpx.AsyncClient(base_url=IDENTITY_API, timeout=30, headers=family.headers)
         async with household, identity:
             for method, path in [("GET", "/review/queue?q=martin"), ("POST", "/review/dossiers/x/assignment"),
-                                 ("DELETE", "/review/dossiers/x/assignment"), ("PUT", "/review/dossiers/x/assignment")]:
-                response = await household.request(method, path, json={"agent_id": "x"} if method == "PUT" else None)
+                                 ("DELETE", "/review/dossiers/x/assignment"), ("PUT", "/review/dossiers/x/assignment"),
+                                 ("GET", "/review/correction-reasons"), ("PUT", "/review/correction-reasons"),
+                                 ("GET", "/review/correction-reasons/history")]:
+                body = {"reasons": [{"text": "x"}]} if path.endswith("reasons") else {"agent_id": "x"}
+                response = await household.request(method, path, json=body if method == "PUT" else None)
                 assert response.status_code == 403, (method, path, response.status_code)
             for method, path in [("GET", "/staff"), ("POST", "/admin/staff/x/deactivate"), ("POST", "/admin/staff/x/reactivate")]:
                 assert (await identity.request(method, path)).status_code == 403, path
         async with httpx.AsyncClient(base_url=API, timeout=30) as anonymous:
             assert (await anonymous.get("/review/queue")).status_code == 401
             assert (await anonymous.post("/review/dossiers/x/assignment")).status_code == 401
+            assert (await anonymous.get("/review/correction-reasons")).status_code == 401
+            assert (await anonymous.put("/review/correction-reasons", json={"reasons": []})).status_code == 401
     finally:
         await family.close()
