@@ -139,7 +139,6 @@ async def cleanup(settings: NotifierSettings, run: str, events: list) -> None:
         ids = [e.id for e in events]
         await db.deliveries.delete_many({"event_id": {"$in": ids}})
         await db.recipients.delete_many({"_id": {"$regex": f"^bench-{run}-"}})
-        await db.processed_events.delete_many({"_id": {"$in": [f"notifier-mail:{i}" for i in ids]}})
     finally:
         client.close()
     async with httpx.AsyncClient(timeout=30) as http:

@@ -58,6 +58,18 @@ class ProcessedEvents(Protocol):
     async def remember(self, group: str, event_ids: Sequence[str]) -> None: ...
 
 
+class NoProcessedIds:
+    """The bookkeeping of a group whose every handler is idempotent by construction (a unique
+    key per effect, a ``$set`` of the event's values): no look-up and no record of processed ids,
+    two database commands a batch saved. A redelivered event runs its handler again, to no effect."""
+
+    async def seen(self, group: str, event_ids: Sequence[str]) -> set[str]:
+        return set()
+
+    async def remember(self, group: str, event_ids: Sequence[str]) -> None:
+        return None
+
+
 class EventConsumer:
     def __init__(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 
 from services.kernel import kafka, mongo, telemetry
 from services.kernel.auth import RevokedAccounts
-from services.kernel.consumer import EventConsumer, Handler
+from services.kernel.consumer import EventConsumer, Handler, NoProcessedIds
 from services.kernel.envelope import EventData
 from services.kernel.health import ReadinessCheck
 from services.kernel.logging import get_logger
@@ -46,6 +46,8 @@ class ConsumerSpec:
     handlers: Mapping[type[EventData], Handler]
     # Lanes (message keys) of a batch handled at once; one key's events always stay in order.
     concurrency: int = 1
+    # True when every handler is idempotent by itself: the group then keeps no processed event ids.
+    idempotent_handlers: bool = False
 
 
 @dataclass
@@ -90,7 +92,7 @@ class ServiceRuntime:
             group_id=spec.group_id,
             subscription=subscription,
             handlers=spec.handlers,
-            processed=mongo.MongoProcessedEvents(self.db),
+            processed=NoProcessedIds() if spec.idempotent_handlers else mongo.MongoProcessedEvents(self.db),
             dead_letters=self.publisher,
             is_transient=is_transient,
             max_attempts=s.consumer_max_attempts,

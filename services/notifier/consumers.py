@@ -126,18 +126,23 @@ class Notifier:
             AccountDeleted: self.on_deleted,
         }
         family = self.on_family_event
+        # Every handler is idempotent by construction (a delivery's unique key per event and
+        # recipient, a $set of the event's values): no processed-id bookkeeping.
+        once = {"idempotent_handlers": True}
         return [
-            ConsumerSpec(MAIL_GROUP, [ActivationLinkIssued.topic], mail_handlers),
-            ConsumerSpec(ACCOUNTS_GROUP, [AccountRegistered.topic], account_handlers),
+            ConsumerSpec(MAIL_GROUP, [ActivationLinkIssued.topic], mail_handlers, **once),
+            ConsumerSpec(ACCOUNTS_GROUP, [AccountRegistered.topic], account_handlers, **once),
             ConsumerSpec(
                 DOSSIERS_GROUP, [HouseholdSubmitted.topic],
                 {HouseholdSubmitted: family, CorrectionRequested: family, DossierValidated: self.on_dossier_validated,
                  DossierRejected: family},
+                **once,
             ),
-            ConsumerSpec(DOCUMENTS_GROUP, [DocumentScanned.topic], {DocumentScanned: family}),
+            ConsumerSpec(DOCUMENTS_GROUP, [DocumentScanned.topic], {DocumentScanned: family}, **once),
             ConsumerSpec(
                 ENROLMENTS_GROUP, [EnrolmentConfirmed.topic],
                 {EnrolmentConfirmed: family, EnrolmentRefused: family, DerogationDecided: family},
+                **once,
             ),
         ]
 

@@ -83,6 +83,24 @@ async def end_offsets_total(topic: str) -> int:
         await consumer.stop()
 
 
+async def group_caught_up(group: str, topic: str) -> bool:
+    """Whether consumer ``group`` has committed every message ``topic`` holds now (so handled it:
+    the kernel's consumer commits a batch after handling it)."""
+    admin = AIOKafkaAdminClient(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
+    consumer = AIOKafkaConsumer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 async def read_all(topic: str, timeout_s: float = 20.0) -> list[Record]:
     """Every message currently in ``topic``, partition by partition, in offset order."""
     consumer = AIOKafkaConsumer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)

@@ -47,7 +47,7 @@ from tests.integration.identity_client import (
     person,
     registered_and_activated,
 )
-from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR, read_all
+from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR, group_caught_up, read_all
 from tests.integration.polling import eventually
 
 MAILPIT = "http://127.0.0.1:8025/api/v1"
@@ -138,24 +138,17 @@ async def test_the_same_event_published_twice_sends_one_email(db_client: Any) ->
         _, event = await link_token("ActivationLinkIssued", email)
     await wait_for_mails(email, 1)
     (record,) = [r for r in await read_all("identity.mail.v1") if event["id"].encode() in r.value]
-    processed = db_client[NOTIFIER_DB]["processed_events"]
     producer = AIOKafkaProducer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
     await producer.start()
     try:
-        # A plain redelivery (the consumer's processed-ids drop it), then one the consumer has
-        # forgotten (as if it died after the email and before recording): the delivery's unique
-        # key must drop that one.
-        await producer.send_and_wait("identity.mail.v1", record.value, key=record.key.encode(), headers=list(record.headers.items()))
-        await asyncio.sleep(2)
-        await processed.delete_one({"_id": f"notifier-mail:{event['id']}"})
-        await producer.send_and_wait("identity.mail.v1", record.value, key=record.key.encode(), headers=list(record.headers.items()))
+        # Redelivered twice, each in its own batch: the group keeps no processed ids (its
+        # handlers are idempotent by construction), so the delivery's unique key drops both.
+        for _ in range(2):
+            await producer.send_and_wait("identity.mail.v1", record.value, key=record.key.encode(), headers=list(record.headers.items()))
+            await eventually(lambda: group_caught_up("notifier-mail", "identity.mail.v1"), "the republished event handled", 30)
     finally:
         await producer.stop()
 
-    async def handled_again() -> bool:
-        return await processed.find_one({"_id": f"notifier-mail:{event['id']}"}) is not None
-
-    await eventually(handled_again, "the republished event handled", 30)
     await asyncio.sleep(1)
     assert len(await mails_to(email)) == 1
     assert await db_client[NOTIFIER_DB]["deliveries"].count_documents({"event_id": event["id"]}) == 1
@@ -403,17 +396,11 @@ async def test_household_documents_and_enrolment_events_each_send_one_french_ema
         assert await deliveries.count_documents({"event_id": event.id, "status": "sent"}) == 1
     assert await deliveries.count_documents({"event_id": clean.id}) == 0
 
-    # Republished after the consumer forgot it had handled it (as if it died after the email and
-    # before recording it): the delivery's unique key drops it.
+    # Republished (the group keeps no processed ids: its handlers are idempotent by construction):
+    # the delivery's unique key drops it.
     validated = events["dossier_validated"]
-    processed = db_client[NOTIFIER_DB]["processed_events"]
-    await processed.delete_one({"_id": f"notifier-dossiers:{validated.id}"})
     await _publish(validated)
-
-    async def handled_again() -> bool:
-        return await processed.find_one({"_id": f"notifier-dossiers:{validated.id}"}) is not None
-
-    await eventually(handled_again, "the republished DossierValidated handled", 30)
+    await eventually(lambda: group_caught_up("notifier-dossiers", type(validated.data).topic), "the republished DossierValidated handled", 30)
     await asyncio.sleep(1)
     assert Counter(m["Subject"] for m in await mails_to(email))[FAMILY_SUBJECTS["dossier_validated"]] == 1
 

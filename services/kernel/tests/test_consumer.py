@@ -7,7 +7,7 @@ from typing import Any
 import asyncio
 
 from schemas.contracts.identity import AccountDeleted
-from services.kernel.consumer import EventConsumer, TransientError
+from services.kernel.consumer import EventConsumer, NoProcessedIds, TransientError
 from services.kernel.envelope import CloudEvent, event_json, new_event
 from services.kernel.kafka import IncomingMessage, OutgoingMessage
 
@@ -205,3 +205,22 @@ async def test_with_a_concurrency_a_failing_event_is_dead_lettered_and_the_other
     assert handled == ["c"]  # the duplicate in the same batch is skipped too
     assert [m.value for m in dlq.sent] == [failing]
     assert subscription.commits == [{("identity.account.v1", 0): 3}]
+
+
+async def test_a_group_with_idempotent_handlers_keeps_no_processed_ids_and_runs_a_redelivery_again() -> None:
+    seen: list[str] = []
+
+    async def handler(event: CloudEvent[Any]) -> None:
+        seen.append(event.data.account_id)
+
+    value = deleted("a1")
+    subscription = FakeSubscription([message(0, value)])
+    consumer = EventConsumer(
+        group_id="g", subscription=subscription, handlers={AccountDeleted: handler}, processed=NoProcessedIds(),
+        dead_letters=FakePublisher(), is_transient=lambda exc: False, sleep=no_sleep,
+    )
+    await consumer.consume_once()
+    subscription.messages = [message(1, value)]  # redelivered in a later batch
+    await consumer.consume_once()
+    assert seen == ["a1", "a1"]  # the handler's own idempotence makes the second one a no-op
+    assert subscription.commits == [{("identity.account.v1", 0): 1}, {("identity.account.v1", 0): 2}]
