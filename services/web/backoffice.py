@@ -271,10 +271,10 @@ async def _dossier_page(
     done: str | None = None, problem: str | None = None, errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None, status_code: int = 200, piece: int = 0, rotation: int = 0,
 ) -> HTMLResponse:
-    review_reply, audit_reply, names = await asyncio.gather(
+    review_reply, audit_reply, names, reasons = await asyncio.gather(
         services.get("household", f"/review/dossiers/{dossier_id}", agent.access_token),
         services.get("household", f"/review/dossiers/{dossier_id}/audit", agent.access_token),
-        staff_names(services, agent),
+        staff_names(services, agent), preset_reasons(services, agent),
     )
     review = _checked(request, review_reply, not_found="Ce dossier n'existe pas.")
     sector = await _sector(services, agent, review)
@@ -297,7 +297,7 @@ async def _dossier_page(
         "holder": agent_label(names, holder) if holder else "", "mine": bool(holder) and holder == me,
         "held_until": numeric_datetime(assignment.get("until")), "is_admin": agent.role == "admin",
         "colleagues": sorted(((i, n) for i, n in names.items() if i != holder and n), key=lambda p: p[1]),
-        "reasons": correction_reasons(request),
+        "reasons": reasons or [], "reasons_unavailable": reasons is None,
         "data_open": any(k.startswith("correction-") for k in (errors or {})) or any(
             k.startswith("correction:") and v for k, v in (values or {}).items()), "next_link": f"{QUEUE}/suivant?{urlencode({'apres': dossier_id})}",
         "audit_complete": audit is not None,
@@ -308,17 +308,16 @@ async def _dossier_page(
 
 
 ROTATIONS = (0, 90, 180, 270)
-# The preset reasons an agent picks for a document to correct (editable: ECP_CORRECTION_REASONS,
-# separated by « | », in the web service's settings); free text may complete each.
-CORRECTION_REASONS = (
-    "Document illisible", "Document expiré", "Nom différent de celui déclaré",
-    "Justificatif de domicile de plus de 3 mois", "Document incomplet (une page manque)", "Ce n'est pas le document attendu",
-)
 
 
-def correction_reasons(request: Request) -> list[str]:
-    configured = [r.strip() for r in request.app.state.settings.correction_reasons.split("|") if r.strip()]
-    return configured or list(CORRECTION_REASONS)
+async def preset_reasons(services: ServiceClient, agent: CurrentAgent) -> list[str] | None:
+    """The preset reasons an agent picks for a document to correct, in order: household's list,
+    which admins edit in « Motifs de correction » (correction_reasons.py); free text may complete
+    each. None when household does not answer: the page then asks for the reason as free text."""
+    reply = await services.get("household", "/review/correction-reasons", agent.access_token)
+    if reply.status != 200:
+        return None
+    return [str(r["text"]) for r in reply.body.get("reasons", []) if isinstance(r, dict) and r.get("text")]
 
 
 def _coming_school_year(today: date) -> int:

@@ -16,7 +16,7 @@ from services.kernel.app import create_service_app
 from services.kernel.health import ReadinessCheck
 from services.kernel.logging import get_logger
 from services.kernel.service import serve
-from services.web import account, api, backoffice, dashboard, dossier, my_account, pages, schooling, session, verification
+from services.web import account, api, backoffice, correction_reasons, dashboard, dossier, my_account, pages, schooling, session, verification
 from services.web.errors import PageError
 from services.web.settings import LOCAL_SECRET_KEY, WebSettings
 
@@ -77,7 +77,7 @@ def create_app() -> FastAPI:
         settings,
         title="Espace Citoyen Premium – pages web",
         description="Server-rendered pages for families and agents.",
-        routers=[api.router, account.router, dossier.router, schooling.router, my_account.router, backoffice.router, dashboard.router,
+        routers=[api.router, account.router, dossier.router, schooling.router, my_account.router, backoffice.router, correction_reasons.router, dashboard.router,
                  verification.router],
         startup=startup,
         shutdown=shutdown,

@@ -27,6 +27,7 @@ STAFF_LINKS = (
     ("/agents/tableau-de-bord", "Tableau de bord"),
     ("/agents/carte-scolaire", "Carte scolaire"),
     ("/agents/journal", "Journal des décisions"),
+    ("/agents/motifs-de-correction", "Motifs de correction"),
     ("/agents/equipe", "Équipe"),
 )
 

@@ -12,8 +12,6 @@ class WebSettings(CommonSettings):
     service_name: str = "web"
     http_port: int = 8100
     town_name: str = "Ville de Montclair-sur-Loire"
-    # The back-office's preset correction reasons, separated by « | » (empty: the built-in list).
-    correction_reasons: str = ""
     # The services' own addresses: pages call their APIs directly, not through the gateway.
     identity_url: str = "http://127.0.0.1:8101"
     household_url: str = "http://127.0.0.1:8102"

@@ -235,12 +235,14 @@ async def test_a_family_account_gets_the_french_403_on_every_back_office_page() 
         assert (await logged_in_page(web, email, GOOD_PASSWORD)).status_code == 303
         for path in ("/agents/dossiers", f"/agents/dossiers/{uuid.uuid4()}", "/agents/inscriptions", "/agents/carte-scolaire",
                      f"/agents/documents/{uuid.uuid4()}/apercu", "/agents/dossiers/suivant", "/agents/journal", "/agents/equipe",
+                     "/agents/motifs-de-correction",
                      "/agents/exports/dossiers.csv", "/agents/exports/inscriptions.csv?ecole=elem-jaures"):
             refused = await web.get(path)
             assert refused.status_code == 403, path
             assert "Accès réservé aux agents" in text(refused)
         upload = await web.post("/agents/carte-scolaire", files={"fichier": ("carte.csv", pdf_bytes(), "text/csv")})
         assert upload.status_code == 403
+        assert (await web.post("/agents/motifs-de-correction/ajouter", data={"text": "Motif"})).status_code == 403
 
 
 # ---- helpers -------------------------------------------------------------------------------------

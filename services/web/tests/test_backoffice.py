@@ -26,6 +26,7 @@ IDENTITY, HOUSEHOLD, DOCUMENTS, ENROLMENT, OBJECT_STORE = 8101, 8102, 8103, 8105
 DOSSIER_ID, DOC_PDF, DOC_PNG, DOC_GONE = "d-1", "doc-pdf", "doc-png", "doc-gone"
 ENROL_OFF_MAP, ENROL_NO_SEAT, ENROL_DEROGATION = "e-offmap", "e-noseat", "e-derog"
 PDF = b"%PDF-1.4\n% justificatif\n%%EOF\n"
+PRESET_REASONS = ("Document illisible", "Document expiré", "Justificatif de domicile de plus de 3 mois")
 
 
 def access_token(role: str) -> str:
@@ -88,6 +89,8 @@ def services() -> FakeServices:
     fake = FakeServices()
     fake.answer("GET", IDENTITY, "/staff", 200, STAFF)  # the directory that names agents in every history
     fake.answer("GET", 8106, "/overdue", 200, {"threshold_working_days": 5, "files": []})  # insights: the queue's marks
+    fake.answer("GET", HOUSEHOLD, "/review/correction-reasons", 200, {  # the review's preset reasons (household's list)
+        "version": 3, "reasons": [{"id": f"r{n}", "text": t} for n, t in enumerate(PRESET_REASONS)]})
     return fake
 
 
