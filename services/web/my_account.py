@@ -1,4 +1,5 @@
-"""My account: my email and name, change my password, delete my account.
+"""My account: my email and name, the references of my file and my enrolments (what to quote
+when calling the Service), change my password, delete my account.
 
 One page, two forms posting to it (a hidden ``action`` tells which). Identity checks the current
 password for both; its French reasons go next to the field they are about.
@@ -6,6 +7,7 @@ password for both; its French reasons go next to the field they are about.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,7 +18,7 @@ from services.web.api import CONFIRMATION_MISMATCH, CONFIRMATION_MISSING, PASSWO
 from services.web.clients import IdentityUnavailable, ServiceClient, ServiceReply, service_client
 from services.web.csrf import ProtectedForm
 from services.web.errors import BadForm
-from services.web.pages import render
+from services.web.pages import remember_file_reference, render
 from services.web.session import CurrentUser
 
 router = APIRouter()
@@ -56,11 +58,31 @@ async def _profile(request: Request, user: session.Session, services: ServiceCli
     return me.body
 
 
+async def _references(request: Request, user: session.Session, services: ServiceClient) -> dict[str, Any] | None:
+    """A family's short references: its file's (household; None before it declares) and each
+    enrolment's (enrolment), read at once; None for staff, who have neither. A service that does
+    not answer leaves its part out (``known`` false) rather than the whole page."""
+    if user.is_staff:
+        return None
+    dossier, enrolments = await asyncio.gather(services.get("household", "/dossier", user.access_token),
+                                               services.get("enrolment", "/enrolments", user.access_token))
+    file_reference = dossier.body.get("reference") if dossier.status == 200 else None
+    remember_file_reference(request, file_reference)  # the header shows it too, as on every family page
+    items = enrolments.body.get("enrolments") if enrolments.status == 200 else None
+    return {
+        "file": file_reference if isinstance(file_reference, str) else None, "file_known": dossier.status in (200, 404),
+        "enrolments": [{"reference": e["reference"], "child": str(e.get("child_first_name") or ""),
+                        "school_year": str(e.get("school_year") or ""), "status": str(e.get("status_label") or "")}
+                       for e in items if isinstance(e, dict) and isinstance(e.get("reference"), str)] if isinstance(items, list) else [],
+        "enrolments_known": isinstance(items, list),
+    }
+
+
 def _page(request: Request, profile: dict[str, Any], *, errors: dict[str, str] | None = None,
-          status_code: int = 200) -> HTMLResponse:
+          status_code: int = 200, references: dict[str, Any] | None = None) -> HTMLResponse:
     errors = errors or {}
     context = {
-        "email": profile.get("email", ""), "name": profile.get("display_name", ""),
+        "email": profile.get("email", ""), "name": profile.get("display_name", ""), "references": references,
         "errors": [{"id": fid, "message": errors[fid]} for fid in FIELD_ORDER if fid in errors], "field_errors": errors,
     }
     return render(request, "my_account_page.html", context, status_code=status_code, headers=NO_STORE)
@@ -77,8 +99,10 @@ async def my_account(request: Request, user: CurrentUser, services: Services) ->
     refused = flash.refusal(request, "mon-compte")
     if refused is not None:
         errors = {str(k): str(v) for k, v in dict(refused.fields.get("errors") or {}).items() if k in FIELD_ORDER}
-        return _page(request, await _profile(request, user, services), errors=errors, status_code=refused.status_code)
-    return _page(request, await _profile(request, user, services))
+        profile, references = await asyncio.gather(_profile(request, user, services), _references(request, user, services))
+        return _page(request, profile, errors=errors, status_code=refused.status_code, references=references)
+    profile, references = await asyncio.gather(_profile(request, user, services), _references(request, user, services))
+    return _page(request, profile, references=references)
 
 
 @router.post(PAGE, response_class=HTMLResponse, summary="Change my password, or delete my account")

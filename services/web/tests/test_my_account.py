@@ -7,7 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.web import session
-from services.web.tests.test_account import IDENTITY, PASSWORD, FakeServices, client, logged_in, pair, services  # noqa: F401
+from services.web.tests.test_account import (  # noqa: F401
+    ENROLMENT, HOUSEHOLD, IDENTITY, PASSWORD, FakeServices, client, logged_in, pair, services,
+)
 from services.web.tests.test_links import Page, accessible, shown, title
 from services.web.tests.test_schooling import summary_links
 
@@ -15,10 +17,22 @@ NEW = "lampe verte sur le piano"
 ME = {"account_id": "acc-1", "email": "camille@exemple.fr", "display_name": "Camille Martin", "role": "family"}
 
 
+def references(services: FakeServices, file: str | None = "MSL-2027-000123") -> None:
+    """The family's file (with its reference, or none yet) and its enrolments."""
+    if file is None:
+        services.answer(HOUSEHOLD, "/dossier", 404, {"detail": "Vous n'avez pas encore de dossier."})
+    else:
+        services.answer(HOUSEHOLD, "/dossier", 200, {"status": "validated", "status_label": "Validé", "reference": file})
+    services.answer(ENROLMENT, "/enrolments", 200, {"enrolments": [
+        {"reference": "INS-2027-000042", "child_first_name": "Léa", "school_year": "2027-2028", "status_label": "inscription confirmée"},
+    ] if file else []})
+
+
 def my_account(client: TestClient, services: FakeServices) -> dict[str, str]:
     """Logged in on « Mon compte »; returns the page's hidden fields (the CSRF token)."""
     logged_in(client, services)
     services.answer(IDENTITY, "/me", 200, ME)
+    references(services)
     response = client.get("/mon-compte")
     assert response.status_code == 200, response.text
     services.calls.clear()
@@ -47,6 +61,7 @@ def refused(client: TestClient, posted: httpx.Response) -> httpx.Response:
 def test_my_account_shows_my_email_and_name_and_both_forms(client: TestClient, services: FakeServices) -> None:
     logged_in(client, services)
     services.answer(IDENTITY, "/me", 200, ME)
+    references(services)
     response = client.get("/mon-compte")
     page = accessible(response)
     text = shown(response)
@@ -204,3 +219,35 @@ def test_too_many_wrong_current_passwords_say_so_next_to_the_field(client: TestC
     response = refused(client, delete(client, form, password="encore faux"))
     assert response.status_code == 429
     assert summary_links(response) == ["#mot-de-passe-suppression"] and "Trop de tentatives" in shown(response)
+
+
+def test_my_account_shows_my_files_reference_and_each_enrolments_in_the_page_and_the_header(
+    client: TestClient, services: FakeServices,  # noqa: F811
+) -> None:
+    logged_in(client, services)
+    services.answer(IDENTITY, "/me", 200, ME)
+    references(services)
+    text = shown(client.get("/mon-compte"))
+    header, main = text.split("</header>", 1)
+    assert 'Dossier n° <strong class="ref">MSL-2027-000123</strong>' in header
+    assert '<dt>Référence de mon dossier</dt>\n    <dd><strong class="ref">MSL-2027-000123</strong>' in main
+    assert 'Léa, année scolaire 2027-2028 : <strong class="ref">INS-2027-000042</strong> (inscription confirmée)' in main
+
+
+def test_before_any_file_my_account_says_the_reference_comes_with_the_declaration(client: TestClient, services: FakeServices) -> None:  # noqa: F811
+    logged_in(client, services)
+    services.answer(IDENTITY, "/me", 200, ME)
+    references(services, file=None)
+    text = shown(client.get("/mon-compte"))
+    assert "Dossier n°" not in text and "MSL-" not in text and "Références de mes inscriptions" not in text
+    assert "Pas encore de dossier : il reçoit sa référence quand vous" in text
+
+
+def test_my_account_still_opens_when_household_and_enrolment_do_not_answer(client: TestClient, services: FakeServices) -> None:  # noqa: F811
+    logged_in(client, services)
+    services.answer(IDENTITY, "/me", 200, ME)
+    services.answer(HOUSEHOLD, "/dossier", 503, {"detail": "indisponible"})
+    services.answer(ENROLMENT, "/enrolments", 500, {"detail": "boom"})
+    response = client.get("/mon-compte")
+    assert response.status_code == 200 and "camille@exemple.fr" in shown(response)
+    assert "Momentanément indisponible" in shown(response)
