@@ -514,6 +514,14 @@ def reference(school_year: int, number: int) -> str:
     return f"INS-{school_year}-{number:0{REFERENCE_DIGITS}d}"
 
 
+def references_to_renumber(sharing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of enrolments sharing one reference, those that get a new one: all but the oldest (by
+    creation, then id), which keeps it. Only older references, eight characters of a random id,
+    can be shared; counted ones never are."""
+    ordered = sorted(sharing, key=lambda e: (e.get("created_at") is None, e.get("created_at") or 0, str(e.get("_id"))))
+    return ordered[1:]
+
+
 REFERENCE_INVALID = "Référence d'inscription invalide : par exemple INS-2027-000123."
 _TYPED_REFERENCE = re.compile(r"INS[\s-]*(\d{4})[\s-]*([0-9A-F]+)")
 

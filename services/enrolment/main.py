@@ -43,6 +43,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
 
     async def background() -> None:
         await retry_forever(store.ensure_indexes, "enrolment indexes")
+        await retry_forever(enrolment.make_references_unique, "enrolment unique references")
         await retry_forever(enrolment.withdraw_erased_derogations, "withdraw erased accounts' dérogations")
         if settings.load_sample_data:
             await retry_forever(enrolment.load_sample_data, "enrolment sample data")

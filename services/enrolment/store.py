@@ -14,6 +14,11 @@ Collections of `ecp_enrolment`:
   `sector_current`: the one document naming the current version (switching maps is one update).
 - `dossiers`: projection of household's DossierValidated events.
 - `counters`: one document per school year numbering its enrolments' short references.
+
+An enrolment's ``reference`` is unique (a sparse unique index: only documents that have one).
+Enrolments made before references were counted have ``INS-<year>-<8 hex of the id>``: two of
+them may share it (32 bits of a random id), so at start the duplicates are renumbered before the
+index is made unique (``EnrolmentService.make_references_unique``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.enrolment.domain import Status
 from services.kernel.mongo import Database, as_utc, next_number, update_and_read
@@ -37,10 +42,16 @@ TRAIL = "trail"
 COUNTERS = "counters"
 CURRENT_ID = "current"
 NO_OUTBOX = {"outbox": 0, "applied_events": 0}
+REFERENCE_INDEX = "reference_1"
+INDEX_NOT_FOUND = 27  # the server's code when the index to drop is already gone
 
 
 class AlreadyExists(Exception):
     pass
+
+
+class ReferenceTaken(Exception):
+    """Another enrolment has this reference (a counter set back, by a restore say): take the next."""
 
 
 class EnrolmentStore:
@@ -66,8 +77,11 @@ class EnrolmentStore:
         await self.enrolments.create_index("verification_code")
         await self.trail.create_index([("at", -1), ("_id", -1)])
         await self.trail.create_index([("enrolment_id", 1), ("at", -1)])
-        # An agent's search by reference (« Inscriptions à décider », « Journal des décisions »).
-        await self.enrolments.create_index("reference")
+        # An agent's search by reference (« Inscriptions à décider », « Journal des décisions »):
+        # the unique index on ``reference`` is made by make_reference_index_unique, once any
+        # duplicate left by the older references is renumbered; a renumbered one is still found
+        # by the reference it had.
+        await self.enrolments.create_index("former_reference", sparse=True)
         await self.trail.create_index([("reference", 1), ("at", -1)])
 
     # ---- dossier projection ----------------------------------------------------------------
@@ -220,6 +234,8 @@ class EnrolmentStore:
         try:
             await self.enrolments.insert_one(new_document_with_events(enrolment, events))
         except DuplicateKeyError as exc:
+            if "reference" in ((exc.details or {}).get("keyPattern") or {}) or REFERENCE_INDEX in str(exc):
+                raise ReferenceTaken from exc
             raise AlreadyExists from exc
 
     async def get(self, enrolment_id: str) -> dict[str, Any] | None:
@@ -230,7 +246,48 @@ class EnrolmentStore:
         return await next_number(self.counters, name)
 
     async def with_reference(self, reference: str) -> list[dict[str, Any]]:
-        return [e async for e in self.enrolments.find({"reference": reference}, NO_OUTBOX).limit(10)]
+        # Two equalities on two indexes, not one $or (the local server scans the collection for it).
+        found = [e async for e in self.enrolments.find({"reference": reference}, NO_OUTBOX).limit(10)]
+        return found + [e async for e in self.enrolments.find({"former_reference": reference}, NO_OUTBOX).limit(10)]
+
+    # ---- unique references -----------------------------------------------------------------
+
+    async def reference_index_unique(self) -> bool:
+        spec = (await self.enrolments.index_information()).get(REFERENCE_INDEX)
+        return bool(spec and spec.get("unique"))
+
+    async def duplicate_references(self) -> list[list[dict[str, Any]]]:
+        """The enrolments sharing a reference, grouped by reference (``_id``, ``reference``,
+        ``school_year``, ``created_at`` each). Reads the whole collection: run only while the
+        unique index does not exist yet."""
+        pipeline = [
+            {"$match": {"reference": {"$type": "string"}}},
+            {"$group": {"_id": "$reference", "n": {"$sum": 1}, "enrolments": {"$push": {
+                "_id": "$_id", "reference": "$reference", "school_year": "$school_year", "created_at": "$created_at"}}}},
+            {"$match": {"n": {"$gt": 1}}},
+        ]
+        return [group["enrolments"] async for group in self.enrolments.aggregate(pipeline)]
+
+    async def renumber(self, enrolment_id: str, reference: str, new_reference: str, now: datetime) -> bool:
+        """Gives the enrolment ``new_reference`` if it still has ``reference``; keeps the old one
+        as ``former_reference`` (printed on a certificate already, quoted in an email)."""
+        result = await self.enrolments.update_one(
+            {"_id": enrolment_id, "reference": reference},
+            {"$set": {"reference": new_reference, "former_reference": reference, "reference_changed_at": now}})
+        return result.modified_count == 1
+
+    async def make_reference_index_unique(self) -> None:
+        """The plain index of the older versions replaced by a unique one, sparse (documents
+        without a reference stay out of it; none is written without one). Fails with a duplicate
+        key error if two enrolments still share a reference: the caller renumbers them first."""
+        spec = (await self.enrolments.index_information()).get(REFERENCE_INDEX)
+        if spec and not spec.get("unique"):
+            try:
+                await self.enrolments.drop_index(REFERENCE_INDEX)
+            except OperationFailure as exc:
+                if exc.code != INDEX_NOT_FOUND:  # another replica dropped it first
+                    raise
+        await self.enrolments.create_index("reference", unique=True, sparse=True, name=REFERENCE_INDEX)
 
     async def update(
         self, enrolment_id: str, expect: dict[str, Any], update: dict[str, Any], events: list[dict[str, Any]]

@@ -31,7 +31,7 @@ from services.enrolment import domain, events
 from services.enrolment.certificate import Certificate, render_pdf
 from services.enrolment.domain import Level, PendingReason, SchoolType, SectorIndex, Segment, Status
 from services.enrolment.settings import EnrolmentSettings
-from services.enrolment.store import AlreadyExists, EnrolmentStore
+from services.enrolment.store import AlreadyExists, EnrolmentStore, ReferenceTaken
 from services.kernel.envelope import EventData, new_event
 from services.kernel.logging import get_logger
 from services.kernel.objectstore import ObjectStore
@@ -90,6 +90,10 @@ class DownloadLink:
 
 def _iso(d: date) -> str:
     return d.isoformat()
+
+
+# A counted reference already taken (the counter set back) is retried with the next numbers.
+REFERENCE_TRIES = 5
 
 
 class EnrolmentService:
@@ -518,7 +522,14 @@ class EnrolmentService:
             mid_year=doc["mid_year"], outside_town=doc["outside_town"] or None,
         )
         try:
-            await self.store.insert_enrolment(doc, self._entries(data, subject=enrolment_id, correlation_id=correlation_id))
+            for _ in range(REFERENCE_TRIES):
+                try:
+                    await self.store.insert_enrolment(doc, self._entries(data, subject=enrolment_id, correlation_id=correlation_id))
+                    break
+                except ReferenceTaken:  # the counter was set back (a restore): its next number is free
+                    doc["reference"] = await self._new_reference(year)
+            else:
+                raise RuntimeError(f"no free enrolment reference after {REFERENCE_TRIES} numbers")
         except AlreadyExists:
             if seat:
                 await self.store.release_seat(seat, enrolment_id)
@@ -749,6 +760,25 @@ class EnrolmentService:
     async def _new_reference(self, year: int) -> str:
         number = await self.store.next_number(domain.REFERENCE_COUNTER.format(school_year=year))
         return domain.reference(year, number)
+
+    async def make_references_unique(self) -> int:
+        """At start: the unique index on references, once enrolments sharing an older reference
+        (``INS-2027-3F2B8C1D``, eight characters of a random id) are told apart: the oldest keeps
+        it, each other gets a counted one and keeps the old as ``former_reference`` (agents still
+        find it by either). Nothing to do once the index is unique. Retried until done (a
+        duplicate written meanwhile fails the index build, the next try renumbers it)."""
+        if await self.store.reference_index_unique():
+            return 0
+        renumbered = 0
+        for sharing in await self.store.duplicate_references():
+            for enrolment in domain.references_to_renumber(sharing):
+                new = await self._new_reference(int(enrolment["school_year"]))
+                if await self.store.renumber(enrolment["_id"], enrolment["reference"], new, self._now()):
+                    renumbered += 1
+                    log.warning("enrolment sharing its reference renumbered", enrolment_id=enrolment["_id"],
+                                former_reference=enrolment["reference"], reference=new)
+        await self.store.make_reference_index_unique()
+        return renumbered
 
     async def trail(self, *, enrolment_id: str | None, action: str | None, page: int, limit: int,
                     reference: str | None = None) -> tuple[list[dict[str, Any]], int]:
