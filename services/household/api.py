@@ -9,6 +9,7 @@ and decide but never edit family data. Every answer other than success is
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from services.household import domain
 from services.household.domain import Decision, Status
-from services.household.store import MAX_COUNT, BadCursor, decode_cursor, encode_cursor
+from services.household.store import BadCursor, decode_cursor, encode_cursor
 from services.household.usecases import (
     Conflict,
     Forbidden,
@@ -31,6 +32,8 @@ from services.household.usecases import (
 from services.kernel.auth import Principal, require_role
 
 router = APIRouter()
+# A school id as enrolment hands them out (uuids, "ecole-…").
+SCHOOL_ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 DocumentId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
@@ -352,6 +355,8 @@ async def queue(
     q: Annotated[str, Query(max_length=200, description="A reference, a family or child's name, an email")] = "",
     assigned: Annotated[Literal["me", "none"] | None, Query(description="Files I took, or files nobody holds")] = None,
     sort: Annotated[Literal["oldest", "newest"], Query()] = "oldest",
+    school: Annotated[str | None, Query(max_length=80, description=(
+        "A school id (enrolment's): files with a child enrolled in it or asking for it (enrolment's events)"))] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     submitted_until: Annotated[datetime | None, Query(description="Numbered mode: submitted at or before (« en retard »)")] = None,
     submitted_from: Annotated[datetime | None, Query(description="Inclusive (keyset mode)")] = None,
@@ -360,13 +365,15 @@ async def queue(
     cursor: Annotated[str | None, Query(max_length=300, description="Keyset mode: oldest first, by date range")] = None,
 ) -> QueuePage:
     now = datetime.now(UTC)
+    if school is not None and not SCHOOL_ID.match(school):
+        raise Invalid("Le paramètre « school » n'est pas un identifiant d'école valide.")
     if cursor is None and submitted_from is None and submitted_to is None:
-        rows, total = await household.search(
+        rows, total, capped = await household.search(
             query=q, assigned=assigned, agent_id=principal.account_id, status=None if status == "all" else status,
-            newest_first=sort == "newest", page=page, limit=limit, submitted_until=submitted_until)
-        return QueuePage(items=[_queue_item(r, now) for r in rows], total=total, total_capped=total >= MAX_COUNT,
+            newest_first=sort == "newest", page=page, limit=limit, submitted_until=submitted_until, school=school)
+        return QueuePage(items=[_queue_item(r, now) for r in rows], total=total, total_capped=capped,
                          page=page, pages=max(1, -(-total // limit)))
-    if status == "all" or q or assigned or sort != "oldest" or submitted_until:
+    if status == "all" or q or assigned or sort != "oldest" or submitted_until or school:
         raise Invalid("La recherche et les filtres se combinent avec les pages numérotées, pas avec « cursor » ni les dates.")
     try:
         after = decode_cursor(cursor) if cursor else None

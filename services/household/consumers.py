@@ -6,11 +6,17 @@ never undone by an older event), on top of the kernel's dedup by event id.
 - ``household-erasure`` on ``identity.account.v1``: ``AccountDeleted`` (erase the file).
 - ``household-documents`` on ``documents.document.v1``: ``DocumentUploaded`` (owner and kind),
   ``DocumentScanned`` (clean / infected), ``DocumentDeleted``.
+- ``household-enrolments`` on ``enrolment.enrolment.v1``: ``EnrolmentRequested``,
+  ``DerogationDecided``, ``EnrolmentConfirmed``, ``EnrolmentRefused``: the school each child of a
+  file is enrolled in or asks for (the queue's « école » filter). An enrolment's events rank
+  (requested, then dérogation decided, then confirmed or refused): an older one replayed late
+  never undoes a later one.
 """
 
 from __future__ import annotations
 
 from schemas.contracts import documents as documents_events
+from schemas.contracts import enrolment as enrolment_events
 from schemas.contracts import identity as identity_events
 from services.household.usecases import HouseholdService
 from services.kernel.envelope import CloudEvent
@@ -19,6 +25,7 @@ from services.kernel.runtime import ConsumerSpec
 ACCOUNTS_GROUP = "household-accounts"
 ERASURE_GROUP = "household-erasure"
 DOCUMENTS_GROUP = "household-documents"
+ENROLMENTS_GROUP = "household-enrolments"
 
 
 def consumer_specs(household: HouseholdService) -> list[ConsumerSpec]:
@@ -45,6 +52,28 @@ def consumer_specs(household: HouseholdService) -> list[ConsumerSpec]:
         d = event.data
         await store.document_deleted(d.document_id, d.account_id, d.kind)
 
+    async def enrolment_requested(event: CloudEvent[enrolment_events.EnrolmentRequested]) -> None:
+        d = event.data
+        # A dérogation's file belongs to the school asked for while it is decided.
+        await store.enrolment_seen(d.enrolment_id, d.account_id, d.child_id, rank=1, state="requested",
+                                   school_id=d.requested_school_id or d.sector_school_id, sector_school_id=d.sector_school_id)
+
+    async def derogation_decided(event: CloudEvent[enrolment_events.DerogationDecided]) -> None:
+        d = event.data
+        if d.decision == "refused":
+            await store.derogation_refused(d.enrolment_id, d.account_id, d.child_id)
+        else:  # an EnrolmentConfirmed for that school follows
+            await store.enrolment_seen(d.enrolment_id, d.account_id, d.child_id, rank=2, state="requested",
+                                       school_id=d.requested_school_id)
+
+    async def enrolment_confirmed(event: CloudEvent[enrolment_events.EnrolmentConfirmed]) -> None:
+        d = event.data
+        await store.enrolment_seen(d.enrolment_id, d.account_id, d.child_id, rank=3, state="confirmed", school_id=d.school_id)
+
+    async def enrolment_refused(event: CloudEvent[enrolment_events.EnrolmentRefused]) -> None:
+        d = event.data
+        await store.enrolment_seen(d.enrolment_id, d.account_id, d.child_id, rank=3, state="refused")
+
     return [
         ConsumerSpec(ACCOUNTS_GROUP, [identity_events.TOPIC], {identity_events.AccountActivated: account_activated}),
         ConsumerSpec(ERASURE_GROUP, [identity_events.TOPIC], {identity_events.AccountDeleted: account_deleted}),
@@ -52,5 +81,10 @@ def consumer_specs(household: HouseholdService) -> list[ConsumerSpec]:
             DOCUMENTS_GROUP, [documents_events.TOPIC],
             {documents_events.DocumentUploaded: uploaded, documents_events.DocumentScanned: scanned,
              documents_events.DocumentDeleted: deleted},
+        ),
+        ConsumerSpec(
+            ENROLMENTS_GROUP, [enrolment_events.TOPIC],
+            {enrolment_events.EnrolmentRequested: enrolment_requested, enrolment_events.DerogationDecided: derogation_decided,
+             enrolment_events.EnrolmentConfirmed: enrolment_confirmed, enrolment_events.EnrolmentRefused: enrolment_refused},
         ),
     ]

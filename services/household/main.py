@@ -37,6 +37,7 @@ async def open_clients(app: FastAPI, runtime: ServiceRuntime) -> None:
                                                audit_before=now - timedelta(days=settings.audit_retention_days))
 
     runtime.every(settings.purge_interval_s, purge, "household retention purge")
+    runtime.every(settings.count_settle_interval_s, store.settle_pending, "household queue counts")
 
 
 def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:

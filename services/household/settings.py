@@ -17,3 +17,6 @@ class HouseholdSettings(CommonSettings):
     documents_url: str = "http://127.0.0.1:8103"
     # The town's code at the head of each file's short reference (« MSL-2027-000123 »).
     reference_prefix: str = "MSL"
+    # How often the queue's totals are brought up to date for files a stopped process left
+    # uncounted (each write counts its own file at once; this only finishes interrupted ones).
+    count_settle_interval_s: float = 30

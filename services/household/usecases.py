@@ -231,8 +231,9 @@ class HouseholdService:
         return await self._db(self.store.queue(**kwargs))
 
     async def search(self, *, query: str = "", assigned: str | None = None, agent_id: str = "",
-                     **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
-        """``assigned``: "me" (files leased to ``agent_id``), "none" (free ones), or None (all)."""
+                     **kwargs: Any) -> tuple[list[dict[str, Any]], int, bool]:
+        """``assigned``: "me" (files leased to ``agent_id``), "none" (free ones), or None (all).
+        Returns the page, the total and whether the total is capped."""
         return await self._db(self.store.search(
             terms=domain.query_terms(query),
             assigned_to=agent_id if assigned == "me" else None,

@@ -179,30 +179,36 @@ def _pager(path: str, filters: dict[str, Any], page: int, pages: int) -> dict[st
 
 @router.get(QUEUE, response_class=HTMLResponse, summary="Back-office: files to review (search, filters, sort, numbered pages)")
 async def queue(request: Request, agent: CurrentAgent, services: Services, statut: str = "submitted", q: str = "",
-                attribution: str = "", tri: str = "anciens", page: str = "1", fin: str = "", delai: str = "") -> HTMLResponse:
+                attribution: str = "", tri: str = "anciens", page: str = "1", fin: str = "", delai: str = "",
+                ecole: str = "") -> HTMLResponse:
     status = statut if statut in QUEUE_STATUSES_ALL else "submitted"
     query = " ".join(q.split())[:MAX_QUERY]
     assigned = attribution if attribution in ASSIGNMENT_FILTERS else ""
     sort = tri if tri in SORTS else "anciens"
     number = _page_number(page)
     late = delai == "retard"
-    filters = {"q": query, "statut": status, "attribution": assigned, "tri": sort, "delai": "retard" if late else ""}
+    school = ecole if _ID.match(ecole) else ""
+    filters = {"q": query, "statut": status, "attribution": assigned, "tri": sort, "delai": "retard" if late else "",
+               **({"ecole": school} if school else {})}
     params: dict[str, Any] = {"status": status, "limit": PAGE_SIZE, "page": number,
                               "sort": "newest" if sort == "recents" else "oldest"}
     if query:
         params["q"] = query
+    if school:
+        params["school"] = school
     if assigned:
         params["assigned"] = "me" if assigned == "moi" else "none"
     if late:
         # The overdue files are the oldest waiting: each was submitted at or before the newest of them.
         overdue = await overdue_since(services, agent)
         params.update(status="submitted", submitted_until=max(overdue.values(), default=NEVER))
-        reply, names = await asyncio.gather(services.get("household", "/review/queue", agent.access_token, params=params),
-                                            staff_names(services, agent))
-    else:
-        reply, names, overdue = await asyncio.gather(
+        reply, names, schools = await asyncio.gather(
             services.get("household", "/review/queue", agent.access_token, params=params), staff_names(services, agent),
-            overdue_since(services, agent))
+            services.get("enrolment", "/schools", agent.access_token))
+    else:
+        reply, names, overdue, schools = await asyncio.gather(
+            services.get("household", "/review/queue", agent.access_token, params=params), staff_names(services, agent),
+            overdue_since(services, agent), services.get("enrolment", "/schools", agent.access_token))
     body = _checked(request, reply)
     items = [i for i in body.get("items", []) if isinstance(i, dict) and _ID.match(str(i.get("id", "")))]
     rows = []
@@ -214,11 +220,22 @@ async def queue(request: Request, agent: CurrentAgent, services: Services, statu
     total, pages = int(body.get("total") or 0), int(body.get("pages") or 1)
     context: dict[str, Any] = {
         "statuses": QUEUE_STATUSES_ALL, "assignments": ASSIGNMENT_FILTERS, "sorts": SORTS, "delays": DELAY_FILTERS, "filters": filters, "rows": rows,
+        "schools": school_choices(schools, school),
         "total": total, "total_capped": bool(body.get("total_capped")), **_pager(QUEUE, filters, number, pages),
         "errors": [], "field_errors": {}, "problem": None,
         "done": "Aucun autre dossier libre n'attend d'examen pour le moment." if fin else None,
     }
     return _page(request, "agent_queue.html", context)
+
+
+def school_choices(reply: Any, selected: str) -> dict[str, str]:
+    """The « École » filter's choices: every school enrolment knows, by name. An enrolment service
+    that does not answer leaves « Toutes les écoles » (and the school chosen, by its id)."""
+    names = _school_names(reply.body.get("items", [])) if reply.status == 200 else {}
+    choices = {"": "Toutes les écoles", **dict(sorted(names.items(), key=lambda item: item[1]))}
+    if selected and selected not in choices:
+        choices[selected] = f"École {selected}"
+    return choices
 
 
 @router.get(QUEUE + "/suivant", response_class=HTMLResponse, summary="Back-office: the next free file waiting, oldest first")

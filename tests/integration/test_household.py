@@ -63,6 +63,14 @@ class Household:
         except AssertionError:
             raise AssertionError(last[0].text) from None
 
+    async def complete_and_submitted(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """A new file with one guardian, one child and their clean proofs, submitted: the proofs
+        by kind, and the file."""
+        docs = {k: await clean_document(self.family, k) for k in ("proof_of_address", "guardian_identity", "child_identity")}
+        await self.created()
+        assert (await self.put(content(docs, guardians=content(docs)["guardians"][:1]))).status_code == 200
+        return docs, await self.submitted()
+
     async def close(self) -> None:
         await self.http.aclose()
 
@@ -280,10 +288,7 @@ async def test_an_agent_reads_a_clean_document_of_a_submitted_file_and_the_owner
     household: Household, agent: httpx.AsyncClient
 ) -> None:
     family = household.family
-    docs = {k: await clean_document(family, k) for k in ("proof_of_address", "guardian_identity", "child_identity")}
-    await household.created()
-    assert (await household.put(content(docs, guardians=content(docs)["guardians"][:1]))).status_code == 200
-    dossier = await household.submitted()
+    docs, dossier = await household.complete_and_submitted()
     documents_api = httpx.AsyncClient(base_url=f"{GATEWAY}/api/documents", timeout=30, headers=agent.headers)
     async with documents_api:
         async def link() -> httpx.Response | None:
@@ -450,7 +455,8 @@ async def test_the_queue_pages_oldest_first_with_ties_and_filters(db: Any) -> No
     base = datetime(2026, 9, 1, tzinfo=UTC)
     rows = [{"_id": f"d{i:02d}", "status": "submitted" if i % 5 else "validated", "version": 1,
              "submitted_at": base + timedelta(minutes=i // 3)} for i in range(40)]  # three per minute: ties
-    await db["dossiers"].insert_many(rows)
+    for row in rows:  # as the service writes them: counted, so pages walk windows from the oldest counted
+        await store.insert(row)
     expected = sorted((r for r in rows if r["status"] == "submitted"), key=lambda r: (r["submitted_at"], r["_id"]))
     seen: list[str] = []
     after = None

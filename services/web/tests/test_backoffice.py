@@ -89,6 +89,7 @@ def services() -> FakeServices:
     fake = FakeServices()
     fake.answer("GET", IDENTITY, "/staff", 200, STAFF)  # the directory that names agents in every history
     fake.answer("GET", 8106, "/overdue", 200, {"threshold_working_days": 5, "files": []})  # insights: the queue's marks
+    fake.answer("GET", ENROLMENT, "/schools", 200, SCHOOLS)  # the queue's « École » filter
     fake.answer("GET", HOUSEHOLD, "/review/correction-reasons", 200, {  # the review's preset reasons (household's list)
         "version": 3, "reasons": [{"id": f"r{n}", "text": t} for n, t in enumerate(PRESET_REASONS)]})
     return fake
@@ -270,6 +271,20 @@ def test_the_queue_searches_and_filters_as_asked(agent: TestClient, services: Fa
     query = services.to(HOUSEHOLD, "/review/queue", "GET")[0].query
     assert query == {"status": ["all"], "limit": ["20"], "page": ["1"], "sort": ["newest"], "q": ["Léa Martin"], "assigned": ["me"]}
     accessible(response)
+
+
+def test_the_school_filter_lists_enrolments_schools_by_name_and_asks_household_for_the_one_chosen(
+    agent: TestClient, services: FakeServices
+) -> None:
+    services.answer("GET", HOUSEHOLD, "/review/queue", 200, {"items": [], "total": 0, "page": 1, "pages": 1})
+    school = SCHOOLS[0]["id"]
+    response = agent.get("/agents/dossiers", params={"ecole": school})
+    accessible(response)
+    assert "École (inscription demandée ou faite)" in shown(response)
+    assert f'<option value="{school}" selected>{SCHOOLS[0]["name"]}</option>' in shown(response)
+    assert services.to(HOUSEHOLD, "/review/queue", "GET")[0].query["school"] == [school]
+    agent.get("/agents/dossiers", params={"ecole": "../../etc"})  # not an id: no filter
+    assert "school" not in services.to(HOUSEHOLD, "/review/queue", "GET")[1].query
 
 
 def test_unknown_filter_values_fall_back_to_the_defaults(agent: TestClient, services: FakeServices) -> None:

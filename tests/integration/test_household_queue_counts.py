@@ -1,0 +1,165 @@
+"""The review queue against the real database server: totals from the ledger that never drift
+(concurrent transitions, replays, a settle interrupted), windowed pages equal to a plain sorted
+query for every filter, and the « école » filter fed by enrolment's events."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from schemas.contracts import enrolment as enrolment_events
+from services.household.store import COUNT_MARK_INC, COUNT_MARK_SET, HouseholdStore
+from services.kernel.envelope import event_json, new_event
+from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR
+from tests.integration.polling import eventually
+from tests.integration.test_household import Household, agent, household, household_db  # noqa: F401
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def files(store: HouseholdStore, n: int, *, seed: int = 7) -> list[dict[str, Any]]:
+    """``n`` files inserted one by one as the service does (each counted at once), submitted over
+    the last 400 days, in every status, some at a school, some under a lease."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        row = {"_id": f"d{i:04d}", "account_id": f"a{i:04d}", "version": 1,
+               "status": rng.choice(["submitted"] * 4 + ["validated", "rejected", "corrections_requested", "draft"]),
+               "submitted_at": NOW - timedelta(days=rng.uniform(0, 400)), "search": [f"w{i % 7}"]}
+        if row["status"] == "draft" and rng.random() < 0.5:
+            del row["submitted_at"]
+        if rng.random() < 0.3:
+            row["schools"] = [rng.choice(["ecole-a", "ecole-b"])]
+        if row["status"] == "submitted" and rng.random() < 0.2:
+            row["assignment"] = {"agent_id": "agent-1", "until": NOW + timedelta(minutes=rng.choice([-5, 30]))}
+        await store.insert(row)
+        rows.append(row)
+    return rows
+
+
+def expected(rows: list[dict[str, Any]], *, statuses: tuple[str, ...], school: str | None = None,
+             free_at: datetime | None = None, until: datetime | None = None, newest_first: bool = False) -> list[str]:
+    kept = [r for r in rows if r["status"] in statuses and r.get("submitted_at") is not None
+            and (school is None or school in r.get("schools", []))
+            and (free_at is None or not (r.get("assignment") and r["assignment"]["until"] > free_at))
+            and (until is None or r["submitted_at"] <= until)]
+    kept.sort(key=lambda r: (r["submitted_at"], r["_id"]), reverse=newest_first)
+    return [r["_id"] for r in kept]
+
+
+async def test_concurrent_transitions_leave_the_totals_equal_to_a_real_count(db: Any) -> None:
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    rows = await files(store, 60)
+    statuses = ["submitted", "validated", "rejected", "corrections_requested", "draft"]
+
+    async def churn(worker: int) -> None:
+        rng = random.Random(worker)
+        for _ in range(25):
+            row = rng.choice(rows)
+            current = await store.get(row["_id"])
+            assert current is not None
+            # Lost compare-and-sets are part of the test: only the winners count.
+            await store.replace_if_version(row["_id"], current["version"], {"status": rng.choice(statuses)}, [])
+
+    await asyncio.gather(*(churn(w) for w in range(6)))
+    counts, _ = await store.tallies()
+    assert {k: n for k, n in counts.items() if n} == await store.real_counts()
+
+
+async def test_a_settle_replayed_late_or_interrupted_never_counts_twice(db: Any) -> None:
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    await files(store, 10)
+    await store.replace_if_version("d0001", (await store.get("d0001"))["version"], {"status": "validated"}, [])  # type: ignore[index]
+    # A process stopped between its write and its settle: the file stays marked.
+    await db["dossiers"].update_one({"_id": "d0002"}, {"$set": {"status": "rejected", **COUNT_MARK_SET}, "$inc": COUNT_MARK_INC})
+    for _ in range(3):
+        await asyncio.gather(store.settle("d0001"), store.settle("d0001"), store.settle("d0003"))
+    assert await store.settle_pending() == 1  # d0002, finished by the periodic run
+    assert await db["dossiers"].count_documents({"count_pending": True}) == 0
+    counts, _ = await store.tallies()
+    assert {k: n for k, n in counts.items() if n} == await store.real_counts()
+
+
+async def test_windowed_pages_and_totals_equal_a_plain_query_for_every_filter(db: Any) -> None:
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    rows = await files(store, 150)
+    until = NOW - timedelta(days=30)
+    cases: list[dict[str, Any]] = [
+        {"status": "submitted"}, {"status": "submitted", "newest_first": True}, {"status": None},
+        {"status": None, "newest_first": True}, {"status": "validated", "school": "ecole-a"},
+        {"status": "submitted", "unassigned_at": NOW}, {"status": "submitted", "submitted_until": until},
+        {"status": "submitted", "submitted_until": until, "unassigned_at": NOW, "newest_first": True},
+        {"status": "submitted", "school": "ecole-b", "newest_first": True},
+    ]
+    for case in cases:
+        status = case["status"]
+        want = expected(rows, statuses=(status,) if status else ("submitted", "validated", "rejected", "corrections_requested"),
+                        school=case.get("school"), free_at=case.get("unassigned_at"), until=case.get("submitted_until"),
+                        newest_first=case.get("newest_first", False))
+        got: list[str] = []
+        for page in range(1, 40):
+            items, total, capped = await store.search(**case, page=page, limit=9)
+            got += [i["_id"] for i in items]
+            assert (total, capped) == (len(want), False), case
+            if len(items) < 9:
+                break
+        assert got == want, case
+
+
+async def test_enrolment_events_give_a_file_its_school_and_its_count(db: Any) -> None:
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    await store.insert({"_id": "f1", "account_id": "acc-1", "status": "submitted", "version": 1, "submitted_at": NOW})
+    await store.enrolment_seen("e1", "acc-1", "c1", rank=1, state="requested", school_id="ecole-b", sector_school_id="ecole-a")
+    assert (await store.get("f1"))["schools"] == ["ecole-b"]  # type: ignore[index]
+    await store.derogation_refused("e1", "acc-1", "c1")  # on in the sector school
+    await store.enrolment_seen("e1", "acc-1", "c1", rank=1, state="requested", school_id="ecole-b")  # replayed late
+    assert (await store.get("f1"))["schools"] == ["ecole-a"]  # type: ignore[index]
+    await store.enrolment_seen("e1", "acc-1", "c1", rank=3, state="refused")
+    assert "schools" not in await store.get("f1") or not (await store.get("f1"))["schools"]  # type: ignore[operator, index]
+    counts, _ = await store.tallies()
+    assert counts.get("submitted:ecole-a", 0) == 0 and counts["submitted"] == 1
+
+
+async def test_a_file_is_found_under_its_school_after_an_enrolment_event_and_not_under_another(
+    household: Household, agent: httpx.AsyncClient, household_db: Any
+) -> None:
+    family = household.family
+    _, dossier = await household.complete_and_submitted()
+    school, other = f"ecole-{uuid.uuid4().hex[:8]}", f"ecole-{uuid.uuid4().hex[:8]}"
+
+    async def listed(school_id: str) -> tuple[list[str], int]:
+        page = (await agent.get("/review/queue", params={"status": "submitted", "school": school_id})).json()
+        return [i["id"] for i in page["items"]], page["total"]
+
+    assert await listed(school) == ([], 0)
+    enrolment_id = str(uuid.uuid4())
+    requested = new_event(enrolment_events.EnrolmentRequested(
+        enrolment_id=enrolment_id, account_id=family.account_id, child_id=dossier["children"][0]["child_id"],
+        school_year="2027-2028", level="CP", sector_school_id=school, status="pending_agent", pending_reason="no_seat",
+        requested_at=datetime.now(UTC)), source="tests", subject=enrolment_id)
+    producer = AIOKafkaProducer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
+    await producer.start()
+    try:
+        for _ in range(2):  # a redelivery changes nothing
+            await producer.send_and_wait(enrolment_events.TOPIC, event_json(requested), key=enrolment_id.encode())
+    finally:
+        await producer.stop()
+
+    async def found() -> bool:
+        return await listed(school) == ([dossier["id"]], 1)
+
+    await eventually(found, "the file is listed under the school its child asked for")
+    assert await listed(other) == ([], 0)
+    assert (await agent.get("/review/queue", params={"school": "pas une école !"})).status_code == 422
+    counts, _ = await HouseholdStore(household_db).tallies()
+    assert counts[f"submitted:{school}"] == 1
