@@ -3,8 +3,9 @@ correct a document, kept by household (its editable list). Every agent reads the
 history; an admin adds, edits, moves and removes reasons (household answers 403 to anyone else).
 
 Each action is a plain form posted then redirected (303) back to the page, its news or its
-refusal shown there once (``flash``), so a reload, Back or Forward never posts it again. The page sends household the whole list with the version it showed: a change
-made meanwhile by another admin is a 409, said on the page, never overwritten.
+refusal shown there once (``flash``), so a reload, Back or Forward never posts it again. The
+page sends household the whole list with the version it showed: a change made meanwhile by
+another admin is a 409, said on the page, never overwritten.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.web import flash
-from services.web.backoffice import Services, Unavailable, _checked, _detail, _ordered, _page, _valid_id, agent_label, staff_names
+from services.web.backoffice import (
+    Services, Unavailable, _checked, _detail, _ordered, _page, _valid_id, agent_label, staff_names,
+)
 from services.web.clients import ServiceClient
 from services.web.csrf import ProtectedForm
 from services.web.dates import numeric_datetime
@@ -55,8 +58,9 @@ def change_lines(entry: dict[str, Any]) -> list[str]:
     return lines
 
 
-async def _reasons_page(request: Request, agent: CurrentAgent, services: ServiceClient, *, problem: str | None = None, errors: dict[str, str] | None = None,
-                        values: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
+async def _reasons_page(request: Request, agent: CurrentAgent, services: ServiceClient, *, problem: str | None = None,
+                        errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+                        status_code: int = 200) -> HTMLResponse:
     current, history, names = await asyncio.gather(
         services.get("household", REASONS, agent.access_token), services.get("household", f"{REASONS}/history", agent.access_token),
         staff_names(services, agent))

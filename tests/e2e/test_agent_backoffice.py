@@ -31,8 +31,8 @@ from tests.integration.test_enrolment import child, coming_year, dossier_event, 
 FILES = 5
 PRESET = "Justificatif de domicile de plus de 3 mois"
 PRECISION = "la facture d'électricité date de janvier"
-NEW_PAGES = ["/agents/dossiers/suivant", "/agents/journal", "/agents/equipe", "/agents/exports/dossiers.csv",
-             "/agents/exports/inscriptions.csv?ecole=elem-jaures"]
+NEW_PAGES = ["/agents/dossiers/suivant", "/agents/journal", "/agents/equipe", "/agents/motifs-de-correction",
+             "/agents/exports/dossiers.csv", "/agents/exports/inscriptions.csv?ecole=elem-jaures"]
 
 
 @dataclass(frozen=True)
