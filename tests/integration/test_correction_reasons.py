@@ -38,35 +38,38 @@ async def test_an_admin_adds_edits_moves_and_removes_a_reason_each_change_record
     _, marie_id, marie = staff["marie"]
     _, admin_id, admin = staff["admin"]
     mine = f"Photo floue {uuid.uuid4().hex[:6]}"
-    before = (await marie.get(PATH)).json()
-    assert "Document illisible" in texts(before)  # the first list, as agents read it
-    started = datetime.now(UTC) - timedelta(seconds=5)
+    try:
+        before = (await marie.get(PATH)).json()
+        assert "Document illisible" in texts(before)  # the first list, as agents read it
+        started = datetime.now(UTC) - timedelta(seconds=5)
 
-    added = await changed(admin, lambda reasons: [*reasons, {"text": f"  {mine} "}])
-    assert texts(added)[-1] == mine and added["updated_by"] == admin_id
-    assert mine in texts((await marie.get(PATH)).json())  # agents see it at once
-    reason_id = next(r["id"] for r in added["reasons"] if r["text"] == mine)
+        added = await changed(admin, lambda reasons: [*reasons, {"text": f"  {mine} "}])
+        assert texts(added)[-1] == mine and added["updated_by"] == admin_id
+        assert mine in texts((await marie.get(PATH)).json())  # agents see it at once
+        reason_id = next(r["id"] for r in added["reasons"] if r["text"] == mine)
 
-    edited = await changed(admin, lambda reasons: [{**r, "text": f"{mine} (à reprendre)"} if r["id"] == reason_id else r
-                                                   for r in reasons])
-    assert f"{mine} (à reprendre)" in texts(edited) and mine not in texts(edited)
-    moved = await changed(admin, lambda reasons: [r for r in reasons if r["id"] == reason_id]
-                          + [r for r in reasons if r["id"] != reason_id])
-    assert moved["reasons"][0]["id"] == reason_id
-    removed = await changed(admin, lambda reasons: [r for r in reasons if r["id"] != reason_id])
-    assert reason_id not in {r["id"] for r in removed["reasons"]}
+        edited = await changed(admin, lambda reasons: [{**r, "text": f"{mine} (à reprendre)"} if r["id"] == reason_id else r
+                                                       for r in reasons])
+        assert f"{mine} (à reprendre)" in texts(edited) and mine not in texts(edited)
+        moved = await changed(admin, lambda reasons: [r for r in reasons if r["id"] == reason_id]
+                              + [r for r in reasons if r["id"] != reason_id])
+        assert moved["reasons"][0]["id"] == reason_id
+        removed = await changed(admin, lambda reasons: [r for r in reasons if r["id"] != reason_id])
+        assert reason_id not in {r["id"] for r in removed["reasons"]}
 
-    history = (await marie.get(f"{PATH}/history")).json()
-    ours = [e for e in history if e["agent_id"] == admin_id]  # an admin of this test's own
-    assert [e["label"] for e in ours] == ["Liste modifiée"] * 4
-    assert all(datetime.fromisoformat(e["at"]).replace(tzinfo=UTC) >= started for e in ours)
-    newest_first = list(reversed(ours))
-    assert newest_first[0]["added"] == [mine]
-    assert newest_first[1]["edited"] == [{"from": mine, "to": f"{mine} (à reprendre)"}]
-    assert newest_first[2]["reordered"] is True and not newest_first[2]["added"]
-    assert newest_first[3]["removed"] == [f"{mine} (à reprendre)"]
-    assert history[-1]["label"] == "Liste initiale" and history[-1]["agent_id"] is None
-    assert marie_id not in {e["agent_id"] for e in history}
+        history = (await marie.get(f"{PATH}/history")).json()
+        ours = [e for e in history if e["agent_id"] == admin_id]  # an admin of this test's own
+        assert [e["label"] for e in ours] == ["Liste modifiée"] * 4
+        assert all(datetime.fromisoformat(e["at"]).replace(tzinfo=UTC) >= started for e in ours)
+        newest_first = list(reversed(ours))
+        assert newest_first[0]["added"] == [mine]
+        assert newest_first[1]["edited"] == [{"from": mine, "to": f"{mine} (à reprendre)"}]
+        assert newest_first[2]["reordered"] is True and not newest_first[2]["added"]
+        assert newest_first[3]["removed"] == [f"{mine} (à reprendre)"]
+        assert history[-1]["label"] == "Liste initiale" and history[-1]["agent_id"] is None
+        assert marie_id not in {e["agent_id"] for e in history}
+    finally:  # a run stopped halfway leaves nothing in the shared list
+        await changed(admin, lambda reasons: [r for r in reasons if not r["text"].startswith(mine)])
 
 
 async def test_a_bad_list_gets_a_french_422_a_stale_one_a_409_and_neither_changes_anything(staff: Any) -> None:  # noqa: F811
