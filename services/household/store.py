@@ -322,17 +322,23 @@ class HouseholdStore:
 
     async def refresh_schools(self, account_id: str) -> None:
         """The file's ``schools``: every school one of its children is enrolled in or asked for
-        (refused enrolments left out). Written only when it changes, marked for the counts."""
-        schools = sorted({e["school_id"] async for e in self.enrolments.find(
-            {"account_id": account_id, "state": {"$ne": "refused"}}, {"school_id": 1}) if e.get("school_id")})
-        dossier = await self.dossiers.find_one({"account_id": account_id}, {"schools": 1})
-        if dossier is None or sorted(dossier.get("schools") or []) == schools:
-            return
-        result = await self.dossiers.update_one(
-            {"_id": dossier["_id"], "account_id": account_id},
-            {"$set": {"schools": schools, **COUNT_MARK_SET}, "$inc": COUNT_MARK_INC})
-        if result.modified_count:
-            await self.settle(dossier["_id"])
+        (refused enrolments left out). Written only when it changes, marked for the counts, and
+        conditional on the file's ``count_seq`` read before the enrolments: two children's events
+        handled at once (different partitions) cannot leave the set one of them computed alone."""
+        for _ in range(20):
+            dossier = await self.dossiers.find_one({"account_id": account_id}, {"schools": 1, "count_seq": 1})
+            if dossier is None:
+                return
+            schools = sorted({e["school_id"] async for e in self.enrolments.find(
+                {"account_id": account_id, "state": {"$ne": "refused"}}, {"school_id": 1}) if e.get("school_id")})
+            if sorted(dossier.get("schools") or []) == schools:
+                return
+            result = await self.dossiers.update_one(
+                {"_id": dossier["_id"], "account_id": account_id, "count_seq": dossier.get("count_seq")},
+                {"$set": {"schools": schools, **COUNT_MARK_SET}, "$inc": COUNT_MARK_INC})
+            if result.modified_count:
+                await self.settle(dossier["_id"])
+                return
 
     # ---- the queue's totals ----------------------------------------------------------------------
 

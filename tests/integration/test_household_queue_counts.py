@@ -163,3 +163,14 @@ async def test_a_file_is_found_under_its_school_after_an_enrolment_event_and_not
     assert (await agent.get("/review/queue", params={"school": "pas une école !"})).status_code == 422
     counts, _ = await HouseholdStore(household_db).tallies()
     assert counts[f"submitted:{school}"] == 1
+
+
+async def test_two_childrens_enrolments_handled_at_once_leave_both_schools(db: Any) -> None:
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    await store.insert({"_id": "f2", "account_id": "acc-2", "status": "validated", "version": 1, "submitted_at": NOW})
+    await asyncio.gather(*(store.enrolment_seen(f"e{n}", "acc-2", f"c{n}", rank=3, state="confirmed", school_id=f"ecole-{n}")
+                           for n in range(4)))
+    assert (await store.get("f2"))["schools"] == [f"ecole-{n}" for n in range(4)]  # type: ignore[index]
+    counts, _ = await store.tallies()
+    assert {k: n for k, n in counts.items() if n} == await store.real_counts()
