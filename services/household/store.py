@@ -387,9 +387,10 @@ class HouseholdStore:
 
     async def settle_pending(self, limit: int = 500) -> int:
         """Finishes the settles a stopped process left; its first run also marks the files written
-        before the ledger existed (a scan, once per process)."""
+        before the ledger existed (a scan) and refreshes every shard's copy, once per process."""
         if not self._older_files_marked:
             await self.dossiers.update_many({"count_seq": {"$exists": False}}, {"$set": {"count_seq": 1, **COUNT_MARK_SET}})
+            await self.mirror_all()  # shards written before their copy existed (or by an older version)
             self._older_files_marked = True
         ids = [d["_id"] async for d in self.dossiers.find({"count_pending": True}, {"_id": 1}).limit(limit)]
         for dossier_id in ids:
@@ -397,6 +398,7 @@ class HouseholdStore:
         return len(ids)
 
     async def mirror_all(self) -> None:
+        """Every shard's copy brought up to date (once per process: a settle copies its own shard)."""
         async for shard in self.counts.find({}, {"_id": 1}):
             await self.mirror(shard["_id"])
 
