@@ -311,6 +311,7 @@ async def _dossier_page(
         "timeline": [{**e, "at_label": numeric_datetime(e.get("at")), "by": agent_label(names, e.get("agent_id"))}
                      for e in timeline if isinstance(e, dict)],
         "shown": shown, "rotation": rotation if rotation in ROTATIONS else 0, "sector": sector,
+        "pdf_viewer": getattr(request.app.state, "pdf_viewer", False),  # pdf.js served (main.mount_pdfjs)
         "holder": agent_label(names, holder) if holder else "", "mine": bool(holder) and holder == me,
         "held_until": numeric_datetime(assignment.get("until")), "is_admin": agent.role == "admin",
         "colleagues": sorted(((i, n) for i, n in names.items() if i != holder and n), key=lambda p: p[1]),

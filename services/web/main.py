@@ -3,6 +3,7 @@ Run with ``python -m services.web.main``."""
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from services.web.errors import PageError
 from services.web.settings import LOCAL_SECRET_KEY, WebSettings
 
 log = get_logger(__name__)
+
+# pdf.js is ES modules: a browser runs a module script only when served with a JavaScript type
+# (no sniffing). The same one whatever the machine's /etc/mime.types says: RFC 9239's.
+mimetypes.add_type("text/javascript", ".mjs")
 
 # Every asset is self-hosted: no inline script or style, no third-party origin.
 CONTENT_SECURITY_POLICY = (
@@ -55,6 +60,16 @@ def _upstream_check(client: httpx.AsyncClient, name: str, base_url: str) -> Read
     return ReadinessCheck(name, probe)
 
 
+def mount_pdfjs(app: FastAPI, directory: str) -> bool:
+    """Serves pdf.js at /static/pdfjs/ when ``directory`` holds it; says whether it does. Mounted
+    before /static, which would otherwise answer 404 for it."""
+    if not directory or not (Path(directory) / "pdf.min.mjs").is_file():
+        log.info("pdf.js not found: the back-office shows PDFs in the browser's own viewer", pdfjs_dir=directory)
+        return False
+    app.mount("/static/pdfjs", StaticFiles(directory=directory), name="pdfjs")
+    return True
+
+
 def create_app() -> FastAPI:
     settings = WebSettings()
 
@@ -87,6 +102,7 @@ def create_app() -> FastAPI:
     # CSRF rejections, identity unreachable, unreadable forms: French pages, never a stack trace.
     app.add_exception_handler(PageError, pages.page_error)
     app.add_exception_handler(session.LoginRequired, session.login_redirect)
+    app.state.pdf_viewer = mount_pdfjs(app, settings.pdfjs_dir)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 

@@ -22,6 +22,10 @@ class WebSettings(CommonSettings):
     # Signs the forms' CSRF tokens (csrf.py), ECP_SECRET_KEY. Shared by every replica of the web
     # service, so a page rendered by one is accepted by another; changing it voids open forms.
     secret_key: str = LOCAL_SECRET_KEY
+    # pdf.js (deploy/web-assets/fetch-pdfjs.sh), served at /static/pdfjs/ for the back-office's
+    # PDF viewer, ECP_PDFJS_DIR. Empty or without pdf.min.mjs: PDFs show in the browser's own
+    # viewer (an iframe), as they do without JavaScript.
+    pdfjs_dir: str = ""
 
     def service_urls(self) -> dict[str, str]:
         return {
