@@ -447,13 +447,17 @@ class HouseholdStore:
     # ---- dossiers -------------------------------------------------------------------------------
 
     async def insert(self, dossier: dict[str, Any]) -> None:
+        # A new file (a draft) counts nowhere: no settle, six database commands saved per file.
+        counted = bool(count_keys(dossier.get("status", ""), dossier.get("schools") or []))
         try:
-            await self.dossiers.insert_one(new_document_with_events({**dossier, **COUNT_MARK_INC, **COUNT_MARK_SET}, []))
+            await self.dossiers.insert_one(new_document_with_events(
+                {**dossier, **COUNT_MARK_INC, **(COUNT_MARK_SET if counted else {})}, []))
         except Exception as exc:
             if is_duplicate_key(exc):
                 raise DossierExists from exc
             raise
-        await self.settle(dossier["_id"])
+        if counted:
+            await self.settle(dossier["_id"])
 
     async def of_account(self, account_id: str) -> dict[str, Any] | None:
         return await self.dossiers.find_one({"account_id": account_id}, HIDDEN)
@@ -470,9 +474,15 @@ class HouseholdStore:
         *,
         push: dict[str, Any] | None = None,
         unset: list[str] = (),  # type: ignore[assignment]
+        was: str | None = None,
     ) -> bool:
-        """Compare-and-set: writes only if nobody wrote since ``version`` was read."""
-        update: dict[str, Any] = {"$set": {**fields, **COUNT_MARK_SET}, "$inc": {"version": 1, **COUNT_MARK_INC}}
+        """Compare-and-set: writes only if nobody wrote since ``version`` was read. ``was``: the
+        status read with ``version``; a write that leaves the file outside the statuses the queue
+        counts, from outside them, moves no count and skips the settle (a draft's edits)."""
+        status = fields.get("status")
+        counted = "schools" in fields or (status is not None and (status in REVIEWED or was is None or was in REVIEWED))
+        update: dict[str, Any] = {"$set": {**fields, **(COUNT_MARK_SET if counted else {})},
+                                  "$inc": {"version": 1, **(COUNT_MARK_INC if counted else {})}}
         if push:
             update["$push"] = push
         if unset:
@@ -480,7 +490,8 @@ class HouseholdStore:
         result = await self.dossiers.update_one({"_id": dossier_id, "version": version}, with_events(update, events))
         if result.modified_count != 1:
             return False
-        await self.settle(dossier_id)
+        if counted:
+            await self.settle(dossier_id)
         return True
 
     async def erase(self, account_id: str, fields: dict[str, Any], unset: list[str]) -> int:

@@ -163,7 +163,7 @@ class HouseholdService:
         status = domain.after_edit(dossier["status"], changed)
         fields = {**new_content, "status": status.value, "updated_at": now, "children_count": len(new_content["children"])}
         fields["search"] = await self._search_terms({**dossier, **fields})
-        if not await self._db(self.store.replace_if_version(dossier["_id"], dossier["version"], fields, [])):
+        if not await self._db(self.store.replace_if_version(dossier["_id"], dossier["version"], fields, [], was=dossier["status"])):
             raise Conflict(domain.CHANGED_MEANWHILE)
         return {**dossier, **fields, "version": dossier["version"] + 1}
 

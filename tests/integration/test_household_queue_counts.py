@@ -65,12 +65,26 @@ async def test_concurrent_transitions_leave_the_totals_equal_to_a_real_count(db:
             row = rng.choice(rows)
             current = await store.get(row["_id"])
             assert current is not None
-            # Lost compare-and-sets are part of the test: only the winners count.
-            await store.replace_if_version(row["_id"], current["version"], {"status": rng.choice(statuses)}, [])
+            # Lost compare-and-sets are part of the test: only the winners count. Half the writers
+            # say the status they read, as the edit of a draft does (a draft to a draft: no settle).
+            was = current["status"] if worker % 2 else None
+            await store.replace_if_version(row["_id"], current["version"], {"status": rng.choice(statuses)}, [], was=was)
 
     await asyncio.gather(*(churn(w) for w in range(6)))
     counts, _ = await store.tallies()
     assert {k: n for k, n in counts.items() if n} == await store.real_counts()
+
+
+async def test_a_drafts_creation_and_edits_leave_the_ledger_alone(db: Any) -> None:
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    await store.insert({"_id": "draft-1", "account_id": "a-draft", "version": 1, "status": "draft"})
+    assert await store.replace_if_version("draft-1", 1, {"status": "draft", "children_count": 2}, [], was="draft")
+    assert await db["queue_counts"].count_documents({}) == 0
+    assert await db["dossiers"].count_documents({"count_pending": True}) == 0
+    assert await store.replace_if_version("draft-1", 2, {"status": "submitted", "submitted_at": NOW}, [], was="draft")
+    counts, _ = await store.tallies()
+    assert {k: n for k, n in counts.items() if n} == await store.real_counts() == {"submitted": 1}
 
 
 async def test_a_settle_replayed_late_or_interrupted_never_counts_twice(db: Any) -> None:
