@@ -1,5 +1,5 @@
-"""Contract of the events the enrolment service publishes on `enrolment.enrolment.v1`, keyed by enrolment id,
-and on `enrolment.school.v1` (a school's capacities), keyed by school id.
+"""Contract of the events the enrolment service publishes on `enrolment.enrolment.v1`, keyed by enrolment id
+(SectorSchoolsFound: by dossier id), and on `enrolment.school.v1` (a school's capacities), keyed by school id.
 
 They carry ids, the school, the level and the school year; never the child's name, birth date
 or address (readers that need them hold their own projection of the household's file).
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.kernel.envelope import EventData, event_type
 
@@ -102,6 +102,36 @@ class DerogationDecided(EventData):
     decided_at: datetime
     decided_by: str | None = Field(default=None, description="The agent who decided (a staff account id; names: identity's GET /staff).")
     reference: str | None = Field(default=None, description="The enrolment's short reference, e.g. INS-2027-000123, quoted in the family's email.")
+
+
+class ChildSectorSchool(BaseModel):
+    """The sector school a child of a submitted file would get (readers ignore fields they do not know)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    child_id: str
+    school_id: str | None = Field(description=(
+        "The sector school for the child's level; null when the address is not on the map, the child is not "
+        "of school age, or the school named by the map lacks the level (an agent decides)."))
+
+
+@event_type
+class SectorSchoolsFound(EventData):
+    """The sector school each child of a file just submitted (or resubmitted) would get for the
+    coming school year, from the address declared and the current sector map, before any enrolment
+    exists (enrolment opens once the file is validated). Keyed by dossier id on this topic; a later
+    one for the same file (a resubmission) replaces it (`submitted_at` orders them)."""
+
+    event_type = "SectorSchoolsFound"
+    topic = TOPIC
+
+    dossier_id: str
+    account_id: str
+    school_year: str = SchoolYear
+    children: list[ChildSectorSchool]
+    on_map: bool = Field(description="Whether the address is in the town and on the sector map.")
+    submitted_at: datetime = Field(description="The HouseholdSubmitted's own time: which submission this answers.")
+    found_at: datetime
 
 
 @event_type

@@ -35,6 +35,14 @@ class Child(Part):
     birth_date: date
 
 
+class SubmittedChild(Part):
+    """What a submitted file says of a child that another service may need before validation: its
+    id and birth date (the level comes from the birth year), not its name."""
+
+    child_id: str
+    birth_date: date
+
+
 class Correction(Part):
     """One thing the family must correct, shown next to the item concerned."""
 
@@ -55,6 +63,11 @@ class HouseholdSubmitted(EventData):
     resubmission: bool = False
     document_ids: list[str] = Field(description="Every document attached to the file as submitted.")
     reference: str | None = Field(default=None, description="The file's short reference shown to the family and agents, e.g. MSL-2027-000123.")
+    address: Address | None = Field(default=None, description=(
+        "The home address as declared (not yet checked): enrolment finds the children's sector schools from it. "
+        "Null in events published before it was added."))
+    children: list[SubmittedChild] | None = Field(default=None, description=(
+        "Each child's id and birth date as declared. Null in events published before it was added."))
 
 
 @event_type

@@ -232,6 +232,16 @@ class Segment:
                    str(d["maternelle_id"]), str(d["elementaire_id"]))
 
 
+def sector_school_by_age(segment: Segment | None, birth_date: date, school_year: int) -> str | None:
+    """The school the map names for a child's age that year: the maternelle up to grande section
+    (born Y-2 to Y-5), the élémentaire from CP to CM2 (Y-6 to Y-10); none off the map or out of
+    school age."""
+    age = school_year - birth_date.year
+    if segment is None or not 2 <= age <= 10:
+        return None
+    return segment.maternelle_id if age <= 5 else segment.elementaire_id
+
+
 class SectorIndex:
     """Street key → its segments; a look-up is a dict access plus a scan of a few ranges."""
 

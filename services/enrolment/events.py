@@ -13,6 +13,8 @@ from schemas.contracts.enrolment import (
     DerogationDecided,
     SCHOOL_TOPIC,
     SchoolCapacityChanged,
+    ChildSectorSchool,
+    SectorSchoolsFound,
 )
 
 
@@ -20,6 +22,8 @@ from schemas.contracts.enrolment import (
 OUTBOX_COLLECTION = "enrolments"
 # A school's default capacities and each year's seat counter carry their SchoolCapacityChanged.
 CAPACITY_OUTBOX_COLLECTIONS = ["schools", "seats"]
+# What a submitted file's children would get (SectorSchoolsFound), one document per file.
+SECTOR_OUTBOX_COLLECTION = "sector_findings"
 
 __all__ = [
     "TOPIC",
@@ -31,6 +35,9 @@ __all__ = [
     "DerogationDecided",
     "SCHOOL_TOPIC",
     "SchoolCapacityChanged",
+    "ChildSectorSchool",
+    "SectorSchoolsFound",
     "OUTBOX_COLLECTION",
     "CAPACITY_OUTBOX_COLLECTIONS",
+    "SECTOR_OUTBOX_COLLECTION",
 ]

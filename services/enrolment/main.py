@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
-from schemas.contracts.household import DossierValidated
+from schemas.contracts.household import DossierValidated, HouseholdSubmitted
 from schemas.contracts.household import TOPIC as DOSSIER_TOPIC
 from schemas.contracts.identity import AccountDeleted
 from schemas.contracts.identity import TOPIC as ACCOUNT_TOPIC
@@ -63,11 +63,14 @@ def consumers(app: FastAPI, runtime: ServiceRuntime) -> list[ConsumerSpec]:
     async def dossier_validated(event: CloudEvent[DossierValidated]) -> None:
         await app.state.enrolment.dossier_validated(event.data, event.id)
 
+    async def household_submitted(event: CloudEvent[HouseholdSubmitted]) -> None:
+        await app.state.enrolment.household_submitted(event.data, event.id, correlation_id=event.correlationid)
+
     async def account_deleted(event: CloudEvent[AccountDeleted]) -> None:
         await app.state.enrolment.erase_account(event.data.account_id)
 
     return [
-        ConsumerSpec(DOSSIERS_GROUP, [DOSSIER_TOPIC], {DossierValidated: dossier_validated}),
+        ConsumerSpec(DOSSIERS_GROUP, [DOSSIER_TOPIC], {DossierValidated: dossier_validated, HouseholdSubmitted: household_submitted}),
         ConsumerSpec(ERASURE_GROUP, [ACCOUNT_TOPIC], {AccountDeleted: account_deleted}),
     ]
 
@@ -87,7 +90,7 @@ def create_app() -> FastAPI:
             "out-of-sector requests (dérogations) and certificats d'inscription."
         ),
         routers=[api.router],
-        outbox_collections=[events.OUTBOX_COLLECTION, *events.CAPACITY_OUTBOX_COLLECTIONS],
+        outbox_collections=[events.OUTBOX_COLLECTION, *events.CAPACITY_OUTBOX_COLLECTIONS, events.SECTOR_OUTBOX_COLLECTION],
         consumers=consumers,
         on_start=open_clients,
         on_stop=close_clients,

@@ -13,6 +13,8 @@ Collections of `ecp_enrolment`:
 - `sector_maps`: one document per imported map version (its segments and validation report);
   `sector_current`: the one document naming the current version (switching maps is one update).
 - `dossiers`: projection of household's DossierValidated events.
+- `sector_findings`: one document per submitted file (its id): the sector school each child would
+  get, from household's HouseholdSubmitted; embedded outbox (its SectorSchoolsFound).
 - `counters`: one document per school year numbering its enrolments' short references.
 
 An enrolment's ``reference`` is unique (a sparse unique index: only documents that have one).
@@ -38,6 +40,7 @@ SEATS = "seats"
 MAPS = "sector_maps"
 CURRENT = "sector_current"
 DOSSIERS = "dossiers"
+SECTOR_FINDINGS = "sector_findings"
 TRAIL = "trail"
 COUNTERS = "counters"
 CURRENT_ID = "current"
@@ -62,6 +65,7 @@ class EnrolmentStore:
         self.maps = db[MAPS]
         self.current = db[CURRENT]
         self.dossiers = db[DOSSIERS]
+        self.sector_findings = db[SECTOR_FINDINGS]
         self.trail = db[TRAIL]
         self.counters = db[COUNTERS]
 
@@ -74,6 +78,7 @@ class EnrolmentStore:
         await self.enrolments.create_index([("derogation.requested_school_id", 1), ("school_year", 1)])
         await self.enrolments.create_index([("derogation.status", 1), ("created_at", 1)])
         await self.dossiers.create_index([("account_id", 1), ("validated_at", -1)])
+        await self.sector_findings.create_index("account_id")
         await self.enrolments.create_index("verification_code")
         await self.trail.create_index([("at", -1), ("_id", -1)])
         await self.trail.create_index([("enrolment_id", 1), ("at", -1)])
@@ -101,6 +106,19 @@ class EnrolmentStore:
 
     async def delete_dossiers(self, account_id: str) -> None:
         await self.dossiers.delete_many({"account_id": account_id})
+        await self.sector_findings.delete_many({"account_id": account_id})
+
+    async def record_sector_findings(self, dossier_id: str, finding: dict[str, Any], events: list[dict[str, Any]],
+                                     event_id: str) -> bool:
+        """Upserts a file's sector schools with their event, once per event id and never over a
+        later submission's; False when nothing was written."""
+        filter_, update = applied_once({"_id": dossier_id, "submitted_at": {"$not": {"$gt": finding["submitted_at"]}}},
+                                       with_events({"$set": finding}, events), event_id)
+        try:
+            result = await self.sector_findings.update_one(filter_, update, upsert=True)
+        except DuplicateKeyError:
+            return False  # this event already recorded, or a later submission's
+        return result.modified_count == 1 or result.upserted_id is not None
 
     # ---- schools and seats -----------------------------------------------------------------
 
@@ -365,7 +383,9 @@ class EnrolmentStore:
         """Retention: the audit trail's old entries; the projection of files validated long ago."""
         trail = await self.trail.delete_many({"at": {"$lt": trail_before}})
         dossiers = await self.dossiers.delete_many({"validated_at": {"$lt": dossiers_before}})
-        return {"trail_entries": trail.deleted_count, "dossier_projections": dossiers.deleted_count}
+        findings = await self.sector_findings.delete_many({"found_at": {"$lt": dossiers_before}})
+        return {"trail_entries": trail.deleted_count, "dossier_projections": dossiers.deleted_count,
+                "sector_findings": findings.deleted_count}
 
     async def anonymise(self, enrolment_id: str, now: datetime, *, has_derogation: bool) -> None:
         """Erasure: no account, child, address or free text left; school, level, year, status stay."""

@@ -376,6 +376,33 @@ class EnrolmentService:
         applied = await self.store.project_dossier(doc, event_id)
         log.info("dossier projected" if applied else "dossier event already applied", dossier_id=data.dossier_id)
 
+    async def household_submitted(self, data: Any, event_id: str, *, correlation_id: str | None = None) -> None:
+        """HouseholdSubmitted: the sector school each child would get for the coming rentrée (what
+        the back-office queue files a submitted file under before any enrolment exists), recorded
+        once per event with its SectorSchoolsFound in one single-document write; an older
+        submission replayed late changes nothing."""
+        if data.address is None or data.children is None:
+            return  # published before submissions carried them: nothing to look up
+        year = self.coming_year()
+        segment, _ = self._sector_segment(await self.sector_index(), data.address.model_dump())
+        children = []
+        for child in data.children:
+            placement, sector = await self._placement(child.birth_date, year, segment, None)
+            # As a request would: a school the map names without the child's level is an agent's choice.
+            known = sector is not None and placement.level is not None and placement.level.value in sector["levels"]
+            children.append(events.ChildSectorSchool(child_id=child.child_id, school_id=sector["_id"] if known else None))  # type: ignore[index]
+        now = self._now()
+        found = events.SectorSchoolsFound(
+            dossier_id=data.dossier_id, account_id=data.account_id, school_year=domain.school_year_label(year),
+            children=children, on_map=segment is not None, submitted_at=data.submitted_at, found_at=now,
+        )
+        doc = {"account_id": data.account_id, "school_year": found.school_year, "on_map": found.on_map,
+               "children": [c.model_dump() for c in children], "submitted_at": data.submitted_at, "found_at": now}
+        entries = self._entries(found, subject=data.dossier_id, correlation_id=correlation_id, causation_id=event_id)
+        if await self.store.record_sector_findings(data.dossier_id, doc, entries, event_id):
+            self._events_queued()
+            log.info("sector schools found", dossier_id=data.dossier_id, on_map=found.on_map)
+
     async def _dossier(self, account_id: str) -> dict[str, Any]:
         dossier = await self.store.dossier_of(account_id)
         if dossier is None:
@@ -387,10 +414,8 @@ class EnrolmentService:
     async def _placement(self, birth: date, year: int, segment: Segment | None, requested: dict[str, Any] | None
                          ) -> tuple[domain.Placement, dict[str, Any] | None]:
         """The level and the sector school (document) of a child for a year."""
-        age = year - birth.year
-        sector: dict[str, Any] | None = None
-        if segment is not None and 2 <= age <= 10:
-            sector = await self.store.school(segment.maternelle_id if age <= 5 else segment.elementaire_id)
+        sector_id = domain.sector_school_by_age(segment, birth, year)
+        sector = await self.store.school(sector_id) if sector_id else None
         target = requested or sector
         if target is not None:
             tps = Level.TPS.value in target["levels"]

@@ -10,7 +10,8 @@ never undone by an older event), on top of the kernel's dedup by event id.
   ``DerogationDecided``, ``EnrolmentConfirmed``, ``EnrolmentRefused``: the school each child of a
   file is enrolled in or asks for (the queue's « école » filter). An enrolment's events rank
   (requested, then dérogation decided, then confirmed or refused): an older one replayed late
-  never undoes a later one.
+  never undoes a later one. ``SectorSchoolsFound`` (a file just submitted): the sector school each
+  child would get, a rank-0 state a real enrolment of that child always overrides.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def consumer_specs(household: HouseholdService) -> list[ConsumerSpec]:
         d = event.data
         await store.enrolment_seen(d.enrolment_id, d.account_id, d.child_id, rank=3, state="refused")
 
+    async def sector_schools_found(event: CloudEvent[enrolment_events.SectorSchoolsFound]) -> None:
+        d = event.data
+        await store.sector_schools_found(d.account_id, [(c.child_id, c.school_id) for c in d.children], d.submitted_at)
+
     return [
         ConsumerSpec(ACCOUNTS_GROUP, [identity_events.TOPIC], {identity_events.AccountActivated: account_activated}),
         ConsumerSpec(ERASURE_GROUP, [identity_events.TOPIC], {identity_events.AccountDeleted: account_deleted}),
@@ -85,6 +90,7 @@ def consumer_specs(household: HouseholdService) -> list[ConsumerSpec]:
         ConsumerSpec(
             ENROLMENTS_GROUP, [enrolment_events.TOPIC],
             {enrolment_events.EnrolmentRequested: enrolment_requested, enrolment_events.DerogationDecided: derogation_decided,
-             enrolment_events.EnrolmentConfirmed: enrolment_confirmed, enrolment_events.EnrolmentRefused: enrolment_refused},
+             enrolment_events.EnrolmentConfirmed: enrolment_confirmed, enrolment_events.EnrolmentRefused: enrolment_refused,
+             enrolment_events.SectorSchoolsFound: sector_schools_found},
         ),
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -495,6 +495,20 @@ def lease_holder(assignment: dict[str, Any] | None, now: datetime) -> str | None
     if until.tzinfo is None:  # the database hands back naive UTC datetimes
         until = until.replace(tzinfo=UTC)
     return assignment.get("agent_id") if until > now else None
+
+
+SECTOR_RANK = 0  # a sector school found on submission, below any real enrolment event (rank ≥ 1)
+
+
+def file_schools(states: Iterable[dict[str, Any]]) -> list[str]:
+    """The schools a file is listed under, from its children's enrolment states: every school a
+    child is enrolled in or asks for (refused ones left out); a child with no enrolment yet (a
+    file waiting for review) is under the sector school found at submission; once a child has a
+    real enrolment, refused included, that sector guess no longer counts for that child."""
+    rows = list(states)
+    enrolled = {r.get("child_id") for r in rows if r.get("rank", SECTOR_RANK) > SECTOR_RANK}
+    return sorted({r["school_id"] for r in rows if r.get("school_id") and r.get("state") != "refused"
+                   and (r.get("rank", SECTOR_RANK) > SECTOR_RANK or r.get("child_id") not in enrolled)})
 
 
 def check_may_take(status: str, assignment: dict[str, Any] | None, agent_id: str, now: datetime) -> None:

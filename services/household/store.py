@@ -13,7 +13,10 @@ Collections (database ``ecp_household``):
   ``history`` (who changed what, when), pushed in the same update as each change;
 - ``enrolments``: projection of enrolment's events, ``{_id: enrolment_id, account_id, child_id,
   school_id, sector_school_id, state, rank}``: which school each child of a file is enrolled in
-  or asked for; the file carries the set as ``schools`` (the queue's « école » filter);
+  or asked for; the file carries the set as ``schools`` (the queue's « école » filter). Before any
+  enrolment (a file waiting for review), ``{_id: "sector:<child_id>", state: "sector", rank: 0,
+  school_id, submitted_at}`` from enrolment's SectorSchoolsFound: the sector school the child
+  would get, which a real enrolment of that child overrides (``domain.file_schools``);
 - ``queue_counts`` and ``queue_totals``: the queue's totals, kept as the files change (below);
 - ``processed_events``: the kernel consumer's handled ids.
 
@@ -45,6 +48,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.household.domain import SECTOR_RANK, file_schools
 from services.kernel.mongo import Database, is_duplicate_key, next_number
 from services.kernel.outbox import new_document_with_events, with_events
 
@@ -320,17 +324,38 @@ class HouseholdStore:
         sector = (enrolment or {}).get("sector_school_id")
         await self.enrolment_seen(enrolment_id, account_id, child_id, rank=2, state="requested", school_id=sector)
 
+    async def sector_schools_found(self, account_id: str, children: list[tuple[str, str | None]], submitted_at: datetime) -> None:
+        """The sector school each child of a submitted file would get, as that child's rank-0
+        state; a later submission's replaces it (a child removed from the file loses it), an
+        older one replayed late changes nothing."""
+        for child_id, school_id in children:
+            fields = {"account_id": account_id, "child_id": child_id, "state": "sector", "rank": SECTOR_RANK,
+                      "school_id": school_id, "submitted_at": submitted_at}
+            try:
+                await self.enrolments.update_one({"_id": f"sector:{child_id}", "submitted_at": {"$not": {"$gt": submitted_at}}},
+                                                 {"$set": fields}, upsert=True)
+            except Exception as exc:
+                if not is_duplicate_key(exc):  # a later submission's is already there
+                    raise
+        # A child no longer in the file keeps a state with no school, so that the older submission
+        # replayed late cannot bring its sector school back.
+        await self.enrolments.update_many({"account_id": account_id, "rank": SECTOR_RANK, "submitted_at": {"$lt": submitted_at},
+                                           "child_id": {"$nin": [child_id for child_id, _ in children]}},
+                                          {"$set": {"school_id": None, "submitted_at": submitted_at}})
+        await self.refresh_schools(account_id)
+
     async def refresh_schools(self, account_id: str) -> None:
-        """The file's ``schools``: every school one of its children is enrolled in or asked for
-        (refused enrolments left out). Written only when it changes, marked for the counts, and
-        conditional on the file's ``count_seq`` read before the enrolments: two children's events
-        handled at once (different partitions) cannot leave the set one of them computed alone."""
+        """The file's ``schools`` (``domain.file_schools``): every school one of its children is
+        enrolled in or asked for, or else would get as sector school. Written only when it
+        changes, marked for the counts, and conditional on the file's ``count_seq`` read before
+        the enrolments: two children's events handled at once (different partitions) cannot leave
+        the set one of them computed alone."""
         for _ in range(20):
             dossier = await self.dossiers.find_one({"account_id": account_id}, {"schools": 1, "count_seq": 1})
             if dossier is None:
                 return
-            schools = sorted({e["school_id"] async for e in self.enrolments.find(
-                {"account_id": account_id, "state": {"$ne": "refused"}}, {"school_id": 1}) if e.get("school_id")})
+            schools = file_schools([e async for e in self.enrolments.find(
+                {"account_id": account_id}, {"school_id": 1, "child_id": 1, "state": 1, "rank": 1})])
             if sorted(dossier.get("schools") or []) == schools:
                 return
             result = await self.dossiers.update_one(

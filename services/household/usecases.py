@@ -187,6 +187,10 @@ class HouseholdService:
         data = events.HouseholdSubmitted(
             dossier_id=dossier["_id"], account_id=account_id, submitted_at=now, resubmission=resubmission,
             document_ids=domain.document_ids(content),
+            # Enrolment finds each child's sector school from these before the file is validated.
+            address=events.Address(**{f: content["address"][f] for f in domain.ADDRESS_FIELDS}),
+            children=[events.SubmittedChild(child_id=c["child_id"], birth_date=date.fromisoformat(c["birth_date"]))
+                      for c in content["children"]],
         )
         entry = {"at": now, "action": "submitted", "actor": "family", "resubmission": resubmission,
                  "version": dossier["version"] + 1}

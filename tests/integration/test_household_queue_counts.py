@@ -1,6 +1,7 @@
 """The review queue against the real database server: totals from the ledger that never drift
 (concurrent transitions, replays, a settle interrupted), windowed pages equal to a plain sorted
-query for every filter, and the « école » filter fed by enrolment's events."""
+query for every filter, and the « école » filter fed by enrolment's events (a submitted file under
+its children's sector schools before any enrolment)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from schemas.contracts import enrolment as enrolment_events
 from services.household.store import COUNT_MARK_INC, COUNT_MARK_SET, HouseholdStore
 from services.kernel.envelope import event_json, new_event
 from tests.integration.kafka_tools import BOOTSTRAP, OPERATOR
+from tests.integration.identity_client import GATEWAY, wait_for_event
 from tests.integration.polling import eventually
 from tests.integration.test_household import Household, agent, household, household_db  # noqa: F401
 
@@ -194,3 +196,73 @@ async def test_two_childrens_enrolments_handled_at_once_leave_both_schools(db: A
     assert (await store.get("f2"))["schools"] == [f"ecole-{n}" for n in range(4)]  # type: ignore[index]
     counts, _ = await store.tallies()
     assert {k: n for k, n in counts.items() if n} == await store.real_counts()
+
+
+async def test_sector_schools_list_a_waiting_file_until_a_real_enrolment_of_the_child_overrides_them(db: Any) -> None:
+    store = HouseholdStore(db)
+    await store.ensure_indexes()
+    await store.insert({"_id": "f3", "account_id": "acc-3", "status": "submitted", "version": 1, "submitted_at": NOW})
+    first, second = NOW, NOW + timedelta(minutes=5)
+
+    async def schools() -> list[str]:
+        return (await store.get("f3")).get("schools") or []  # type: ignore[union-attr]
+
+    for _ in range(2):  # a redelivery changes nothing
+        await store.sector_schools_found("acc-3", [("c1", "mat-a"), ("c2", "elem-a"), ("c3", None)], first)
+        assert await schools() == ["elem-a", "mat-a"]
+    # Resubmitted after a correction: c1 moved house, c2 left the file.
+    await store.sector_schools_found("acc-3", [("c1", "mat-b"), ("c3", None)], second)
+    assert await schools() == ["mat-b"]
+    await store.sector_schools_found("acc-3", [("c1", "mat-a"), ("c2", "elem-a"), ("c3", None)], first)  # replayed late
+    assert await schools() == ["mat-b"]
+    # Once validated, a real enrolment of c1 wins over its sector school, whatever the order.
+    await store.enrolment_seen("e3", "acc-3", "c1", rank=1, state="requested", school_id="prim-c", sector_school_id="mat-b")
+    await store.sector_schools_found("acc-3", [("c1", "mat-b")], second)
+    assert await schools() == ["prim-c"]
+    await store.enrolment_seen("e3", "acc-3", "c1", rank=3, state="refused")
+    assert await schools() == []
+    counts, _ = await store.tallies()
+    assert {k: n for k, n in counts.items() if n} == await store.real_counts()
+
+
+async def test_a_submitted_file_is_listed_and_counted_under_its_childs_sector_school_and_not_another(
+    household: Household, agent: httpx.AsyncClient, household_db: Any
+) -> None:
+    family = household.family
+    _, dossier = await household.complete_and_submitted()  # 12 bis rue des Lilas, a child born in 2021
+    child = dossier["children"][0]
+    async with httpx.AsyncClient(base_url=f"{GATEWAY}/api/enrolment", headers=family.headers, timeout=30) as enrolment:
+        year = (await enrolment.get("/enrolments/eligible")).json()["school_year_start"]
+        address = {k: dossier["address"][k] for k in ("street", "number", "postcode", "town")}
+        enrolment.headers.update(agent.headers)
+        segment = (await enrolment.get("/sector-map/lookup", params=address)).json()["segment"]
+    # The map's maternelle up to grande section (born Y-5), its élémentaire from CP.
+    maternelle = int(child["birth_date"][:4]) >= year - 5
+    school, other = ((segment["maternelle_id"], segment["elementaire_id"]) if maternelle
+                     else (segment["elementaire_id"], segment["maternelle_id"]))
+    assert school != other
+
+    found = await wait_for_event(enrolment_events.TOPIC, lambda e: e["type"].endswith(".SectorSchoolsFound")
+                                 and e["data"]["dossier_id"] == dossier["id"])
+    assert found["subject"] == dossier["id"] and found["data"]["on_map"] is True
+    assert found["data"]["children"] == [{"child_id": child["child_id"], "school_id": school}]
+    assert found["data"]["school_year"] == f"{year}-{year + 1}"
+
+    async def listed(school_id: str, **params: Any) -> tuple[list[str], int]:
+        page = (await agent.get("/review/queue", params={"status": "submitted", "school": school_id, **params})).json()
+        return [i["id"] for i in page["items"]], page["total"]
+
+    async def under_its_school() -> bool:
+        return await listed(school, q=dossier["reference"]) == ([dossier["id"]], 1)
+
+    await eventually(under_its_school, "the submitted file is listed under its child's sector school")
+    assert await listed(other, q=dossier["reference"]) == ([], 0)
+    items, total = await listed(school, sort="newest", limit=100)
+    assert dossier["id"] in items and total >= 1
+    store = HouseholdStore(household_db)
+
+    async def counted() -> bool:  # other engineers' files may be changing meanwhile: until equal
+        counts, _ = await store.tallies()
+        return counts.get(f"submitted:{school}", 0) == (await store.real_counts()).get(f"submitted:{school}", 0) >= 1
+
+    await eventually(counted, "the ledger counts the file under its sector school")

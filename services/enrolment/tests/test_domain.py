@@ -211,3 +211,17 @@ def test_only_enrolments_an_agent_must_decide_are_in_the_list_to_decide() -> Non
     assert domain.awaits_decision({"status": "confirmed", "derogation": {"status": "pending"}})
     assert not domain.awaits_decision({"status": "confirmed", "derogation": {"status": "refused"}})
     assert not domain.awaits_decision({"status": "refused"})
+
+
+# ---- the school the map names for a child's age ------------------------------------------------
+
+@pytest.mark.parametrize(("born", "school"), [(2025, "mat-a"), (2024, "mat-a"), (2022, "mat-a"), (2021, "elem-a"),
+                                              (2017, "elem-a"), (2026, None), (2016, None)])
+def test_the_sector_school_is_the_maternelle_up_to_grande_section_and_the_elementaire_from_cp_to_cm2(born: int, school: str | None) -> None:
+    segment = Segment("rue des Lilas", 1, 99, Side.ODD, "mat-a", "elem-a")
+    assert domain.sector_school_by_age(segment, date(born, 12, 31), 2027) == school
+    assert domain.sector_school_by_age(segment, date(born, 1, 1), 2027) == school
+
+
+def test_an_address_off_the_map_has_no_sector_school() -> None:
+    assert domain.sector_school_by_age(None, date(2021, 6, 1), 2027) is None

@@ -188,3 +188,30 @@ def test_erasure_keeps_only_what_the_audit_needs() -> None:
     history = [{"at": 1, "action": "rejected", "actor": "agent", "agent_id": "ag-1", "version": 3, "reason": "Léa Martin n'habite pas ici",
                 "corrections": None}]
     assert domain.anonymised_history(history) == [{"at": 1, "action": "rejected", "actor": "agent", "agent_id": "ag-1", "version": 3}]
+
+
+# ---- the schools a file is listed under (the queue's « École ») ---------------------------------
+
+def _sector(child_id: str, school_id: str | None) -> dict[str, object]:
+    return {"child_id": child_id, "state": "sector", "rank": domain.SECTOR_RANK, "school_id": school_id}
+
+
+def test_a_submitted_file_is_under_the_sector_school_of_each_child() -> None:
+    assert domain.file_schools([_sector("c1", "mat-a"), _sector("c2", "elem-a"), _sector("c3", None)]) == ["elem-a", "mat-a"]
+
+
+def test_a_childs_real_enrolment_replaces_its_sector_school_but_not_its_siblings() -> None:
+    states = [_sector("c1", "mat-a"), _sector("c2", "elem-a"),
+              {"child_id": "c1", "state": "requested", "rank": 1, "school_id": "mat-b"}]
+    assert domain.file_schools(states) == ["elem-a", "mat-b"]
+
+
+def test_a_refused_enrolment_leaves_the_child_under_no_school_not_its_sector_school() -> None:
+    states = [_sector("c1", "mat-a"), {"child_id": "c1", "state": "refused", "rank": 3, "school_id": None}]
+    assert domain.file_schools(states) == []
+
+
+def test_a_file_without_sector_schools_keeps_its_enrolments_schools() -> None:
+    states = [{"child_id": "c1", "state": "confirmed", "rank": 3, "school_id": "elem-a"},
+              {"child_id": "c2", "state": "requested", "rank": 1, "school_id": "mat-a"}]
+    assert domain.file_schools(states) == ["elem-a", "mat-a"]

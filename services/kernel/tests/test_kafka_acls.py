@@ -26,11 +26,11 @@ def test_each_aggregate_topic_has_exactly_one_writer_its_owner() -> None:
 
 def test_a_consumer_writes_the_dead_letters_of_what_it_reads_and_nothing_else_of_it() -> None:
     assert grants("household", AclOperation.WRITE) == {
-        "household.dossier.v1", "identity.account.v1.dlq", "documents.document.v1.dlq",
+        "household.dossier.v1", "identity.account.v1.dlq", "documents.document.v1.dlq", "enrolment.enrolment.v1.dlq",
     }
-    assert grants("household", AclOperation.READ) == {"identity.account.v1", "documents.document.v1"}
+    assert grants("household", AclOperation.READ) == {"identity.account.v1", "documents.document.v1", "enrolment.enrolment.v1"}
     assert grants("household", AclOperation.READ, AclResource.GROUP) == {
-        "household-accounts", "household-erasure", "household-documents",
+        "household-accounts", "household-erasure", "household-documents", "household-enrolments",
     }
 
 
