@@ -1,6 +1,8 @@
 """What the household service reacts to. Each handler is idempotent by construction (an upsert
 keyed by the account or document id whose effect is the same when applied twice, a later verdict
-never undone by an older event), on top of the kernel's dedup by event id.
+never undone by an older event), so the three projection groups keep no processed event ids
+(``idempotent_handlers``: two database commands a batch saved); the erasure group, whose
+handler writes the file's erasure, keeps the kernel's dedup by event id.
 
 - ``household-accounts`` on ``identity.account.v1``: ``AccountActivated`` (who may create a file).
 - ``household-erasure`` on ``identity.account.v1``: ``AccountDeleted`` (erase the file).
@@ -80,17 +82,20 @@ def consumer_specs(household: HouseholdService) -> list[ConsumerSpec]:
         await store.sector_schools_found(d.account_id, [(c.child_id, c.school_id) for c in d.children], d.submitted_at)
 
     return [
-        ConsumerSpec(ACCOUNTS_GROUP, [identity_events.TOPIC], {identity_events.AccountActivated: account_activated}),
+        ConsumerSpec(ACCOUNTS_GROUP, [identity_events.TOPIC], {identity_events.AccountActivated: account_activated},
+                     idempotent_handlers=True),
         ConsumerSpec(ERASURE_GROUP, [identity_events.TOPIC], {identity_events.AccountDeleted: account_deleted}),
         ConsumerSpec(
             DOCUMENTS_GROUP, [documents_events.TOPIC],
             {documents_events.DocumentUploaded: uploaded, documents_events.DocumentScanned: scanned,
              documents_events.DocumentDeleted: deleted},
+            idempotent_handlers=True,
         ),
         ConsumerSpec(
             ENROLMENTS_GROUP, [enrolment_events.TOPIC],
             {enrolment_events.EnrolmentRequested: enrolment_requested, enrolment_events.DerogationDecided: derogation_decided,
              enrolment_events.EnrolmentConfirmed: enrolment_confirmed, enrolment_events.EnrolmentRefused: enrolment_refused,
              enrolment_events.SectorSchoolsFound: sector_schools_found},
+            idempotent_handlers=True,
         ),
     ]
