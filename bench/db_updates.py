@@ -10,8 +10,8 @@ database server, as its collection grows, done two ways.
 
 Against the running `make up` database, in a database of its own (``ecp_bench_db_updates``,
 dropped at the end), with collections of 1,000, 5,000 and 20,000 documents of about 300 bytes.
-Measures the server's CPU (its process tree in /proc, ``.local/run/mongo.pid``) per call, not
-the wall time, and prints each way's cost with the ratio to ``update_and_read`` at the same size.
+Measures the server's CPU (its process in /proc, ``.local/run/mongo.pid``) per call, not the
+wall time, and prints each way's cost with the ratio to ``update_and_read`` at the same size.
 Usage:
     python -m bench.db_updates [--sizes 1000 5000 20000] [--calls 100]
 """
@@ -20,24 +20,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from pymongo import ReturnDocument
 
+from bench.journey import RUN_DIR, process_stat
 from services.kernel import mongo
 from services.kernel.settings import CommonSettings
 
 DATABASE = "ecp_bench_db_updates"
-PID_FILE = Path(__file__).resolve().parents[1] / ".local" / "run" / "mongo.pid"
 
 
 def server_cpu_s(pid: int) -> float:
     """User + system CPU seconds of the database server process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    stat = process_stat(pid)
+    if stat is None:
+        raise SystemExit(f"the database server (pid {pid}) is not running: `make up` first")
+    return stat[1]
 
 
 async def cpu_ms_per_call(pid: int, calls: int, call: Callable[[int], Awaitable[Any]]) -> float:
@@ -48,7 +48,7 @@ async def cpu_ms_per_call(pid: int, calls: int, call: Callable[[int], Awaitable[
 
 
 async def main(sizes: list[int], calls: int) -> None:
-    pid = int(PID_FILE.read_text().strip())
+    pid = int((RUN_DIR / "mongo.pid").read_text().strip())
     client = mongo.connect(CommonSettings().mongo_url)
     db = client[DATABASE]
     print("| documents | way | server CPU ms per call | × update_and_read |")

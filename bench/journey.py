@@ -363,7 +363,7 @@ def group_of(pid_file_name: str) -> str:
         name, name.removeprefix("svc-"))
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
+def process_stat(pid: int) -> tuple[int, float] | None:
     """(parent pid, CPU seconds) from /proc/<pid>/stat, None when the process is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
@@ -393,7 +393,7 @@ class ProcessSampler:
         self.task: asyncio.Task[None] | None = None
 
     def sample(self) -> None:
-        stats = {int(p.name): s for p in Path("/proc").iterdir() if p.name.isdigit() and (s := _stat(int(p.name)))}
+        stats = {int(p.name): s for p in Path("/proc").iterdir() if p.name.isdigit() and (s := process_stat(int(p.name)))}
         children: dict[int, list[int]] = defaultdict(list)
         for pid, (ppid, _) in stats.items():
             children[ppid].append(pid)
