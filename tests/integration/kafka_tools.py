@@ -68,16 +68,18 @@ async def delete_topics(*names: str) -> None:
         await admin.close()
 
 
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, in order, from fresh metadata (a topic just created is known)."""
+    await consumer._client.force_metadata_update()
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
 async def end_offsets_total(topic: str) -> int:
     """How many messages the topic holds: the sum of its partitions' end offsets."""
     consumer = AIOKafkaConsumer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = await consumer.end_offsets(partitions)
+        ends = await consumer.end_offsets(await _partitions(consumer, topic))
         return sum(ends.values())
     finally:
         await consumer.stop()
@@ -91,8 +93,7 @@ async def group_caught_up(group: str, topic: str) -> bool:
     await admin.start()
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = await _partitions(consumer, topic)
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
@@ -106,8 +107,7 @@ async def read_all(topic: str, timeout_s: float = 20.0) -> list[Record]:
     consumer = AIOKafkaConsumer(**OPERATOR.client_options(), bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = await _partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
