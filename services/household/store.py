@@ -618,8 +618,8 @@ class HouseholdStore:
             total = await self.dossiers.count_documents(filter_, limit=MAX_COUNT)
             return rows, total, total >= MAX_COUNT
         statuses = [status] if status is not None else list(REVIEWED)
-        keys = [s if school is None else f"{s}:{school}" for s in statuses]
         counts, floors = await self.tallies()
+        counted = sum(counts.get(s if school is None else f"{s}:{school}", 0) for s in statuses)
         known = [floors[s] for s in statuses if s in floors]
         upper = just_after(submitted_until) if submitted_until is not None else None
         # One walk per status, merged (an $in or a lease condition would have the local server
@@ -627,10 +627,10 @@ class HouseholdStore:
         listing = [{**{k: v for k, v in filter_.items() if k != "assignment.until"}, "status": s} for s in statuses]
         keep = (lambda row: is_free(row, unassigned_at)) if unassigned_at is not None else None
         rows = (await self._walk(listing, skip + limit, upper=upper, newest_first=newest_first, keep=keep,
-                                 count=sum(counts.get(k, 0) for k in keys), floor=min(known) if known else None))[skip:]
+                                 count=counted, floor=min(known) if known else None))[skip:]
         if page == 1 and len(rows) < limit:
             return rows, len(rows), False
-        return rows, await self._listing_total(statuses, school, sum(counts.get(k, 0) for k in keys), unassigned_at, upper), False
+        return rows, await self._listing_total(statuses, school, counted, unassigned_at, upper), False
 
     async def _listing_total(self, statuses: list[str], school: str | None, counted: int,
                              unassigned_at: datetime | None, upper: datetime | None) -> int:
